@@ -1,0 +1,347 @@
+//! The history: every invocation and completion of a test, in the order they
+//! happened.
+//!
+//! # Format (`history.jsonl`)
+//!
+//! One JSON object per line, in the order the events happened:
+//!
+//! ```text
+//! {"index":0,"time":1843211,"process":3,"type":"invoke","f":"write","key":"k7","value":4}
+//! {"index":1,"time":2954112,"process":3,"type":"ok","f":"write","key":"k7","value":4,"node":"n2"}
+//! {"index":2,"time":3100000,"process":"nemesis","type":"info","f":"partition","value":{"n1":["n3"]}}
+//! ```
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `index` | position in the history, 0-based (optional on input: the line order is what counts) |
+//! | `time` | nanoseconds since the test started, monotonic (optional; informational only) |
+//! | `process` | a client process number, or `"nemesis"` |
+//! | `type` | `invoke`, then one of `ok` (it happened), `fail` (it certainly did not happen), `info` (unknown) |
+//! | `f` | the operation: `read`, `write`, `cas`, `add`, `txn`, ... |
+//! | `key` | optional; ops on different keys are checked independently |
+//! | `value` | the workload's value: `[from,to]` for `cas`, micro-ops for `txn`; `null` reads "holds nothing" |
+//! | `node` | optional; the node that answered |
+//! | `error` | optional; why an op failed or is indeterminate |
+//!
+//! Semantics, which every checker relies on:
+//! - An operation occupies the closed interval from its `invoke` to its
+//!   completion. Two operations whose intervals overlap are concurrent.
+//! - `info` means the outcome is unknown: the operation may take effect at any
+//!   point after its invocation, or never. An invocation that is never
+//!   completed is treated exactly like `info`.
+//! - A process that got `info` is retired: its next invocation comes from a new
+//!   process id. A process has at most one operation outstanding.
+//! - The order of lines is the order of events; `time` is not trusted for
+//!   ordering (real Jepsen histories carry out-of-order times).
+
+use std::fmt;
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Who performed an operation: a client process, or the nemesis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    /// A client worker's process id.
+    Client(u64),
+    /// The fault injector.
+    Nemesis,
+}
+
+impl Serialize for Process {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-negative process number or \"nemesis\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Process, E> {
+                Ok(Process::Client(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Process, E> {
+                u64::try_from(v)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom(format!("process must not be negative, got {v}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Process, E> {
+                if v == "nemesis" {
+                    Ok(Process::Nemesis)
+                } else {
+                    Err(E::custom(format!(
+                        "process must be a number or \"nemesis\", got {v:?}"
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+        }
+    }
+}
+
+/// The kind of event: an invocation or one of the three completions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    /// The operation started.
+    Invoke,
+    /// The operation happened.
+    Ok,
+    /// The operation certainly did not happen.
+    Fail,
+    /// Unknown: it may happen at any later time, or never.
+    Info,
+}
+
+impl fmt::Display for OpType {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        })
+    }
+}
+
+/// One event of a history: see the module docs for the format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the history (0-based). Readers renumber by line order.
+    #[serde(default)]
+    pub index: u64,
+    /// Nanoseconds since the test started, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<u64>,
+    /// Who performed it.
+    pub process: Process,
+    /// Invocation or completion.
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    /// The function: `read`, `write`, `cas`, ...
+    pub f: String,
+    /// The key, for histories over independent keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The workload's value.
+    #[serde(default)]
+    pub value: Value,
+    /// The node that answered, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Why it failed or is indeterminate, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+impl Op {
+    /// A client invocation with no key, time or index (for building histories by hand).
+    pub fn invoke(process: u64, f: &str, value: Value) -> Op {
+        Op {
+            index: 0,
+            time: None,
+            process: Process::Client(process),
+            op_type: OpType::Invoke,
+            f: f.to_string(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
+    /// The same op with another type (a completion of an invocation).
+    pub fn completed(&self, op_type: OpType, value: Value) -> Op {
+        Op {
+            op_type,
+            value,
+            ..self.clone()
+        }
+    }
+
+    /// The same op on `key`.
+    pub fn with_key(mut self, key: impl Into<String>) -> Op {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Whether the nemesis performed it.
+    pub fn is_nemesis(&self) -> bool {
+        self.process == Process::Nemesis
+    }
+}
+
+/// A malformed history: where, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A line or form is not a valid op.
+    #[error("{path}:{line}: {message}")]
+    Malformed {
+        /// The file (or `<input>`).
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl HistoryError {
+    pub(crate) fn malformed(path: &Path, line: usize, message: impl Into<String>) -> Self {
+        HistoryError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses JSONL text. `path` names the source in errors. Blank lines are skipped;
+/// ops are renumbered in line order.
+pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<Op>, HistoryError> {
+    let mut ops = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        push_jsonl_line(&mut ops, line, path, i + 1)?;
+    }
+    Ok(ops)
+}
+
+/// Reads a JSONL history from any reader, streaming.
+pub fn read_jsonl(reader: impl BufRead, path: &Path) -> Result<Vec<Op>, HistoryError> {
+    let mut ops = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| HistoryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        push_jsonl_line(&mut ops, &line, path, i + 1)?;
+    }
+    Ok(ops)
+}
+
+fn push_jsonl_line(
+    ops: &mut Vec<Op>,
+    line: &str,
+    path: &Path,
+    line_no: usize,
+) -> Result<(), HistoryError> {
+    if line.trim().is_empty() {
+        return Ok(());
+    }
+    let mut op: Op = serde_json::from_str(line)
+        .map_err(|e| HistoryError::malformed(path, line_no, describe_json_error(&e)))?;
+    op.index = ops.len() as u64;
+    ops.push(op);
+    Ok(())
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    // serde_json appends " at line 1 column N"; the line is ours, keep the column.
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(pos) => format!("{} (column {})", &msg[..pos], e.column()),
+        None => msg,
+    }
+}
+
+/// Appends ops to a JSONL history as they happen, flushing each line so a
+/// crash of the writer loses nothing already recorded.
+pub struct HistoryWriter<W: Write> {
+    out: W,
+    next_index: u64,
+}
+
+impl<W: Write> HistoryWriter<W> {
+    /// A writer whose first op gets index 0.
+    pub fn new(out: W) -> Self {
+        HistoryWriter { out, next_index: 0 }
+    }
+
+    /// Numbers `op` and appends it as one flushed line; returns the index given.
+    pub fn append(&mut self, op: &mut Op) -> io::Result<u64> {
+        op.index = self.next_index;
+        self.next_index += 1;
+        serde_json::to_writer(&mut self.out, op)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        Ok(op.index)
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_through_the_writer_and_reader() {
+        let mut w = HistoryWriter::new(Vec::new());
+        let inv = Op::invoke(3, "write", json!(4)).with_key("k7");
+        let mut a = inv.clone();
+        let mut b = inv.completed(OpType::Ok, json!(4));
+        b.node = Some("n2".into());
+        let mut c = Op {
+            process: Process::Nemesis,
+            ..Op::invoke(0, "partition", json!({"n1": ["n3"]}))
+        };
+        c.op_type = OpType::Info;
+        for op in [&mut a, &mut b, &mut c] {
+            w.append(op).unwrap();
+        }
+        let text = String::from_utf8(w.into_inner()).unwrap();
+        let back = parse_jsonl(&text, Path::new("h.jsonl")).unwrap();
+        assert_eq!(back, vec![a, b, c]);
+        assert!(text.contains("\"process\":\"nemesis\""));
+    }
+
+    #[test]
+    fn malformed_line_reports_file_line_and_field() {
+        let text = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n\n{\"process\":1,\"type\":\"okay\",\"f\":\"read\"}\n";
+        let err = parse_jsonl(text, Path::new("h.jsonl")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("h.jsonl:3: "), "{msg}");
+        assert!(msg.contains("okay"), "{msg}");
+    }
+
+    #[test]
+    fn negative_process_is_rejected_with_a_reason() {
+        let err = parse_jsonl(
+            "{\"process\":-1,\"type\":\"invoke\",\"f\":\"read\"}",
+            Path::new("x"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("negative"), "{err}");
+    }
+}

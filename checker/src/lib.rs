@@ -1,0 +1,26 @@
+//! The checker: what a history means and whether it is consistent.
+//!
+//! It never knows how a history was produced, so it checks a history recorded
+//! by Jepsen as well as one of ours.
+//!
+//! # Layout
+//! - [`history`]: the op, the JSONL format, a streaming writer and a reader.
+//! - [`edn`]: an importer for Jepsen / Knossos / Elle EDN histories.
+//! - [`import`]: format detection and one entry point for reading any history file.
+//! - [`pair`]: invocations paired with completions into calls with intervals.
+//! - [`model`]: consistency models as pure step functions over hashable states.
+//! - [`linear`]: the linearizability search over one partition, with its memo table.
+//! - [`linearizable`]: per-key partitioning, parallel search, budgets, explanations.
+//! - [`verdict`]: valid / invalid / unknown and how verdicts compose.
+#![deny(missing_docs)]
+
+pub mod edn;
+pub mod history;
+pub mod import;
+pub mod linear;
+pub mod linearizable;
+pub mod model;
+pub mod pair;
+pub mod verdict;
+
+pub use verdict::Validity;

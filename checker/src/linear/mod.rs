@@ -1,0 +1,409 @@
+//! Linearizability search for one partition (one key's operations).
+//!
+//! Wing & Gong's depth-first search with Lowe's memoization, over the list of
+//! call and return events in history order:
+//! - walk the list; at a call, try to linearize its op now (the model must
+//!   accept it, and the resulting (linearized set, state) must be new), then
+//!   lift the op out of the list and restart from the head;
+//! - at a return whose op is not linearized yet, the current prefix cannot be
+//!   extended: undo the last linearization and try the next candidate;
+//! - the history is linearizable once every `ok` op is linearized.
+//!   Indeterminate ops have no return event, so they may be linearized at any
+//!   point after their call, or never.
+//!
+//! The linearized set is a bitset; `ok` ops are numbered by return order, so
+//! the set is always "every op below `lo`, plus a small window" and is stored
+//! compactly in the memo. Its hash is updated incrementally (Zobrist: one
+//! random word per op, XORed in and out). The loop allocates only when the
+//! memo arena grows, and never reads a clock: budgets arrive as an atomic flag.
+
+mod memo;
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rustc_hash::FxBuildHasher;
+
+use crate::model::Model;
+use memo::{Insert, Memo};
+
+const NONE: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+/// One operation of a partition, as the search sees it.
+#[derive(Clone, Debug)]
+pub struct SearchOp<O> {
+    /// The compiled op.
+    pub op: O,
+    /// Position of the call event in the history (orders events).
+    pub call_at: usize,
+    /// Position of the return event; `None` for indeterminate ops.
+    pub return_at: Option<usize>,
+}
+
+/// When to give up.
+pub struct Budget<'a> {
+    /// Set (by a watchdog or a sibling that found a violation) to stop searching.
+    pub stop: &'a AtomicBool,
+    /// The search stops when this drops below `partition`.
+    pub cutoff: &'a AtomicUsize,
+    /// This partition's position in the check order.
+    pub partition: usize,
+    /// Maximum bytes for the memo table.
+    pub memo_bytes: usize,
+}
+
+impl Budget<'_> {
+    fn exhausted(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.cutoff.load(Ordering::Relaxed) < self.partition
+    }
+}
+
+/// How the search ended.
+#[derive(Debug)]
+pub enum Search<S> {
+    /// A linearization exists.
+    Valid,
+    /// None exists; the furthest point the search reached.
+    Invalid(Failure<S>),
+    /// The budget ran out.
+    Unknown(String),
+}
+
+/// Where the search got furthest before failing.
+#[derive(Debug, Clone)]
+pub struct Failure<S> {
+    /// The op (index into the input ops) whose return could not be passed.
+    pub op: usize,
+    /// The longest linearizable prefix found: op indices in linearization order.
+    pub prefix: Vec<usize>,
+    /// Distinct states in which the op was refused at that point (at most 8).
+    pub states: Vec<S>,
+}
+
+/// Statistics of one search.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchStats {
+    /// Configurations recorded in the memo table.
+    pub configurations: usize,
+    /// Bytes the memo table held at the end.
+    pub memo_bytes: usize,
+}
+
+/// The event list: a doubly linked list over call/return entries, entry 0 the head.
+struct Events {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// For each entry: its op id (ids, not input indices) and whether it is a call.
+    op: Vec<u32>,
+    is_call: Vec<bool>,
+    /// Per op id: its return entry, or NONE.
+    return_entry: Vec<u32>,
+    /// Per entry: rank in history order, for reporting how far the search got.
+    rank: Vec<u32>,
+}
+
+impl Events {
+    fn new<O>(ops: &[SearchOp<O>], id_of: &[u32]) -> Events {
+        let mut events: Vec<(usize, u32, bool)> = Vec::with_capacity(ops.len() * 2);
+        for (i, op) in ops.iter().enumerate() {
+            events.push((op.call_at, id_of[i], true));
+            if let Some(at) = op.return_at {
+                events.push((at, id_of[i], false));
+            }
+        }
+        // A call and a return at one position cannot both be an op's; calls first
+        // makes an op that returns at its own call position still valid.
+        events.sort_by_key(|&(at, _, is_call)| (at, !is_call));
+        let n = events.len() + 1;
+        let mut ev = Events {
+            next: (1..=n as u32).collect(),
+            prev: (0..n as u32).map(|i| i.wrapping_sub(1)).collect(),
+            op: vec![NONE; n],
+            is_call: vec![false; n],
+            return_entry: vec![NONE; ops.len()],
+            rank: (0..n as u32).collect(),
+        };
+        ev.next[n - 1] = NONE;
+        for (k, &(_, id, is_call)) in events.iter().enumerate() {
+            ev.op[k + 1] = id;
+            ev.is_call[k + 1] = is_call;
+            if !is_call {
+                ev.return_entry[id as usize] = (k + 1) as u32;
+            }
+        }
+        ev
+    }
+
+    fn unlink(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = n;
+        if n != NONE {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    fn relink(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = e;
+        if n != NONE {
+            self.prev[n as usize] = e;
+        }
+    }
+
+    /// Removes a call entry and its return, if any.
+    fn lift(&mut self, call: u32) {
+        self.unlink(call);
+        let ret = self.return_entry[self.op[call as usize] as usize];
+        if ret != NONE {
+            self.unlink(ret);
+        }
+    }
+
+    /// Undoes [`Events::lift`] (in reverse order, as dancing links require).
+    fn unlift(&mut self, call: u32) {
+        let ret = self.return_entry[self.op[call as usize] as usize];
+        if ret != NONE {
+            self.relink(ret);
+        }
+        self.relink(call);
+    }
+}
+
+/// The linearized set: `ok` op ids `0..n_ok` in one bitset, indeterminate op
+/// ids after them in another, with the bounds that make its encoding compact.
+struct Linearized {
+    ok: Vec<u64>,
+    info: Vec<u64>,
+    n_ok: usize,
+    /// First word of `ok` that is not full.
+    lo: usize,
+    /// One past the last non-zero word of `ok`.
+    hi: usize,
+    zobrist: Vec<u64>,
+    hash: u64,
+}
+
+impl Linearized {
+    fn new(n_ok: usize, n_info: usize) -> Self {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let zobrist = (0..n_ok + n_info)
+            .map(|_| {
+                // splitmix64
+                seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = seed;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            })
+            .collect();
+        Linearized {
+            ok: vec![0; n_ok.div_ceil(64)],
+            info: vec![0; n_info.div_ceil(64)],
+            n_ok,
+            lo: 0,
+            hi: 0,
+            zobrist,
+            hash: 0,
+        }
+    }
+
+    fn full_word(&self, w: usize) -> u64 {
+        let bits = self.n_ok - w * 64;
+        if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, id: usize) {
+        self.hash ^= self.zobrist[id];
+        if id >= self.n_ok {
+            let i = id - self.n_ok;
+            self.info[i / 64] |= 1 << (i % 64);
+            return;
+        }
+        let w = id / 64;
+        self.ok[w] |= 1 << (id % 64);
+        self.hi = self.hi.max(w + 1);
+        while self.lo < self.ok.len() && self.ok[self.lo] == self.full_word(self.lo) {
+            self.lo += 1;
+        }
+    }
+
+    #[inline]
+    fn clear(&mut self, id: usize) {
+        self.hash ^= self.zobrist[id];
+        if id >= self.n_ok {
+            let i = id - self.n_ok;
+            self.info[i / 64] &= !(1 << (i % 64));
+            return;
+        }
+        let w = id / 64;
+        self.ok[w] &= !(1 << (id % 64));
+        self.lo = self.lo.min(w);
+        while self.hi > 0 && self.ok[self.hi - 1] == 0 {
+            self.hi -= 1;
+        }
+    }
+
+    /// Writes the canonical encoding of the set into `key`.
+    #[inline]
+    fn encode(&self, key: &mut Vec<u64>) {
+        key.clear();
+        key.push(self.lo as u64);
+        if self.hi > self.lo {
+            key.extend_from_slice(&self.ok[self.lo..self.hi]);
+        }
+        key.extend_from_slice(&self.info);
+    }
+}
+
+/// Searches for a linearization of `ops` from the model's initial state.
+pub fn search<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    budget: &Budget,
+) -> (Search<M::State>, SearchStats) {
+    // Op ids: ok ops by return order, then indeterminate ops by call order.
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|&i| match ops[i].return_at {
+        Some(at) => (0, at),
+        None => (1, ops[i].call_at),
+    });
+    let n_ok = ops.iter().filter(|o| o.return_at.is_some()).count();
+    let mut id_of = vec![0u32; ops.len()];
+    for (id, &i) in order.iter().enumerate() {
+        id_of[i] = id as u32;
+    }
+    let mut events = Events::new(ops, &id_of);
+    let by_id: Vec<&M::Op> = order.iter().map(|&i| &ops[i].op).collect();
+    let mut lin = Linearized::new(n_ok, ops.len() - n_ok);
+    let mut memo: Memo<M::State> = Memo::new(budget.memo_bytes);
+    let mut key = Vec::new();
+    let hasher = FxBuildHasher;
+
+    let mut state = model.init();
+    let mut stack: Vec<(u32, M::State)> = Vec::with_capacity(ops.len());
+    let mut remaining_ok = n_ok;
+    let mut entry = events.next[HEAD as usize];
+    let mut furthest = Furthest::default();
+    let mut iterations: u64 = 0;
+
+    let outcome = loop {
+        if remaining_ok == 0 {
+            break Search::Valid;
+        }
+        iterations += 1;
+        if iterations & 0x3FF == 0 && budget.exhausted() {
+            break Search::Unknown("stopped: time limit reached or another key failed".into());
+        }
+        if entry != NONE && events.is_call[entry as usize] {
+            let id = events.op[entry as usize] as usize;
+            if let Some(next_state) = model.step(&state, by_id[id]) {
+                lin.set(id);
+                lin.encode(&mut key);
+                let hash = lin.hash ^ hasher.hash_one(&next_state);
+                match memo.insert(hash, &key, &next_state) {
+                    Insert::New => {
+                        stack.push((entry, std::mem::replace(&mut state, next_state)));
+                        events.lift(entry);
+                        if id < n_ok {
+                            remaining_ok -= 1;
+                        }
+                        entry = events.next[HEAD as usize];
+                        continue;
+                    }
+                    Insert::Seen => lin.clear(id),
+                    Insert::Full => {
+                        break Search::Unknown(format!(
+                            "memo table reached its cap of {} MiB after {} configurations",
+                            budget.memo_bytes >> 20,
+                            memo.len()
+                        ))
+                    }
+                }
+            }
+            entry = events.next[entry as usize];
+            continue;
+        }
+        // A return whose op is not linearized (or the end): backtrack.
+        if entry != NONE {
+            let id = events.op[entry as usize] as usize;
+            furthest.observe(events.rank[entry as usize], id, &state, &stack, &events, || {
+                model.step(&state, by_id[id]).is_none()
+            });
+        }
+        let Some((call, previous)) = stack.pop() else {
+            break Search::Invalid(furthest.failure(&order));
+        };
+        let id = events.op[call as usize] as usize;
+        lin.clear(id);
+        if id < n_ok {
+            remaining_ok += 1;
+        }
+        state = previous;
+        events.unlift(call);
+        entry = events.next[call as usize];
+    };
+    let stats = SearchStats {
+        configurations: memo.len(),
+        memo_bytes: memo.bytes(),
+    };
+    (outcome, stats)
+}
+
+/// The furthest return the search could not pass, with what it knew there.
+struct Furthest<S> {
+    rank: u32,
+    op: u32,
+    prefix: Vec<u32>,
+    states: Vec<S>,
+}
+
+impl<S> Default for Furthest<S> {
+    fn default() -> Self {
+        Furthest {
+            rank: 0,
+            op: NONE,
+            prefix: Vec::new(),
+            states: Vec::new(),
+        }
+    }
+}
+
+impl<S: Clone + Eq + Hash> Furthest<S> {
+    #[inline]
+    fn observe(
+        &mut self,
+        rank: u32,
+        id: usize,
+        state: &S,
+        stack: &[(u32, S)],
+        events: &Events,
+        refused: impl FnOnce() -> bool,
+    ) {
+        if rank < self.rank || (rank == self.rank && self.states.len() >= 8) {
+            return;
+        }
+        if rank > self.rank || self.op == NONE {
+            self.rank = rank;
+            self.op = id as u32;
+            self.prefix = stack.iter().map(|&(e, _)| events.op[e as usize]).collect();
+            self.states.clear();
+        }
+        if refused() && !self.states.contains(state) {
+            self.states.push(state.clone());
+        }
+    }
+
+    fn failure(self, order: &[usize]) -> Failure<S> {
+        Failure {
+            op: order[self.op as usize],
+            prefix: self.prefix.iter().map(|&id| order[id as usize]).collect(),
+            states: self.states,
+        }
+    }
+}

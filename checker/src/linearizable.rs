@@ -1,0 +1,415 @@
+//! The linearizability checker: pairs a history, splits it by key
+//! (P-compositionality: a history is linearizable iff each key's is), searches
+//! the keys in parallel under a time and memory budget, and explains the
+//! first failure.
+//!
+//! Keys are checked in a fixed order (numbers numerically, then strings). When
+//! a key is invalid, keys after it in that order are not needed for the
+//! verdict: they are reported `skipped` (even if a worker had finished one),
+//! so the result is the same on every run. `all_keys` checks every key.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::history::Op;
+use crate::linear::{search, Budget, Failure, Search, SearchOp, SearchStats};
+use crate::model::counter::Counter;
+use crate::model::multi_register::MultiRegister;
+use crate::model::mutex::Mutex;
+use crate::model::queue::Queue;
+use crate::model::register::Register;
+use crate::model::set::Set;
+use crate::model::{Model, ModelError, ModelKind, ModelSpec};
+use crate::pair::{pair, Call, Outcome, PairError};
+use crate::verdict::Validity;
+
+/// Budgets and parallelism of a check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Give up (verdict unknown) after this long.
+    pub time_limit: Option<Duration>,
+    /// Cap on each key's memo table, in bytes.
+    pub memo_bytes: usize,
+    /// Check every key even after one is invalid.
+    pub all_keys: bool,
+    /// Worker threads (at least 1).
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            time_limit: None,
+            memo_bytes: 4 << 30,
+            all_keys: false,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A history the checker cannot interpret (as opposed to a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Invocations and completions do not pair up.
+    #[error(transparent)]
+    Pair(#[from] PairError),
+    /// An op the model does not understand.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The model's parameters are wrong (e.g. a bad initial value).
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// One op, as reported in results and explanations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpRef {
+    /// History index of the invocation.
+    pub index: usize,
+    /// History index of the completion, if it completed.
+    pub complete_index: Option<usize>,
+    /// The process.
+    pub process: u64,
+    /// `ok`, or `info` for indeterminate ops.
+    #[serde(rename = "type")]
+    pub op_type: &'static str,
+    /// The function.
+    pub f: String,
+    /// The value.
+    pub value: Value,
+    /// Invocation time (ns), when recorded.
+    pub time: Option<u64>,
+    /// Completion time (ns), when recorded.
+    pub complete_time: Option<u64>,
+}
+
+impl OpRef {
+    fn of(call: &Call) -> OpRef {
+        OpRef {
+            index: call.invoke_index,
+            complete_index: call.complete_index,
+            process: call.process,
+            op_type: match call.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Indeterminate => "info",
+            },
+            f: call.f.clone(),
+            value: call.value.clone(),
+            time: call.invoke_time,
+            complete_time: call.complete_time,
+        }
+    }
+}
+
+/// Why a key is not linearizable: the furthest the search got.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explanation {
+    /// In words: "can't read 3: register holds 1 or 4".
+    pub message: String,
+    /// The first op that cannot be linearized.
+    pub op: OpRef,
+    /// The last `ok` op to complete before it did.
+    pub last_ok: Option<OpRef>,
+    /// The longest linearizable prefix found, in linearization order.
+    pub prefix: Vec<OpRef>,
+    /// The model states from which the op was refused.
+    pub states: Vec<Value>,
+}
+
+/// A key's verdict, or `skipped` when an earlier key already decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyVerdict {
+    /// Linearizable.
+    Valid,
+    /// Not linearizable.
+    Invalid,
+    /// Budget ran out.
+    Unknown,
+    /// Not checked: an earlier key was invalid.
+    Skipped,
+}
+
+/// One key's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyResult {
+    /// The verdict.
+    pub valid: KeyVerdict,
+    /// Ops of this key that the search considered.
+    pub ops: usize,
+    /// Why it is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why it is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+    /// Configurations the search recorded.
+    pub configurations: usize,
+}
+
+/// The result of a linearizability check.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// The overall verdict: the worst of the keys'.
+    pub valid: Validity,
+    /// The model's name.
+    pub model: String,
+    /// Client operations (invocations) in the history, failed ones included.
+    pub ops: usize,
+    /// Per key, for histories over keys (empty otherwise).
+    pub keys: BTreeMap<String, KeyResult>,
+    /// The first invalid key in check order, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_invalid_key: Option<String>,
+    /// Why the verdict is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The explanation of the first invalid key (or of the whole history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+    /// Wall time of the check, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// Checks `history` against `spec`.
+pub fn check(history: &[Op], spec: &ModelSpec, options: &Options) -> Result<CheckResult, CheckError> {
+    let started = Instant::now();
+    let ops = history
+        .iter()
+        .filter(|o| !o.is_nemesis() && o.op_type == crate::history::OpType::Invoke)
+        .count();
+    let calls = pair(history)?;
+    let partitions = partition(calls);
+    let keyed = partitions.iter().any(|(k, _)| k.is_some());
+
+    let stop = AtomicBool::new(false);
+    let cutoff = AtomicUsize::new(usize::MAX);
+    let results = with_watchdog(&stop, options.time_limit, || {
+        run_partitions(&partitions, spec, options, &stop, &cutoff)
+    });
+
+    let mut result = CheckResult {
+        valid: Validity::Valid,
+        model: spec.kind.name().to_string(),
+        ops,
+        keys: BTreeMap::new(),
+        first_invalid_key: None,
+        reason: None,
+        explanation: None,
+        elapsed_ms: 0.0,
+    };
+    let decided_at = if options.all_keys { usize::MAX } else { cutoff.load(Ordering::SeqCst) };
+    for (i, ((key, calls), outcome)) in partitions.iter().zip(results).enumerate() {
+        let key_result = if i > decided_at {
+            KeyResult {
+                valid: KeyVerdict::Skipped,
+                ops: calls.len(),
+                reason: None,
+                explanation: None,
+                configurations: 0,
+            }
+        } else {
+            outcome.ok_or_else(|| CheckError::Spec("a partition was not checked".into()))??
+        };
+        match key_result.valid {
+            KeyVerdict::Invalid if result.valid != Validity::Invalid => {
+                result.valid = Validity::Invalid;
+                result.first_invalid_key = key.clone();
+                result.explanation = key_result.explanation.clone();
+            }
+            KeyVerdict::Unknown => {
+                result.valid = result.valid.and(Validity::Unknown);
+                if result.reason.is_none() {
+                    result.reason = key_result.reason.clone();
+                }
+            }
+            _ => {}
+        }
+        if keyed {
+            result.keys.insert(key.clone().unwrap_or_default(), key_result);
+        }
+    }
+    result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(result)
+}
+
+type Partition = (Option<String>, Vec<Call>);
+
+/// Groups calls by key, in check order: numeric keys by value, then others.
+fn partition(calls: Vec<Call>) -> Vec<Partition> {
+    let mut by_key: BTreeMap<(u8, i128, Option<String>), Vec<Call>> = BTreeMap::new();
+    for call in calls {
+        let order = match call.key.as_deref().map(str::parse::<i128>) {
+            None => (0, 0),
+            Some(Ok(n)) => (1, n),
+            Some(Err(_)) => (2, 0),
+        };
+        by_key.entry((order.0, order.1, call.key.clone())).or_default().push(call);
+    }
+    by_key.into_iter().map(|((_, _, k), v)| (k, v)).collect()
+}
+
+/// Runs `work`; if a limit is given, a watchdog thread sets `stop` when it passes.
+fn with_watchdog<T>(stop: &AtomicBool, limit: Option<Duration>, work: impl FnOnce() -> T) -> T {
+    let Some(limit) = limit else { return work() };
+    std::thread::scope(|scope| {
+        let (done, wait) = mpsc::channel::<()>();
+        scope.spawn(move || {
+            if wait.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+        let out = work();
+        drop(done);
+        out
+    })
+}
+
+type PartitionOutcome = Option<Result<KeyResult, CheckError>>;
+
+fn run_partitions(
+    partitions: &[Partition],
+    spec: &ModelSpec,
+    options: &Options,
+    stop: &AtomicBool,
+    cutoff: &AtomicUsize,
+) -> Vec<PartitionOutcome> {
+    let next = AtomicUsize::new(0);
+    let threads = options.threads.clamp(1, partitions.len().max(1));
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= partitions.len() {
+                break done;
+            }
+            if !options.all_keys && cutoff.load(Ordering::SeqCst) < i {
+                continue;
+            }
+            let budget = Budget {
+                stop,
+                cutoff: if options.all_keys { &NEVER_CUT } else { cutoff },
+                partition: i,
+                memo_bytes: options.memo_bytes,
+            };
+            let outcome = check_partition(spec, &partitions[i].1, &budget);
+            if let Ok(KeyResult { valid: KeyVerdict::Invalid, .. }) | Err(_) = outcome {
+                cutoff.fetch_min(i, Ordering::SeqCst);
+            }
+            done.push((i, outcome));
+        }
+    };
+    let finished: Vec<(usize, Result<KeyResult, CheckError>)> = if threads == 1 {
+        worker()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a checker worker panicked"))
+                .collect()
+        })
+    };
+    let mut outcomes: Vec<PartitionOutcome> = (0..partitions.len()).map(|_| None).collect();
+    for (i, outcome) in finished {
+        outcomes[i] = Some(outcome);
+    }
+    outcomes
+}
+
+static NEVER_CUT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Checks one key's calls with a fresh instance of the chosen model.
+fn check_partition(spec: &ModelSpec, calls: &[Call], budget: &Budget) -> Result<KeyResult, CheckError> {
+    let nil = spec.nil_read;
+    match spec.kind {
+        ModelKind::Register => check_with(Register::new(&spec.init, false, nil), calls, budget),
+        ModelKind::CasRegister => check_with(Register::new(&spec.init, true, nil), calls, budget),
+        ModelKind::MultiRegister => {
+            let model = MultiRegister::new(&spec.init, nil).map_err(CheckError::Spec)?;
+            check_with(model, calls, budget)
+        }
+        ModelKind::Mutex => check_with(Mutex, calls, budget),
+        ModelKind::Set => check_with(Set::default(), calls, budget),
+        ModelKind::FifoQueue => check_with(Queue::new(true), calls, budget),
+        ModelKind::UnorderedQueue => check_with(Queue::new(false), calls, budget),
+        ModelKind::Counter => check_with(Counter::new(&spec.init).map_err(CheckError::Spec)?, calls, budget),
+    }
+}
+
+fn check_with<M: Model>(mut model: M, calls: &[Call], budget: &Budget) -> Result<KeyResult, CheckError> {
+    let mut ops = Vec::with_capacity(calls.len());
+    let mut origin = Vec::with_capacity(calls.len());
+    for (i, call) in calls.iter().enumerate() {
+        if let Some(op) = model.compile(call)? {
+            ops.push(SearchOp {
+                op,
+                call_at: call.invoke_index,
+                return_at: match call.outcome {
+                    Outcome::Ok => call.complete_index,
+                    Outcome::Indeterminate => None,
+                },
+            });
+            origin.push(i);
+        }
+    }
+    let (outcome, SearchStats { configurations, .. }) = search(&model, &ops, budget);
+    let mut result = KeyResult {
+        valid: KeyVerdict::Valid,
+        ops: ops.len(),
+        reason: None,
+        explanation: None,
+        configurations,
+    };
+    match outcome {
+        Search::Valid => {}
+        Search::Unknown(reason) => {
+            result.valid = KeyVerdict::Unknown;
+            result.reason = Some(reason);
+        }
+        Search::Invalid(failure) => {
+            result.valid = KeyVerdict::Invalid;
+            result.explanation = Some(explain(&model, &ops, &origin, calls, failure));
+        }
+    }
+    Ok(result)
+}
+
+fn explain<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    origin: &[usize],
+    calls: &[Call],
+    failure: Failure<M::State>,
+) -> Explanation {
+    let failed = &calls[origin[failure.op]];
+    let states: Vec<Value> = failure.states.iter().map(|s| model.state_json(s)).collect();
+    let shown: Vec<String> = states
+        .iter()
+        .map(|v| v.to_string().replace("null", "nil"))
+        .collect();
+    let op_text = model.show_op(&ops[failure.op].op);
+    let message = if shown.is_empty() {
+        format!("can't {op_text}: no order of the concurrent ops allows it")
+    } else {
+        format!("can't {op_text}: {} {}", model.noun(), shown.join(" or "))
+    };
+    let failed_return = failed.complete_index.unwrap_or(usize::MAX);
+    let last_ok = calls
+        .iter()
+        .filter(|c| c.outcome == Outcome::Ok && c.complete_index < Some(failed_return))
+        .max_by_key(|c| c.complete_index)
+        .map(OpRef::of);
+    Explanation {
+        message,
+        op: OpRef::of(failed),
+        last_ok,
+        prefix: failure.prefix.iter().map(|&i| OpRef::of(&calls[origin[i]])).collect(),
+        states,
+    }
+}

@@ -1,0 +1,118 @@
+//! `faultline check FILE`: read a history, check it, print the verdict, exit
+//! with its code.
+
+use std::fmt::Write as _;
+
+use checker::import::{read_history_file, Format};
+use checker::linearizable::{check, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options};
+use checker::model::{ModelKind, ModelSpec, NilRead};
+use serde_json::Value;
+
+use crate::cli::{CheckArgs, FormatArg, NilReadArg};
+use crate::exit::{self, Failure};
+
+/// Runs the command; returns the exit code of the verdict.
+pub fn run(args: CheckArgs) -> Result<u8, Failure> {
+    let spec = spec(&args)?;
+    let format = match args.format {
+        FormatArg::Auto => None,
+        FormatArg::Jsonl => Some(Format::Jsonl),
+        FormatArg::Edn => Some(Format::Edn),
+    };
+    let history = read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let options = Options {
+        time_limit: args.time_limit,
+        memo_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
+        all_keys: args.all_keys,
+        threads: args.threads.unwrap_or_else(|| Options::default().threads),
+    };
+    let result = check(&history, &spec, &options).map_err(|e| match e {
+        CheckError::Pair(_) | CheckError::Model(_) => {
+            Failure::BadInput(format!("{}: {e}", args.file.display()))
+        }
+        CheckError::Spec(msg) => Failure::Usage(msg),
+    })?;
+    if args.json {
+        let mut out = serde_json::to_value(&result).map_err(anyhow::Error::from)?;
+        out["file"] = Value::String(args.file.display().to_string());
+        println!("{out}");
+    } else {
+        print!("{}", render(&result, &args));
+    }
+    Ok(exit::verdict(result.valid))
+}
+
+fn spec(args: &CheckArgs) -> Result<ModelSpec, Failure> {
+    let kind: ModelKind = args.model.parse().map_err(Failure::Usage)?;
+    let init: Value = serde_json::from_str(&args.init)
+        .map_err(|e| Failure::Usage(format!("--init {:?} is not JSON: {e}", args.init)))?;
+    let nil_read = match args.nil_read {
+        NilReadArg::Value => NilRead::Value,
+        NilReadArg::Unknown => NilRead::Unknown,
+    };
+    Ok(ModelSpec { kind, init, nil_read })
+}
+
+/// The human-readable report.
+fn render(result: &CheckResult, args: &CheckArgs) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} ops, model {}, init {}, checked in {:.1} ms",
+        args.file.display(),
+        result.ops,
+        result.model,
+        args.init,
+        result.elapsed_ms
+    );
+    if !result.keys.is_empty() {
+        let count = |v: KeyVerdict| result.keys.values().filter(|k| k.valid == v).count();
+        let _ = writeln!(
+            out,
+            "keys: {} valid, {} invalid, {} unknown, {} skipped",
+            count(KeyVerdict::Valid),
+            count(KeyVerdict::Invalid),
+            count(KeyVerdict::Unknown),
+            count(KeyVerdict::Skipped)
+        );
+    }
+    if let Some(reason) = &result.reason {
+        let _ = writeln!(out, "unknown: {reason}");
+    }
+    if let Some(explanation) = &result.explanation {
+        if let Some(key) = &result.first_invalid_key {
+            let _ = writeln!(out, "key {key} is not linearizable");
+        }
+        render_explanation(&mut out, explanation);
+    }
+    let _ = writeln!(out, "verdict: {}", result.valid);
+    out
+}
+
+fn render_explanation(out: &mut String, e: &Explanation) {
+    let _ = writeln!(out, "{}", e.message);
+    let _ = writeln!(out, "  cannot linearize: {}", describe(&e.op));
+    if let Some(last) = &e.last_ok {
+        let _ = writeln!(out, "  last ok op before it: {}", describe(last));
+    }
+    let _ = writeln!(out, "  longest linearizable prefix found: {} ops", e.prefix.len());
+    let tail = e.prefix.len().saturating_sub(5);
+    for op in &e.prefix[tail..] {
+        let _ = writeln!(out, "    ... {}", describe(op));
+    }
+}
+
+fn describe(op: &OpRef) -> String {
+    let completed = op
+        .complete_index
+        .map_or("never completed".to_string(), |i| format!("completed at {i}"));
+    format!(
+        "process {} {} {} {} (invoked at {}, {})",
+        op.process,
+        op.op_type,
+        op.f,
+        op.value.to_string().replace("null", "nil"),
+        op.index,
+        completed
+    )
+}
