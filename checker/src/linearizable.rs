@@ -33,7 +33,8 @@ use crate::verdict::Validity;
 pub struct Options {
     /// Give up (verdict unknown) after this long.
     pub time_limit: Option<Duration>,
-    /// Cap on each key's memo table, in bytes.
+    /// Cap on the memo tables, in bytes, shared by the worker threads (each
+    /// key's search may use `memo_bytes / threads`).
     pub memo_bytes: usize,
     /// Check every key even after one is invalid.
     pub all_keys: bool,
@@ -177,7 +178,11 @@ pub struct CheckResult {
 }
 
 /// Checks `history` against `spec`.
-pub fn check(history: &[Op], spec: &ModelSpec, options: &Options) -> Result<CheckResult, CheckError> {
+pub fn check(
+    history: &[Op],
+    spec: &ModelSpec,
+    options: &Options,
+) -> Result<CheckResult, CheckError> {
     let started = Instant::now();
     let ops = history
         .iter()
@@ -203,7 +208,11 @@ pub fn check(history: &[Op], spec: &ModelSpec, options: &Options) -> Result<Chec
         explanation: None,
         elapsed_ms: 0.0,
     };
-    let decided_at = if options.all_keys { usize::MAX } else { cutoff.load(Ordering::SeqCst) };
+    let decided_at = if options.all_keys {
+        usize::MAX
+    } else {
+        cutoff.load(Ordering::SeqCst)
+    };
     for (i, ((key, calls), outcome)) in partitions.iter().zip(results).enumerate() {
         let key_result = if i > decided_at {
             KeyResult {
@@ -231,7 +240,9 @@ pub fn check(history: &[Op], spec: &ModelSpec, options: &Options) -> Result<Chec
             _ => {}
         }
         if keyed {
-            result.keys.insert(key.clone().unwrap_or_default(), key_result);
+            result
+                .keys
+                .insert(key.clone().unwrap_or_default(), key_result);
         }
     }
     result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -249,7 +260,10 @@ fn partition(calls: Vec<Call>) -> Vec<Partition> {
             Some(Ok(n)) => (1, n),
             Some(Err(_)) => (2, 0),
         };
-        by_key.entry((order.0, order.1, call.key.clone())).or_default().push(call);
+        by_key
+            .entry((order.0, order.1, call.key.clone()))
+            .or_default()
+            .push(call);
     }
     by_key.into_iter().map(|((_, _, k), v)| (k, v)).collect()
 }
@@ -295,10 +309,15 @@ fn run_partitions(
                 stop,
                 cutoff: if options.all_keys { &NEVER_CUT } else { cutoff },
                 partition: i,
-                memo_bytes: options.memo_bytes,
+                memo_bytes: options.memo_bytes / threads,
             };
             let outcome = check_partition(spec, &partitions[i].1, &budget);
-            if let Ok(KeyResult { valid: KeyVerdict::Invalid, .. }) | Err(_) = outcome {
+            if let Ok(KeyResult {
+                valid: KeyVerdict::Invalid,
+                ..
+            })
+            | Err(_) = outcome
+            {
                 cutoff.fetch_min(i, Ordering::SeqCst);
             }
             done.push((i, outcome));
@@ -325,7 +344,11 @@ fn run_partitions(
 static NEVER_CUT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Checks one key's calls with a fresh instance of the chosen model.
-fn check_partition(spec: &ModelSpec, calls: &[Call], budget: &Budget) -> Result<KeyResult, CheckError> {
+fn check_partition(
+    spec: &ModelSpec,
+    calls: &[Call],
+    budget: &Budget,
+) -> Result<KeyResult, CheckError> {
     let nil = spec.nil_read;
     match spec.kind {
         ModelKind::Register => check_with(Register::new(&spec.init, false, nil), calls, budget),
@@ -338,11 +361,19 @@ fn check_partition(spec: &ModelSpec, calls: &[Call], budget: &Budget) -> Result<
         ModelKind::Set => check_with(Set::default(), calls, budget),
         ModelKind::FifoQueue => check_with(Queue::new(true), calls, budget),
         ModelKind::UnorderedQueue => check_with(Queue::new(false), calls, budget),
-        ModelKind::Counter => check_with(Counter::new(&spec.init).map_err(CheckError::Spec)?, calls, budget),
+        ModelKind::Counter => check_with(
+            Counter::new(&spec.init).map_err(CheckError::Spec)?,
+            calls,
+            budget,
+        ),
     }
 }
 
-fn check_with<M: Model>(mut model: M, calls: &[Call], budget: &Budget) -> Result<KeyResult, CheckError> {
+fn check_with<M: Model>(
+    mut model: M,
+    calls: &[Call],
+    budget: &Budget,
+) -> Result<KeyResult, CheckError> {
     let mut ops = Vec::with_capacity(calls.len());
     let mut origin = Vec::with_capacity(calls.len());
     for (i, call) in calls.iter().enumerate() {
@@ -409,7 +440,11 @@ fn explain<M: Model>(
         message,
         op: OpRef::of(failed),
         last_ok,
-        prefix: failure.prefix.iter().map(|&i| OpRef::of(&calls[origin[i]])).collect(),
+        prefix: failure
+            .prefix
+            .iter()
+            .map(|&i| OpRef::of(&calls[origin[i]]))
+            .collect(),
         states,
     }
 }

@@ -132,12 +132,7 @@ pub fn pair(history: &[Op]) -> Result<Vec<Call>, PairError> {
     Ok(calls.into_iter().flatten().collect())
 }
 
-fn complete(
-    slot: &mut Option<Call>,
-    op: &Op,
-    index: usize,
-    process: u64,
-) -> Result<(), PairError> {
+fn complete(slot: &mut Option<Call>, op: &Op, index: usize, process: u64) -> Result<(), PairError> {
     let call = slot.as_mut().expect("outstanding slots hold calls");
     if call.f != op.f {
         return Err(PairError::MismatchedCompletion {
@@ -198,7 +193,10 @@ mod tests {
     fn completion_without_invoke_is_an_error_naming_the_op() {
         let h = vec![Op::invoke(0, "read", Value::Null).completed(OpType::Ok, json!(1))];
         let err = pair(&h).unwrap_err();
-        assert_eq!(err.to_string(), "op 0: process 0 completes \"read\" but has no outstanding invocation");
+        assert_eq!(
+            err.to_string(),
+            "op 0: process 0 completes \"read\" but has no outstanding invocation"
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ struct Case {
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
-    let table = std::fs::read_to_string(dir.join("VERDICTS.tsv")).expect("VERDICTS.tsv is readable");
+    let table =
+        std::fs::read_to_string(dir.join("VERDICTS.tsv")).expect("VERDICTS.tsv is readable");
     table
         .lines()
         .skip(1)
@@ -42,14 +43,30 @@ fn cases(dir: &Path) -> Vec<Case> {
                 panic!("VERDICTS.tsv: malformed line {line:?}");
             };
             let kind: ModelKind = model.parse().unwrap();
-            let init = if init == "-" { serde_json::Value::Null } else { serde_json::from_str(init).unwrap() };
-            let nil_read = if nil_read == "unknown" { NilRead::Unknown } else { NilRead::Value };
+            let init = if init == "-" {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(init).unwrap()
+            };
+            let nil_read = if nil_read == "unknown" {
+                NilRead::Unknown
+            } else {
+                NilRead::Value
+            };
             let expected = match expected {
                 "valid" => Validity::Valid,
                 "invalid" => Validity::Invalid,
                 other => panic!("VERDICTS.tsv: unknown verdict {other:?}"),
             };
-            Case { file: file.to_string(), spec: ModelSpec { kind, init, nil_read }, expected }
+            Case {
+                file: file.to_string(),
+                spec: ModelSpec {
+                    kind,
+                    init,
+                    nil_read,
+                },
+                expected,
+            }
         })
         .collect()
 }
@@ -60,18 +77,38 @@ fn every_corpus_history_gets_the_verdict_knossos_asserts() {
     let dir = corpus_dir();
     let cases = cases(&dir);
     assert_eq!(cases.len(), 122, "VERDICTS.tsv should list 122 histories");
-    let options = Options { time_limit: Some(std::time::Duration::from_secs(60)), ..Options::default() };
+    let options = Options {
+        time_limit: Some(std::time::Duration::from_secs(60)),
+        ..Options::default()
+    };
     let mut wrong = Vec::new();
     for case in &cases {
         let history = read_history_file(&dir.join(&case.file), None).unwrap();
         let result = check(&history, &case.spec, &options).unwrap();
         if result.valid != case.expected {
-            wrong.push(format!("{}: expected {}, got {}", case.file, case.expected, result.valid));
+            wrong.push(format!(
+                "{}: expected {}, got {}",
+                case.file, case.expected, result.valid
+            ));
         }
         if case.expected == Validity::Invalid {
-            let e = result.explanation.as_ref().expect("an invalid verdict comes with an explanation");
-            assert!(e.message.starts_with("can't "), "{}: {}", case.file, e.message);
+            let e = result
+                .explanation
+                .as_ref()
+                .expect("an invalid verdict comes with an explanation");
+            assert!(
+                e.message.starts_with("can't "),
+                "{}: {}",
+                case.file,
+                e.message
+            );
         }
     }
-    assert!(wrong.is_empty(), "{} of {} wrong:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }

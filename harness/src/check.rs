@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use checker::import::{read_history_file, Format};
-use checker::linearizable::{check, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options};
+use checker::linearizable::{
+    check, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options,
+};
 use checker::model::{ModelKind, ModelSpec, NilRead};
 use serde_json::Value;
 
@@ -19,7 +21,8 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
         FormatArg::Jsonl => Some(Format::Jsonl),
         FormatArg::Edn => Some(Format::Edn),
     };
-    let history = read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let history =
+        read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
     let options = Options {
         time_limit: args.time_limit,
         memo_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
@@ -50,7 +53,11 @@ fn spec(args: &CheckArgs) -> Result<ModelSpec, Failure> {
         NilReadArg::Value => NilRead::Value,
         NilReadArg::Unknown => NilRead::Unknown,
     };
-    Ok(ModelSpec { kind, init, nil_read })
+    Ok(ModelSpec {
+        kind,
+        init,
+        nil_read,
+    })
 }
 
 /// The human-readable report.
@@ -95,7 +102,11 @@ fn render_explanation(out: &mut String, e: &Explanation) {
     if let Some(last) = &e.last_ok {
         let _ = writeln!(out, "  last ok op before it: {}", describe(last));
     }
-    let _ = writeln!(out, "  longest linearizable prefix found: {} ops", e.prefix.len());
+    let _ = writeln!(
+        out,
+        "  longest linearizable prefix found: {} ops",
+        e.prefix.len()
+    );
     let tail = e.prefix.len().saturating_sub(5);
     for op in &e.prefix[tail..] {
         let _ = writeln!(out, "    ... {}", describe(op));
@@ -105,7 +116,9 @@ fn render_explanation(out: &mut String, e: &Explanation) {
 fn describe(op: &OpRef) -> String {
     let completed = op
         .complete_index
-        .map_or("never completed".to_string(), |i| format!("completed at {i}"));
+        .map_or("never completed".to_string(), |i| {
+            format!("completed at {i}")
+        });
     format!(
         "process {} {} {} {} (invoked at {}, {})",
         op.process,

@@ -62,7 +62,8 @@ pub struct CheckArgs {
     /// Give up with verdict unknown after this long: 30s, 500ms, 2m, or seconds.
     #[arg(long, value_parser = parse_duration)]
     pub time_limit: Option<Duration>,
-    /// Cap on each key's memo table, in MiB; past it the verdict is unknown.
+    /// Cap on the search's memo tables in MiB, shared by the worker threads;
+    /// past it the verdict is unknown.
     #[arg(long, default_value_t = 4096)]
     pub memory_limit_mb: usize,
     /// Check every key, even after one is found invalid.
@@ -79,7 +80,9 @@ pub struct CheckArgs {
 /// Parses DESIGN's durations: `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let n: f64 = number
         .parse()
@@ -89,7 +92,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => n / 1e3,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ))
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
 }

@@ -104,7 +104,11 @@ impl<S: Eq> Memo<S> {
                 (v.capacity() * 2).max(v.len() + extra).max(64)
             }
         }
-        let (w, sp, st) = (grown(&self.words, words), grown(&self.spans, 1), grown(&self.states, 1));
+        let (w, sp, st) = (
+            grown(&self.words, words),
+            grown(&self.spans, 1),
+            grown(&self.states, 1),
+        );
         let projected = self.slots.capacity() * size_of::<(u64, u32)>()
             + w * size_of::<u64>()
             + sp * size_of::<(u32, u32)>()
@@ -153,8 +157,16 @@ mod tests {
     fn equal_hashes_with_different_keys_are_both_recorded() {
         let mut memo = Memo::new(1 << 20);
         assert_eq!(memo.insert(7, &[1, 2], &0u32), Insert::New);
-        assert_eq!(memo.insert(7, &[1, 3], &0u32), Insert::New, "collision must not prune");
-        assert_eq!(memo.insert(7, &[1, 2], &1u32), Insert::New, "same set, other state");
+        assert_eq!(
+            memo.insert(7, &[1, 3], &0u32),
+            Insert::New,
+            "collision must not prune"
+        );
+        assert_eq!(
+            memo.insert(7, &[1, 2], &1u32),
+            Insert::New,
+            "same set, other state"
+        );
         assert_eq!(memo.insert(7, &[1, 2], &0u32), Insert::Seen);
         assert_eq!(memo.len(), 3);
     }

@@ -332,9 +332,14 @@ pub fn search<M: Model>(
         // A return whose op is not linearized (or the end): backtrack.
         if entry != NONE {
             let id = events.op[entry as usize] as usize;
-            furthest.observe(events.rank[entry as usize], id, &state, &stack, &events, || {
-                model.step(&state, by_id[id]).is_none()
-            });
+            furthest.observe(
+                events.rank[entry as usize],
+                id,
+                &state,
+                &stack,
+                &events,
+                || model.step(&state, by_id[id]).is_none(),
+            );
         }
         let Some((call, previous)) = stack.pop() else {
             break Search::Invalid(furthest.failure(&order));

@@ -49,7 +49,10 @@ impl Model for Counter {
             "add" => Ok(Some(CounterOp::Add(integer(call)?))),
             "read" if read_is_unconstrained(call, NilRead::Value) => Ok(None),
             "read" => Ok(Some(CounterOp::Read(integer(call)?))),
-            f => Err(ModelError::new(call, format!("this model takes add or read, not {f:?}"))),
+            f => Err(ModelError::new(
+                call,
+                format!("this model takes add or read, not {f:?}"),
+            )),
         }
     }
 

@@ -7,10 +7,10 @@
 //!
 //! - [`register`]: `register` (read/write) and `cas-register` (read/write/cas).
 //! - [`multi_register`]: `txn`s of reads and writes over several registers.
-//! - [`mutex`]: acquire/release.
-//! - [`set`]: add/read.
+//! - [`mutex`]: a lock with acquire and release.
+//! - [`set`]: add an element, read the whole set.
 //! - [`queue`]: `fifo-queue` and `unordered-queue` (enqueue/dequeue).
-//! - [`counter`]: add/read.
+//! - [`counter`]: add to a count, read it.
 
 pub mod counter;
 pub mod multi_register;
@@ -225,7 +225,10 @@ pub(crate) fn read_is_unconstrained(call: &Call, nil_read: NilRead) -> bool {
 }
 
 /// The `[a, b]` pair of a cas value.
-pub(crate) fn pair_of<'a>(call: &'a Call, what: &str) -> Result<(&'a Value, &'a Value), ModelError> {
+pub(crate) fn pair_of<'a>(
+    call: &'a Call,
+    what: &str,
+) -> Result<(&'a Value, &'a Value), ModelError> {
     match call.value.as_array().map(Vec::as_slice) {
         Some([a, b]) => Ok((a, b)),
         _ => Err(ModelError::new(call, format!("expected {what}"))),

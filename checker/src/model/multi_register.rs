@@ -70,7 +70,10 @@ impl MultiRegister {
     fn micro_op(&mut self, call: &Call, mop: &Value) -> Result<Option<MicroOp>, ModelError> {
         let parts = mop.as_array().map(Vec::as_slice);
         let Some([f, k, v]) = parts else {
-            return Err(ModelError::new(call, format!("micro-op {mop} is not [f, register, value]")));
+            return Err(ModelError::new(
+                call,
+                format!("micro-op {mop} is not [f, register, value]"),
+            ));
         };
         let name = match k {
             Value::String(s) => s.clone(),
@@ -81,10 +84,16 @@ impl MultiRegister {
             Some("read" | "r") => {
                 let unknown = call.outcome == Outcome::Indeterminate
                     || (v.is_null() && self.nil_read == NilRead::Unknown);
-                Ok(Some(MicroOp::Read(reg, (!unknown).then(|| self.values.intern(v)))))
+                Ok(Some(MicroOp::Read(
+                    reg,
+                    (!unknown).then(|| self.values.intern(v)),
+                )))
             }
             Some("write" | "w") => Ok(Some(MicroOp::Write(reg, self.values.intern(v)))),
-            _ => Err(ModelError::new(call, format!("micro-op {mop}: expected read or write"))),
+            _ => Err(ModelError::new(
+                call,
+                format!("micro-op {mop}: expected read or write"),
+            )),
         }
     }
 }
@@ -95,7 +104,10 @@ impl Model for MultiRegister {
 
     fn compile(&mut self, call: &Call) -> Result<Option<Vec<MicroOp>>, ModelError> {
         if call.f != "txn" {
-            return Err(ModelError::new(call, format!("this model takes txn, not {:?}", call.f)));
+            return Err(ModelError::new(
+                call,
+                format!("this model takes txn, not {:?}", call.f),
+            ));
         }
         let Some(mops) = call.value.as_array() else {
             return Err(ModelError::new(call, "a txn value is a list of micro-ops"));
@@ -144,7 +156,9 @@ impl Model for MultiRegister {
         let parts: Vec<String> = op
             .iter()
             .map(|m| match *m {
-                MicroOp::Read(r, Some(v)) => format!("read {} {}", self.names[r], self.values.value(v)),
+                MicroOp::Read(r, Some(v)) => {
+                    format!("read {} {}", self.names[r], self.values.value(v))
+                }
                 MicroOp::Read(r, None) => format!("read {} ?", self.names[r]),
                 MicroOp::Write(r, v) => format!("write {} {}", self.names[r], self.values.value(v)),
             })
@@ -180,10 +194,16 @@ mod tests {
     fn a_txn_reads_its_own_earlier_write_and_applies_atomically() {
         let mut m = MultiRegister::new(&json!({"x": 0, "y": 0}), NilRead::Value).unwrap();
         let t = m
-            .compile(&txn(json!([["write", "x", 1], ["read", "x", 1], ["read", "y", 0]]), Outcome::Ok))
+            .compile(&txn(
+                json!([["write", "x", 1], ["read", "x", 1], ["read", "y", 0]]),
+                Outcome::Ok,
+            ))
             .unwrap()
             .unwrap();
-        let bad = m.compile(&txn(json!([["r", "y", 5]]), Outcome::Ok)).unwrap().unwrap();
+        let bad = m
+            .compile(&txn(json!([["r", "y", 5]]), Outcome::Ok))
+            .unwrap()
+            .unwrap();
         let s = m.init();
         let s2 = m.step(&s, &t).unwrap();
         assert_eq!(m.state_json(&s2), json!({"x": 1, "y": 0}));
@@ -193,7 +213,9 @@ mod tests {
     #[test]
     fn indeterminate_read_only_txn_is_dropped() {
         let mut m = MultiRegister::new(&json!({"x": 0}), NilRead::Value).unwrap();
-        let t = m.compile(&txn(json!([["read", "x", null]]), Outcome::Indeterminate)).unwrap();
+        let t = m
+            .compile(&txn(json!([["read", "x", null]]), Outcome::Indeterminate))
+            .unwrap();
         assert_eq!(t, None);
     }
 }

@@ -27,7 +27,10 @@ impl Model for Mutex {
         match call.f.as_str() {
             "acquire" => Ok(Some(MutexOp::Acquire)),
             "release" => Ok(Some(MutexOp::Release)),
-            f => Err(ModelError::new(call, format!("this model takes acquire or release, not {f:?}"))),
+            f => Err(ModelError::new(
+                call,
+                format!("this model takes acquire or release, not {f:?}"),
+            )),
         }
     }
 

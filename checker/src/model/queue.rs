@@ -51,8 +51,13 @@ impl Model for Queue {
             "dequeue" if indeterminate && self.fifo => Ok(Some(QueueOp::DequeueAny)),
             "dequeue" if indeterminate => Ok(None),
             "dequeue" if call.value.is_null() => Ok(Some(QueueOp::Dequeue(None))),
-            "dequeue" => Ok(Some(QueueOp::Dequeue(Some(self.elements.intern(&call.value))))),
-            f => Err(ModelError::new(call, format!("this model takes enqueue or dequeue, not {f:?}"))),
+            "dequeue" => Ok(Some(QueueOp::Dequeue(Some(
+                self.elements.intern(&call.value),
+            )))),
+            f => Err(ModelError::new(
+                call,
+                format!("this model takes enqueue or dequeue, not {f:?}"),
+            )),
         }
     }
 
@@ -84,7 +89,12 @@ impl Model for Queue {
     }
 
     fn state_json(&self, state: &VecDeque<u32>) -> Value {
-        Value::Array(state.iter().map(|&e| self.elements.value(e).clone()).collect())
+        Value::Array(
+            state
+                .iter()
+                .map(|&e| self.elements.value(e).clone())
+                .collect(),
+        )
     }
 
     fn show_op(&self, op: &QueueOp) -> String {

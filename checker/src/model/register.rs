@@ -62,7 +62,11 @@ impl Model for Register {
                 Ok(Some(RegisterOp::Cas(from, to)))
             }
             f => {
-                let expected = if self.cas { "read, write or cas" } else { "read or write" };
+                let expected = if self.cas {
+                    "read, write or cas"
+                } else {
+                    "read or write"
+                };
                 Err(ModelError::new(
                     call,
                     format!("this model takes {expected}, not {f:?}"),
@@ -124,8 +128,14 @@ mod tests {
     #[test]
     fn cas_needs_the_from_value_and_reads_need_the_held_value() {
         let mut m = Register::new(&json!(0), true, NilRead::Value);
-        let cas = m.compile(&call("cas", json!([0, 2]), Outcome::Ok)).unwrap().unwrap();
-        let read2 = m.compile(&call("read", json!(2), Outcome::Ok)).unwrap().unwrap();
+        let cas = m
+            .compile(&call("cas", json!([0, 2]), Outcome::Ok))
+            .unwrap()
+            .unwrap();
+        let read2 = m
+            .compile(&call("read", json!(2), Outcome::Ok))
+            .unwrap()
+            .unwrap();
         let s = m.init();
         let s2 = m.step(&s, &cas).unwrap();
         assert_eq!(m.step(&s2, &read2), Some(s2));
@@ -137,16 +147,28 @@ mod tests {
     #[test]
     fn nil_read_is_a_value_by_default_and_unconstrained_under_knossos_convention() {
         let mut strict = Register::new(&Value::Null, false, NilRead::Value);
-        let nil = strict.compile(&call("read", Value::Null, Outcome::Ok)).unwrap();
-        assert_eq!(strict.step(&strict.init(), &nil.unwrap()), Some(strict.init()));
+        let nil = strict
+            .compile(&call("read", Value::Null, Outcome::Ok))
+            .unwrap();
+        assert_eq!(
+            strict.step(&strict.init(), &nil.unwrap()),
+            Some(strict.init())
+        );
         let mut knossos = Register::new(&json!(0), false, NilRead::Unknown);
-        assert_eq!(knossos.compile(&call("read", Value::Null, Outcome::Ok)).unwrap(), None);
+        assert_eq!(
+            knossos
+                .compile(&call("read", Value::Null, Outcome::Ok))
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
     fn plain_register_refuses_cas_with_a_reason() {
         let mut m = Register::new(&json!(0), false, NilRead::Value);
-        let err = m.compile(&call("cas", json!([0, 1]), Outcome::Ok)).unwrap_err();
+        let err = m
+            .compile(&call("cas", json!([0, 1]), Outcome::Ok))
+            .unwrap_err();
         assert!(err.message.contains("read or write"), "{err}");
     }
 }

@@ -35,7 +35,10 @@ impl Model for Set {
             "read" if read_is_unconstrained(call, NilRead::Value) => Ok(None),
             "read" => {
                 let Some(items) = call.value.as_array() else {
-                    return Err(ModelError::new(call, "a set read's value is a list of elements"));
+                    return Err(ModelError::new(
+                        call,
+                        "a set read's value is a list of elements",
+                    ));
                 };
                 let mut bits = Vec::new();
                 for item in items {
@@ -47,7 +50,10 @@ impl Model for Set {
                 }
                 Ok(Some(SetOp::Read(bits)))
             }
-            f => Err(ModelError::new(call, format!("this model takes add or read, not {f:?}"))),
+            f => Err(ModelError::new(
+                call,
+                format!("this model takes add or read, not {f:?}"),
+            )),
         }
     }
 
@@ -73,7 +79,11 @@ impl Model for Set {
     }
 
     fn state_json(&self, state: &Vec<u64>) -> Value {
-        Value::Array(self.members(state).map(|e| self.elements.value(e).clone()).collect())
+        Value::Array(
+            self.members(state)
+                .map(|e| self.elements.value(e).clone())
+                .collect(),
+        )
     }
 
     fn show_op(&self, op: &SetOp) -> String {
