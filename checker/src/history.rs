@@ -224,11 +224,58 @@ impl HistoryError {
 }
 
 /// Parses JSONL text. `path` names the source in errors. Blank lines are skipped;
-/// ops are renumbered in line order.
+/// ops are renumbered in line order. Large inputs are parsed by several threads
+/// (one chunk of whole lines each); the first malformed line is reported.
 pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<Op>, HistoryError> {
+    const PARALLEL_ABOVE: usize = 4 << 20;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if text.len() < PARALLEL_ABOVE || threads == 1 {
+        return parse_jsonl_chunk(text, path, 1);
+    }
+    let chunks = split_at_lines(text, threads);
+    let parsed: Vec<Result<Vec<Op>, HistoryError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|&(first_line, chunk)| {
+                scope.spawn(move || parse_jsonl_chunk(chunk, path, first_line))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a history parser thread panicked"))
+            .collect()
+    });
     let mut ops = Vec::new();
+    for chunk in parsed {
+        ops.extend(chunk?);
+    }
+    for (i, op) in ops.iter_mut().enumerate() {
+        op.index = i as u64;
+    }
+    Ok(ops)
+}
+
+/// Splits `text` into about `n` pieces that end at line ends, each with the
+/// 1-based number of its first line.
+fn split_at_lines(text: &str, n: usize) -> Vec<(usize, &str)> {
+    let mut pieces = Vec::with_capacity(n);
+    let (mut start, mut line) = (0, 1);
+    let target = text.len().div_ceil(n);
+    while start < text.len() {
+        let mut end = (start + target).min(text.len());
+        end = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+        let piece = &text[start..end];
+        pieces.push((line, piece));
+        line += piece.bytes().filter(|&b| b == b'\n').count();
+        start = end;
+    }
+    pieces
+}
+
+fn parse_jsonl_chunk(text: &str, path: &Path, first_line: usize) -> Result<Vec<Op>, HistoryError> {
+    let mut ops = Vec::with_capacity(text.len() / 80);
     for (i, line) in text.lines().enumerate() {
-        push_jsonl_line(&mut ops, line, path, i + 1)?;
+        push_jsonl_line(&mut ops, line, path, first_line + i)?;
     }
     Ok(ops)
 }
@@ -333,6 +380,20 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("h.jsonl:3: "), "{msg}");
         assert!(msg.contains("okay"), "{msg}");
+    }
+
+    #[test]
+    fn large_input_parses_in_chunks_with_global_line_numbers() {
+        let line = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n";
+        let mut text = line.repeat(100_000);
+        let ops = parse_jsonl(&text, Path::new("big")).unwrap();
+        assert_eq!(ops.len(), 100_000);
+        assert!(ops.iter().enumerate().all(|(i, op)| op.index == i as u64));
+        text.push_str("{\"process\":1}\n");
+        let err = parse_jsonl(&text, Path::new("big"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("big:100001: "), "{err}");
     }
 
     #[test]

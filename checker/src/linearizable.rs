@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -40,6 +40,8 @@ pub struct Options {
     pub all_keys: bool,
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// Counts keys as their search finishes, for a caller's progress display.
+    pub progress: Option<Arc<AtomicUsize>>,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             memo_bytes: 4 << 30,
             all_keys: false,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            progress: None,
         }
     }
 }
@@ -175,6 +178,16 @@ pub struct CheckResult {
     pub explanation: Option<Explanation>,
     /// Wall time of the check, in milliseconds.
     pub elapsed_ms: f64,
+}
+
+/// How many partitions (keys) `history` has: the total behind [`Options::progress`].
+pub fn partition_count(history: &[Op]) -> usize {
+    let keys: std::collections::HashSet<Option<&str>> = history
+        .iter()
+        .filter(|o| !o.is_nemesis())
+        .map(|o| o.key.as_deref())
+        .collect();
+    keys.len()
 }
 
 /// Checks `history` against `spec`.
@@ -321,6 +334,9 @@ fn run_partitions(
                 cutoff.fetch_min(i, Ordering::SeqCst);
             }
             done.push((i, outcome));
+            if let Some(progress) = &options.progress {
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
         }
     };
     let finished: Vec<(usize, Result<KeyResult, CheckError>)> = if threads == 1 {

@@ -2,10 +2,15 @@
 //! with its code.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use checker::import::{read_history_file, Format};
 use checker::linearizable::{
-    check, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options,
+    check, partition_count, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options,
 };
 use checker::model::{ModelKind, ModelSpec, NilRead};
 use serde_json::Value;
@@ -23,18 +28,23 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
     };
     let history =
         read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let progress = Arc::new(AtomicUsize::new(0));
     let options = Options {
         time_limit: args.time_limit,
         memo_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         all_keys: args.all_keys,
         threads: args.threads.unwrap_or_else(|| Options::default().threads),
+        progress: Some(progress.clone()),
     };
-    let result = check(&history, &spec, &options).map_err(|e| match e {
-        CheckError::Pair(_) | CheckError::Model(_) => {
-            Failure::BadInput(format!("{}: {e}", args.file.display()))
-        }
-        CheckError::Spec(msg) => Failure::Usage(msg),
-    })?;
+    let keys = partition_count(&history) as u64;
+    let result = with_progress(keys, &progress, || check(&history, &spec, &options)).map_err(
+        |e| match e {
+            CheckError::Pair(_) | CheckError::Model(_) => {
+                Failure::BadInput(format!("{}: {e}", args.file.display()))
+            }
+            CheckError::Spec(msg) => Failure::Usage(msg),
+        },
+    )?;
     if args.json {
         let mut out = serde_json::to_value(&result).map_err(anyhow::Error::from)?;
         out["file"] = Value::String(args.file.display().to_string());
@@ -43,6 +53,34 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
         print!("{}", render(&result, &args));
     }
     Ok(exit::verdict(result.valid))
+}
+
+/// Runs `work` while a progress bar on stderr counts checked keys (hidden when
+/// stderr is not a terminal, or when there is only one key).
+fn with_progress<T: Send>(keys: u64, done: &AtomicUsize, work: impl FnOnce() -> T + Send) -> T {
+    if keys < 2 {
+        return work();
+    }
+    let bar = ProgressBar::new(keys).with_style(
+        ProgressStyle::with_template(
+            "checking {bar:40} {pos}/{len} keys, {elapsed} elapsed, eta {eta}",
+        )
+        .expect("a valid progress template"),
+    );
+    let finished = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                bar.set_position(done.load(Ordering::Relaxed) as u64);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let result = work();
+        finished.store(true, Ordering::Relaxed);
+        result
+    });
+    bar.finish_and_clear();
+    result
 }
 
 fn spec(args: &CheckArgs) -> Result<ModelSpec, Failure> {
