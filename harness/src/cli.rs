@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a recorded history (JSONL or Jepsen EDN) for linearizability.
     Check(CheckArgs),
+    /// Run one replica of the key-value store faultline ships (target-node).
+    Node(target_node::NodeArgs),
 }
 
 /// History file formats.

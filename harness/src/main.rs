@@ -4,6 +4,9 @@
 //! - [`cli`]: the command line (clap) and the shared duration syntax.
 //! - [`exit`]: the exit codes of DESIGN's shared vocabulary, and error mapping.
 //! - [`check`]: `faultline check`: check a recorded history.
+//!
+//! `faultline node ...` runs the shipped target-node in this executable, so
+//! the harness launches itself and one build gives everything.
 
 mod check;
 mod cli;
@@ -20,6 +23,16 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         cli::Command::Check(args) => check::run(args),
+        cli::Command::Node(args) => node(args),
     };
     exit::finish(outcome)
+}
+
+/// `faultline node`: serve until SIGTERM/SIGINT.
+fn node(args: target_node::NodeArgs) -> Result<u8, exit::Failure> {
+    match target_node::run_blocking(args) {
+        Ok(()) => Ok(exit::VALID),
+        Err(e) if e.exit_code() == 3 => Err(exit::Failure::Usage(e.to_string())),
+        Err(e) => Err(exit::Failure::Internal(e.into())),
+    }
 }
