@@ -13,8 +13,10 @@
 //! - effects are applied in time order to the register, which decides what a
 //!   read returns and whether a cas succeeds (`ok`) or not (`fail`).
 //!
-//! `etcd-bad` then changes the value of one `ok` read to a value the register
-//! did not hold, which makes most of them non-linearizable.
+//! `etcd-bad` then changes the value of one `ok` read to a stale or
+//! never-written value that no linearization allows (when some read admits
+//! one; otherwise just another value), which makes most of them
+//! non-linearizable.
 //!
 //! No randomness library: a SplitMix64 generator keeps every history a pure
 //! function of `(kind, seed)`.
@@ -73,8 +75,12 @@ impl Rng {
 pub enum Kind {
     /// Jepsen etcd-style cas-register history, linearizable.
     Etcd,
-    /// The same with one impossible read injected (mostly not linearizable).
+    /// The same with one impossible (stale or never-written) read injected:
+    /// not linearizable whenever some read admits such a value.
     EtcdBad,
+    /// The same with one read changed to another value at random: often
+    /// still linearizable, sometimes a hard invalid case.
+    EtcdBadAny,
     /// 1,000,000 ops over 1,000 keys, 20 processes, 1% info.
     Multikey,
     /// 10,000 ops on one key, 10 processes, 1% info.
@@ -83,13 +89,20 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, by command-line name.
-    pub const ALL: [Kind; 4] = [Kind::Etcd, Kind::EtcdBad, Kind::Multikey, Kind::Long];
+    pub const ALL: [Kind; 5] = [
+        Kind::Etcd,
+        Kind::EtcdBad,
+        Kind::EtcdBadAny,
+        Kind::Multikey,
+        Kind::Long,
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Etcd => "etcd",
             Kind::EtcdBad => "etcd-bad",
+            Kind::EtcdBadAny => "etcd-bad-any",
             Kind::Multikey => "multikey",
             Kind::Long => "long",
         }
@@ -196,15 +209,25 @@ enum Info {
 
 /// Generates a history of `kind` for `seed`.
 pub fn generate(kind: Kind, seed: u64) -> Generated {
-    let mut rng = Rng::new(seed ^ ((kind as u64) << 56));
+    // The etcd kinds share their base history: `etcd-bad` seed s is `etcd`
+    // seed s with one read falsified.
+    let family: u64 = match kind {
+        Kind::Etcd | Kind::EtcdBad | Kind::EtcdBadAny => 0,
+        Kind::Multikey => 1,
+        Kind::Long => 2,
+    };
+    let mut rng = Rng::new(seed ^ (family << 56));
     match kind {
-        Kind::Etcd | Kind::EtcdBad => {
+        Kind::Etcd | Kind::EtcdBad | Kind::EtcdBadAny => {
+            // 5-7 workers and 10-20 timeouts: 15-25 process ids, as in
+            // Jepsen's etcd tests.
             let ops = rng.range(70, 90) as usize;
-            let info = rng.range(10, 20) as usize;
+            let concurrency = rng.range(5, 7);
+            let info = rng.range(10, 20.min(25 - concurrency)) as usize;
             let params = Params {
                 ops,
                 keys: None,
-                concurrency: 5,
+                concurrency,
                 info: Info::Exactly(info),
                 values: 5,
                 duration: (MS, 10 * MS),
@@ -213,10 +236,10 @@ pub fn generate(kind: Kind, seed: u64) -> Generated {
                 never: 0.4,
             };
             let mut ops = simulate(&params, &mut rng);
-            let injected = if kind == Kind::EtcdBad {
-                inject_bad_read(&mut ops, params.values, &mut rng)
-            } else {
-                None
+            let injected = match kind {
+                Kind::EtcdBad => inject_bad_read(&mut ops, params.values, &mut rng),
+                Kind::EtcdBadAny => inject_other_read(&mut ops, params.values, &mut rng),
+                _ => None,
             };
             Generated {
                 ops,
@@ -360,9 +383,65 @@ fn simulate(p: &Params, rng: &mut Rng) -> Vec<SimOp> {
     ops
 }
 
-/// Falsifies one `ok` read in the second half of the history: it now returns
-/// a value other than the one the register held. Returns its index.
+/// The value an op writes if it takes effect (a write, or a cas's `to`).
+fn written(op: &SimOp) -> Option<u8> {
+    match (op.func, op.end) {
+        (_, End::Fail) | (Func::Read, _) => None,
+        (Func::Write(v), _) | (Func::Cas(_, v), _) => Some(v),
+    }
+}
+
+/// Whether reading `v` in `read`'s interval is impossible in every
+/// linearization: every op that may have written `v` before the read
+/// completed did complete `ok`, and was certainly overwritten by another
+/// `ok` op (writing something else) that began after it completed and
+/// completed before the read began. (So the last write before any point of
+/// the read's interval is not of `v`; nor is the initial nil.)
+fn stale(ops: &[SimOp], read: &SimOp, v: u8) -> bool {
+    ops.iter()
+        .filter(|w| w.invoke < read.complete && written(w) == Some(v))
+        .all(|w| {
+            w.end == End::Ok
+                && ops.iter().any(|x| {
+                    x.end == End::Ok
+                        && written(x).is_some_and(|u| u != v)
+                        && x.invoke > w.complete
+                        && x.complete < read.invoke
+                })
+        })
+}
+
+/// Falsifies one `ok` read, preferably in the second half of the history:
+/// it now returns a stale or never-written value that no linearization
+/// allows (see [`stale`]); if no read admits one, a value other than the one
+/// the register held (which may still be explainable). Returns its index.
 fn inject_bad_read(ops: &mut [SimOp], values: u8, rng: &mut Rng) -> Option<usize> {
+    let reads: Vec<usize> = (0..ops.len())
+        .filter(|&i| ops[i].func == Func::Read && ops[i].end == End::Ok)
+        .collect();
+    let candidates = |from: usize| -> Vec<(usize, u8)> {
+        reads
+            .iter()
+            .filter(|&&i| i >= from)
+            .flat_map(|&i| (0..values).map(move |v| (i, v)))
+            .filter(|&(i, v)| ops[i].read != Some(v) && stale(ops, &ops[i], v))
+            .collect()
+    };
+    let mut pool = candidates(ops.len() / 2);
+    if pool.is_empty() {
+        pool = candidates(0);
+    }
+    if let Some(&(i, v)) = pool.get(rng.below(pool.len().max(1) as u64) as usize) {
+        ops[i].read = Some(v);
+        return Some(i);
+    }
+    inject_other_read(ops, values, rng)
+}
+
+/// Changes one `ok` read in the second half of the history (if any, else
+/// anywhere) to a value other than the one the register held. Returns its
+/// index.
+fn inject_other_read(ops: &mut [SimOp], values: u8, rng: &mut Rng) -> Option<usize> {
     let reads: Vec<usize> = (0..ops.len())
         .filter(|&i| ops[i].func == Func::Read && ops[i].end == End::Ok)
         .collect();
@@ -372,10 +451,7 @@ fn inject_bad_read(ops: &mut [SimOp], values: u8, rng: &mut Rng) -> Option<usize
         .filter(|&i| i >= ops.len() / 2)
         .collect();
     let pool = if late.is_empty() { &reads } else { &late };
-    if pool.is_empty() {
-        return None;
-    }
-    let i = pool[rng.below(pool.len() as u64) as usize];
+    let i = *pool.get(rng.below(pool.len().max(1) as u64) as usize)?;
     let actual = ops[i].read;
     let others: Vec<u8> = (0..values).filter(|&v| Some(v) != actual).collect();
     ops[i].read = Some(others[rng.below(others.len() as u64) as usize]);
