@@ -332,12 +332,17 @@ impl<W: Write> HistoryWriter<W> {
     }
 
     /// Numbers `op` and appends it as one flushed line; returns the index given.
+    ///
+    /// The line is serialized in full first and handed to the writer in one
+    /// `write_all`, so a failed serialization writes nothing and a file
+    /// written directly (not through a `BufWriter`) gets each line in one go.
     pub fn append(&mut self, op: &mut Op) -> io::Result<u64> {
         op.index = self.next_index;
-        self.next_index += 1;
-        serde_json::to_writer(&mut self.out, op)?;
-        self.out.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(op)?;
+        line.push(b'\n');
+        self.out.write_all(&line)?;
         self.out.flush()?;
+        self.next_index += 1;
         Ok(op.index)
     }
 

@@ -11,6 +11,7 @@
 //! - [`model`]: consistency models as pure step functions over hashable states.
 //! - [`linear`]: the linearizability search over one partition, with its memo table.
 //! - [`linearizable`]: per-key partitioning, parallel search, budgets, explanations.
+//! - [`set`]: the set checker: lost, stale, unexpected and duplicated elements (Jepsen's set-full).
 //! - [`verdict`]: valid / invalid / unknown and how verdicts compose.
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod linear;
 pub mod linearizable;
 pub mod model;
 pub mod pair;
+pub mod set;
 pub mod verdict;
 
 pub use verdict::Validity;

@@ -266,6 +266,9 @@ type Partition = (Option<String>, Vec<Call>);
 
 /// Groups calls by key, in check order: numeric keys by value, then others.
 fn partition(calls: Vec<Call>) -> Vec<Partition> {
+    if calls.iter().all(|c| c.key.is_none()) {
+        return vec![(None, calls)];
+    }
     let mut by_key: BTreeMap<(u8, i128, Option<String>), Vec<Call>> = BTreeMap::new();
     for call in calls {
         let order = match call.key.as_deref().map(str::parse::<i128>) {

@@ -8,7 +8,7 @@
 //!
 //! Nemesis events are not calls and are skipped.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde_json::Value;
 
@@ -90,8 +90,8 @@ pub enum PairError {
 /// Pairs the client ops of `history` into calls, ordered by invocation.
 /// `fail` calls are dropped; calls never completed are indeterminate.
 pub fn pair(history: &[Op]) -> Result<Vec<Call>, PairError> {
-    let mut calls: Vec<Option<Call>> = Vec::new();
-    let mut outstanding: HashMap<u64, usize> = HashMap::new();
+    let mut calls: Vec<Option<Call>> = Vec::with_capacity(history.len() / 2 + 1);
+    let mut outstanding: FxHashMap<u64, usize> = FxHashMap::default();
     for (index, op) in history.iter().enumerate() {
         let Process::Client(process) = op.process else {
             continue;

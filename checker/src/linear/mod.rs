@@ -16,6 +16,11 @@
 //! compactly in the memo. Its hash is updated incrementally (Zobrist: one
 //! random word per op, XORed in and out). The loop allocates only when the
 //! memo arena grows, and never reads a clock: budgets arrive as an atomic flag.
+//!
+//! The memo also prunes by *dominance* over indeterminate ops: a configuration
+//! with the same `ok` ops and state as a recorded one, and a superset of its
+//! indeterminate ops, can do nothing the recorded one could not (those extra
+//! ops may simply never take effect there), so it is not explored again.
 
 mod memo;
 
@@ -114,7 +119,7 @@ impl Events {
         }
         // A call and a return at one position cannot both be an op's; calls first
         // makes an op that returns at its own call position still valid.
-        events.sort_by_key(|&(at, _, is_call)| (at, !is_call));
+        events.sort_unstable_by_key(|&(at, _, is_call)| (at, !is_call));
         let n = events.len() + 1;
         let mut ev = Events {
             next: (1..=n as u32).collect(),
@@ -187,7 +192,7 @@ struct Linearized {
 impl Linearized {
     fn new(n_ok: usize, n_info: usize) -> Self {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let zobrist = (0..n_ok + n_info)
+        let zobrist = (0..n_ok)
             .map(|_| {
                 // splitmix64
                 seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -218,13 +223,23 @@ impl Linearized {
     }
 
     #[inline]
+    fn contains(&self, id: usize) -> bool {
+        if id >= self.n_ok {
+            let i = id - self.n_ok;
+            self.info[i / 64] & (1 << (i % 64)) != 0
+        } else {
+            self.ok[id / 64] & (1 << (id % 64)) != 0
+        }
+    }
+
+    #[inline]
     fn set(&mut self, id: usize) {
-        self.hash ^= self.zobrist[id];
         if id >= self.n_ok {
             let i = id - self.n_ok;
             self.info[i / 64] |= 1 << (i % 64);
             return;
         }
+        self.hash ^= self.zobrist[id];
         let w = id / 64;
         self.ok[w] |= 1 << (id % 64);
         self.hi = self.hi.max(w + 1);
@@ -235,12 +250,12 @@ impl Linearized {
 
     #[inline]
     fn clear(&mut self, id: usize) {
-        self.hash ^= self.zobrist[id];
         if id >= self.n_ok {
             let i = id - self.n_ok;
             self.info[i / 64] &= !(1 << (i % 64));
             return;
         }
+        self.hash ^= self.zobrist[id];
         let w = id / 64;
         self.ok[w] &= !(1 << (id % 64));
         self.lo = self.lo.min(w);
@@ -249,19 +264,25 @@ impl Linearized {
         }
     }
 
-    /// Writes the canonical encoding of the set into `key`.
+    /// Writes the canonical encoding of the `ok` part of the set into `key`.
     #[inline]
-    fn encode(&self, key: &mut Vec<u64>) {
+    fn encode_ok(&self, key: &mut Vec<u64>) {
         key.clear();
         key.push(self.lo as u64);
         if self.hi > self.lo {
             key.extend_from_slice(&self.ok[self.lo..self.hi]);
         }
-        key.extend_from_slice(&self.info);
     }
 }
 
 /// Searches for a linearization of `ops` from the model's initial state.
+///
+/// Two reductions keep the search small without changing its answer:
+/// - a *pure* op (a read) that is legal now is linearized now, and if that
+///   fails the configuration fails: placing it later can only give the same
+///   states, since it changes nothing;
+/// - equal indeterminate ops are interchangeable, so they are linearized in
+///   invocation order: one is tried only once its equal predecessor is in.
 pub fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<M::Op>],
@@ -269,7 +290,7 @@ pub fn search<M: Model>(
 ) -> (Search<M::State>, SearchStats) {
     // Op ids: ok ops by return order, then indeterminate ops by call order.
     let mut order: Vec<usize> = (0..ops.len()).collect();
-    order.sort_by_key(|&i| match ops[i].return_at {
+    order.sort_unstable_by_key(|&i| match ops[i].return_at {
         Some(at) => (0, at),
         None => (1, ops[i].call_at),
     });
@@ -280,19 +301,25 @@ pub fn search<M: Model>(
     }
     let mut events = Events::new(ops, &id_of);
     let by_id: Vec<&M::Op> = order.iter().map(|&i| &ops[i].op).collect();
+    let pure: Vec<bool> = by_id.iter().map(|op| model.pure(op)).collect();
+    let twin = twins(&by_id, n_ok);
     let mut lin = Linearized::new(n_ok, ops.len() - n_ok);
-    let mut memo: Memo<M::State> = Memo::new(budget.memo_bytes);
+    let mut memo: Memo<M::State> = Memo::new(budget.memo_bytes, lin.info.len(), ops.len() * 4);
     let mut key = Vec::new();
     let hasher = FxBuildHasher;
 
     let mut state = model.init();
-    let mut stack: Vec<(u32, M::State)> = Vec::with_capacity(ops.len());
+    let mut stack: Vec<Frame<M::State>> = Vec::with_capacity(ops.len());
+    // Each configuration's candidates are tried in two passes over the list:
+    // ok ops first, then indeterminate ones, so that configurations with few
+    // indeterminate ops are recorded first and dominate the rest.
+    let mut info_pass = false;
     let mut remaining_ok = n_ok;
     let mut entry = events.next[HEAD as usize];
     let mut furthest = Furthest::default();
     let mut iterations: u64 = 0;
 
-    let outcome = loop {
+    let outcome = 'search: loop {
         if remaining_ok == 0 {
             break Search::Valid;
         }
@@ -300,23 +327,53 @@ pub fn search<M: Model>(
         if iterations & 0x3FF == 0 && budget.exhausted() {
             break Search::Unknown("stopped: time limit reached or another key failed".into());
         }
-        if entry != NONE && events.is_call[entry as usize] {
+        let at_return = entry == NONE || !events.is_call[entry as usize];
+        if at_return && !info_pass {
+            // Every ok candidate was tried; now the indeterminate ones.
+            info_pass = true;
+            entry = events.next[HEAD as usize];
+            continue;
+        }
+        let mut dead_end = at_return;
+        if !dead_end {
             let id = events.op[entry as usize] as usize;
-            if let Some(next_state) = model.step(&state, by_id[id]) {
+            // Each pass considers its own kind of op. A pure indeterminate op
+            // never needs to take effect; an indeterminate op waits for its
+            // equal predecessor.
+            let skip = (id >= n_ok) != info_pass
+                || (id >= n_ok && pure[id])
+                || (twin[id] != NONE && !lin.contains(twin[id] as usize));
+            let next_state = if skip {
+                None
+            } else {
+                model.step(&state, by_id[id])
+            };
+            if let Some(next_state) = next_state {
                 lin.set(id);
-                lin.encode(&mut key);
+                lin.encode_ok(&mut key);
                 let hash = lin.hash ^ hasher.hash_one(&next_state);
-                match memo.insert(hash, &key, &next_state) {
+                match memo.insert(hash, &key, &lin.info, &next_state) {
                     Insert::New => {
-                        stack.push((entry, std::mem::replace(&mut state, next_state)));
+                        let previous = std::mem::replace(&mut state, next_state);
+                        stack.push(Frame {
+                            call: entry,
+                            previous,
+                            forced: pure[id],
+                            info_pass,
+                        });
                         events.lift(entry);
                         if id < n_ok {
                             remaining_ok -= 1;
                         }
                         entry = events.next[HEAD as usize];
+                        info_pass = false;
                         continue;
                     }
-                    Insert::Seen => lin.clear(id),
+                    Insert::Seen => {
+                        lin.clear(id);
+                        // A forced op whose result already failed fails this configuration.
+                        dead_end = pure[id];
+                    }
                     Insert::Full => {
                         break Search::Unknown(format!(
                             "memo table reached its cap of {} MiB after {} configurations",
@@ -326,11 +383,12 @@ pub fn search<M: Model>(
                     }
                 }
             }
-            entry = events.next[entry as usize];
-            continue;
-        }
-        // A return whose op is not linearized (or the end): backtrack.
-        if entry != NONE {
+            if !dead_end {
+                entry = events.next[entry as usize];
+                continue;
+            }
+        } else if entry != NONE {
+            // A return whose op is not linearized: note how far we got.
             let id = events.op[entry as usize] as usize;
             furthest.observe(
                 events.rank[entry as usize],
@@ -341,23 +399,55 @@ pub fn search<M: Model>(
                 || model.step(&state, by_id[id]).is_none(),
             );
         }
-        let Some((call, previous)) = stack.pop() else {
-            break Search::Invalid(furthest.failure(&order));
-        };
-        let id = events.op[call as usize] as usize;
-        lin.clear(id);
-        if id < n_ok {
-            remaining_ok += 1;
+        // Backtrack: undo linearizations until one that was a free choice.
+        loop {
+            let Some(frame) = stack.pop() else {
+                break 'search Search::Invalid(furthest.failure(&order));
+            };
+            let id = events.op[frame.call as usize] as usize;
+            lin.clear(id);
+            if id < n_ok {
+                remaining_ok += 1;
+            }
+            state = frame.previous;
+            events.unlift(frame.call);
+            if !frame.forced {
+                entry = events.next[frame.call as usize];
+                info_pass = frame.info_pass;
+                break;
+            }
         }
-        state = previous;
-        events.unlift(call);
-        entry = events.next[call as usize];
     };
     let stats = SearchStats {
         configurations: memo.len(),
         memo_bytes: memo.bytes(),
     };
     (outcome, stats)
+}
+
+/// One linearization on the search path.
+struct Frame<S> {
+    /// The op's call entry.
+    call: u32,
+    /// The state before it.
+    previous: S,
+    /// It was pure and legal, so linearized without trying alternatives.
+    forced: bool,
+    /// It was chosen in the pass over indeterminate ops.
+    info_pass: bool,
+}
+
+/// For each indeterminate op id, the previous indeterminate op (by call order)
+/// that is equal to it, or NONE.
+fn twins<O: Eq + Hash>(by_id: &[&O], n_ok: usize) -> Vec<u32> {
+    let mut last: rustc_hash::FxHashMap<&O, u32> = Default::default();
+    let mut twin = vec![NONE; by_id.len()];
+    for id in n_ok..by_id.len() {
+        if let Some(prev) = last.insert(by_id[id], id as u32) {
+            twin[id] = prev;
+        }
+    }
+    twin
 }
 
 /// The furthest return the search could not pass, with what it knew there.
@@ -386,7 +476,7 @@ impl<S: Clone + Eq + Hash> Furthest<S> {
         rank: u32,
         id: usize,
         state: &S,
-        stack: &[(u32, S)],
+        stack: &[Frame<S>],
         events: &Events,
         refused: impl FnOnce() -> bool,
     ) {
@@ -396,7 +486,10 @@ impl<S: Clone + Eq + Hash> Furthest<S> {
         if rank > self.rank || self.op == NONE {
             self.rank = rank;
             self.op = id as u32;
-            self.prefix = stack.iter().map(|&(e, _)| events.op[e as usize]).collect();
+            self.prefix = stack
+                .iter()
+                .map(|f| events.op[f.call as usize])
+                .collect();
             self.states.clear();
         }
         if refused() && !self.states.contains(state) {

@@ -7,7 +7,7 @@ use super::{read_is_unconstrained, Model, ModelError, NilRead};
 use crate::pair::Call;
 
 /// A counter op.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CounterOp {
     /// Add this amount.
     Add(i64),
@@ -65,6 +65,10 @@ impl Model for Counter {
             CounterOp::Add(n) => count.checked_add(n),
             CounterOp::Read(n) => (n == *count).then_some(n),
         }
+    }
+
+    fn pure(&self, op: &CounterOp) -> bool {
+        matches!(op, CounterOp::Read(_) | CounterOp::Add(0))
     }
 
     fn state_json(&self, count: &i64) -> Value {

@@ -19,7 +19,7 @@ pub mod queue;
 pub mod register;
 pub mod set;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::str::FromStr;
@@ -32,8 +32,9 @@ use crate::pair::{Call, Outcome};
 pub trait Model: Send + Sync {
     /// The model's state; compared in full whenever a memo lookup hits.
     type State: Clone + Eq + Hash + Send + Debug;
-    /// A compiled operation (input and observed output together).
-    type Op: Clone + Send + Sync + Debug;
+    /// A compiled operation (input and observed output together). Equal ops
+    /// are interchangeable, which the search uses to skip symmetric orders.
+    type Op: Clone + Send + Sync + Debug + Eq + Hash;
 
     /// Compiles a call. `Ok(None)` drops it: it constrains nothing (an
     /// indeterminate read, or a read of nil under [`NilRead::Unknown`]).
@@ -42,6 +43,12 @@ pub trait Model: Send + Sync {
     fn init(&self) -> Self::State;
     /// The state after `op`, or `None` when `op` is illegal in `state`.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+    /// Whether `op` never changes the state when it is legal (a read). The
+    /// search linearizes such an op as soon as it is legal, without trying
+    /// the orders that place it later: they can only be equivalent.
+    fn pure(&self, _op: &Self::Op) -> bool {
+        false
+    }
     /// The state as JSON, for explanations.
     fn state_json(&self, state: &Self::State) -> Value;
     /// The op in words, e.g. `read 3`, `cas 1 -> 2`.
@@ -185,13 +192,32 @@ impl ModelSpec {
 /// Interns JSON values to dense ids, so model states are small integers.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
+    /// Ids of nil and the small non-negative integers, the common values.
+    small: Vec<u32>,
     values: Vec<Value>,
 }
+
+const SMALL: u64 = 64;
 
 impl Interner {
     /// The id of `value`, adding it if new. Equal JSON values share an id.
     pub fn intern(&mut self, value: &Value) -> u32 {
+        let slot = match value {
+            Value::Null => Some(0),
+            Value::Number(n) => n.as_u64().filter(|&n| n < SMALL).map(|n| n as usize + 1),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if self.small.is_empty() {
+                self.small = vec![u32::MAX; SMALL as usize + 1];
+            }
+            if self.small[slot] == u32::MAX {
+                self.small[slot] = self.values.len() as u32;
+                self.values.push(value.clone());
+            }
+            return self.small[slot];
+        }
         let text = value.to_string();
         if let Some(&id) = self.ids.get(&text) {
             return id;

@@ -13,7 +13,7 @@ use super::{Interner, Model, ModelError, NilRead};
 use crate::pair::{Call, Outcome};
 
 /// One micro-op on register `reg` (an index into the model's register names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MicroOp {
     /// Observed this value; `None` when the read tells nothing.
     Read(usize, Option<u32>),
@@ -140,6 +140,10 @@ impl Model for MultiRegister {
             }
         }
         Some(next)
+    }
+
+    fn pure(&self, op: &Vec<MicroOp>) -> bool {
+        op.iter().all(|m| matches!(m, MicroOp::Read(..)))
     }
 
     fn state_json(&self, state: &Vec<u32>) -> Value {

@@ -7,7 +7,7 @@ use super::{Model, ModelError};
 use crate::pair::Call;
 
 /// A lock op.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MutexOp {
     /// Take the lock.
     Acquire,

@@ -1,8 +1,13 @@
 //! Queues: `fifo-queue` and `unordered-queue`, with `enqueue` and `dequeue`.
 //!
-//! An `ok` dequeue of nil observed an empty queue. An indeterminate dequeue of
-//! a FIFO queue may have removed the head, whatever it was; of an unordered
-//! queue it is dropped, since removing an element never makes a later op legal.
+//! An `ok` dequeue of nil observed an empty queue. An indeterminate dequeue
+//! may have removed an element, or not:
+//! - FIFO: it removed the head, whatever that was — deterministic.
+//! - unordered: it removed *some* element. Removing an element that an `ok`
+//!   dequeue later returns would make that dequeue impossible, so (with unique
+//!   values, as queue workloads use) it removed an element that no `ok`
+//!   dequeue ever returns. Those elements are kept only as a count
+//!   (`anonymous`), which is all that emptiness checks need.
 
 use std::collections::VecDeque;
 
@@ -12,20 +17,32 @@ use super::{Interner, Model, ModelError};
 use crate::pair::{Call, Outcome};
 
 /// A queue op with interned elements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QueueOp {
     /// Put an element in.
     Enqueue(u32),
     /// Took this element out (`Some`), or observed an empty queue (`None`).
     Dequeue(Option<u32>),
-    /// Took out the head, value unknown (FIFO only).
+    /// Took out an element, value unknown (an indeterminate dequeue).
     DequeueAny,
+}
+
+/// A queue's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QueueState {
+    /// Elements in order (FIFO), or sorted (unordered: only those some ok
+    /// dequeue returns).
+    pub items: VecDeque<u32>,
+    /// Unordered only: elements that no ok dequeue returns.
+    pub anonymous: u32,
 }
 
 /// A queue, initially empty; FIFO or unordered.
 #[derive(Clone, Debug)]
 pub struct Queue {
     elements: Interner,
+    /// Per element id: some ok dequeue returns it.
+    dequeued: Vec<bool>,
     fifo: bool,
 }
 
@@ -34,26 +51,34 @@ impl Queue {
     pub fn new(fifo: bool) -> Self {
         Queue {
             elements: Interner::default(),
+            dequeued: Vec::new(),
             fifo,
         }
+    }
+
+    fn tracked(&self, e: u32) -> bool {
+        self.fifo || self.dequeued.get(e as usize).copied().unwrap_or(false)
     }
 }
 
 impl Model for Queue {
-    /// Elements in order (FIFO) or sorted (unordered).
-    type State = VecDeque<u32>;
+    type State = QueueState;
     type Op = QueueOp;
 
     fn compile(&mut self, call: &Call) -> Result<Option<QueueOp>, ModelError> {
         let indeterminate = call.outcome == Outcome::Indeterminate;
         match call.f.as_str() {
             "enqueue" => Ok(Some(QueueOp::Enqueue(self.elements.intern(&call.value)))),
-            "dequeue" if indeterminate && self.fifo => Ok(Some(QueueOp::DequeueAny)),
-            "dequeue" if indeterminate => Ok(None),
+            "dequeue" if indeterminate => Ok(Some(QueueOp::DequeueAny)),
             "dequeue" if call.value.is_null() => Ok(Some(QueueOp::Dequeue(None))),
-            "dequeue" => Ok(Some(QueueOp::Dequeue(Some(
-                self.elements.intern(&call.value),
-            )))),
+            "dequeue" => {
+                let e = self.elements.intern(&call.value);
+                if self.dequeued.len() <= e as usize {
+                    self.dequeued.resize(e as usize + 1, false);
+                }
+                self.dequeued[e as usize] = true;
+                Ok(Some(QueueOp::Dequeue(Some(e))))
+            }
             f => Err(ModelError::new(
                 call,
                 format!("this model takes enqueue or dequeue, not {f:?}"),
@@ -61,40 +86,54 @@ impl Model for Queue {
         }
     }
 
-    fn init(&self) -> VecDeque<u32> {
-        VecDeque::new()
+    fn init(&self) -> QueueState {
+        QueueState::default()
     }
 
-    fn step(&self, state: &VecDeque<u32>, op: &QueueOp) -> Option<VecDeque<u32>> {
+    fn step(&self, state: &QueueState, op: &QueueOp) -> Option<QueueState> {
         let mut next = state.clone();
         match *op {
-            QueueOp::Enqueue(e) if self.fifo => next.push_back(e),
-            QueueOp::Enqueue(e) => {
-                let at = next.partition_point(|&x| x <= e);
-                next.insert(at, e);
+            QueueOp::Enqueue(e) if self.fifo => next.items.push_back(e),
+            QueueOp::Enqueue(e) if self.tracked(e) => {
+                let at = next.items.partition_point(|&x| x <= e);
+                next.items.insert(at, e);
             }
-            QueueOp::Dequeue(None) => return state.is_empty().then_some(next),
+            QueueOp::Enqueue(_) => next.anonymous += 1,
+            QueueOp::Dequeue(None) => {
+                return (state.items.is_empty() && state.anonymous == 0).then_some(next)
+            }
             QueueOp::Dequeue(Some(e)) if self.fifo => {
-                (next.pop_front()? == e).then_some(())?;
+                (next.items.pop_front()? == e).then_some(())?;
             }
             QueueOp::Dequeue(Some(e)) => {
-                let at = next.binary_search(&e).ok()?;
-                next.remove(at);
+                let at = next.items.binary_search(&e).ok()?;
+                next.items.remove(at);
             }
-            QueueOp::DequeueAny => {
-                next.pop_front()?;
+            QueueOp::DequeueAny if self.fifo => {
+                next.items.pop_front()?;
             }
+            QueueOp::DequeueAny => next.anonymous = next.anonymous.checked_sub(1)?,
         }
         Some(next)
     }
 
-    fn state_json(&self, state: &VecDeque<u32>) -> Value {
-        Value::Array(
-            state
-                .iter()
-                .map(|&e| self.elements.value(e).clone())
-                .collect(),
-        )
+    fn pure(&self, op: &QueueOp) -> bool {
+        matches!(op, QueueOp::Dequeue(None))
+    }
+
+    fn state_json(&self, state: &QueueState) -> Value {
+        let mut items: Vec<Value> = state
+            .items
+            .iter()
+            .map(|&e| self.elements.value(e).clone())
+            .collect();
+        if state.anonymous > 0 {
+            items.push(Value::String(format!(
+                "(+{} never dequeued)",
+                state.anonymous
+            )));
+        }
+        Value::Array(items)
     }
 
     fn show_op(&self, op: &QueueOp) -> String {
@@ -115,17 +154,33 @@ impl Model for Queue {
 mod tests {
     use super::*;
 
+    fn enqueue_all(q: &Queue, items: &[u32]) -> QueueState {
+        items
+            .iter()
+            .fold(q.init(), |s, &e| q.step(&s, &QueueOp::Enqueue(e)).unwrap())
+    }
+
     #[test]
     fn fifo_dequeues_the_head_and_unordered_any_element() {
         let fifo = Queue::new(true);
-        let s = fifo.step(&fifo.init(), &QueueOp::Enqueue(1)).unwrap();
-        let s = fifo.step(&s, &QueueOp::Enqueue(2)).unwrap();
+        let s = enqueue_all(&fifo, &[1, 2]);
         assert!(fifo.step(&s, &QueueOp::Dequeue(Some(2))).is_none());
         assert!(fifo.step(&s, &QueueOp::Dequeue(Some(1))).is_some());
-        let bag = Queue::new(false);
-        let s = bag.step(&bag.init(), &QueueOp::Enqueue(1)).unwrap();
-        let s = bag.step(&s, &QueueOp::Enqueue(2)).unwrap();
+        let mut bag = Queue::new(false);
+        bag.dequeued = vec![true; 3];
+        let s = enqueue_all(&bag, &[1, 2]);
         assert!(bag.step(&s, &QueueOp::Dequeue(Some(2))).is_some());
         assert!(bag.step(&s, &QueueOp::Dequeue(None)).is_none());
+    }
+
+    #[test]
+    fn an_indeterminate_dequeue_can_empty_an_unordered_queue_of_untracked_elements() {
+        let bag = Queue::new(false);
+        let s = enqueue_all(&bag, &[7]);
+        assert_eq!(s.anonymous, 1);
+        assert!(bag.step(&s, &QueueOp::Dequeue(None)).is_none());
+        let emptied = bag.step(&s, &QueueOp::DequeueAny).unwrap();
+        assert!(bag.step(&emptied, &QueueOp::Dequeue(None)).is_some());
+        assert!(bag.step(&emptied, &QueueOp::DequeueAny).is_none());
     }
 }

@@ -10,7 +10,7 @@ use super::{pair_of, read_is_unconstrained, Interner, Model, ModelError, NilRead
 use crate::pair::Call;
 
 /// A register op with interned values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RegisterOp {
     /// Observed this value.
     Read(u32),
@@ -85,6 +85,14 @@ impl Model for Register {
             RegisterOp::Read(v) => (v == *state).then_some(v),
             RegisterOp::Write(v) => Some(v),
             RegisterOp::Cas(from, to) => (from == *state).then_some(to),
+        }
+    }
+
+    fn pure(&self, op: &RegisterOp) -> bool {
+        match *op {
+            RegisterOp::Read(_) => true,
+            RegisterOp::Cas(from, to) => from == to,
+            RegisterOp::Write(_) => false,
         }
     }
 

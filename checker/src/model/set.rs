@@ -7,7 +7,7 @@ use super::{read_is_unconstrained, Interner, Model, ModelError, NilRead};
 use crate::pair::Call;
 
 /// A set op with interned elements.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SetOp {
     /// Add one element.
     Add(u32),
@@ -76,6 +76,10 @@ impl Model for Set {
                 same.then(|| state.clone())
             }
         }
+    }
+
+    fn pure(&self, op: &SetOp) -> bool {
+        matches!(op, SetOp::Read(_))
     }
 
     fn state_json(&self, state: &Vec<u64>) -> Value {
