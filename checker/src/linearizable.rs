@@ -102,7 +102,7 @@ impl OpRef {
                 Outcome::Ok => "ok",
                 Outcome::Indeterminate => "info",
             },
-            f: call.f.clone(),
+            f: call.f.to_string(),
             value: call.value.clone(),
             time: call.invoke_time,
             complete_time: call.complete_time,
@@ -241,7 +241,7 @@ pub fn check(
         match key_result.valid {
             KeyVerdict::Invalid if result.valid != Validity::Invalid => {
                 result.valid = Validity::Invalid;
-                result.first_invalid_key = key.clone();
+                result.first_invalid_key = key.map(str::to_string);
                 result.explanation = key_result.explanation.clone();
             }
             KeyVerdict::Unknown => {
@@ -255,29 +255,29 @@ pub fn check(
         if keyed {
             result
                 .keys
-                .insert(key.clone().unwrap_or_default(), key_result);
+                .insert(key.unwrap_or_default().to_string(), key_result);
         }
     }
     result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(result)
 }
 
-type Partition = (Option<String>, Vec<Call>);
+type Partition<'a> = (Option<&'a str>, Vec<Call<'a>>);
 
 /// Groups calls by key, in check order: numeric keys by value, then others.
-fn partition(calls: Vec<Call>) -> Vec<Partition> {
+fn partition(calls: Vec<Call<'_>>) -> Vec<Partition<'_>> {
     if calls.iter().all(|c| c.key.is_none()) {
         return vec![(None, calls)];
     }
-    let mut by_key: BTreeMap<(u8, i128, Option<String>), Vec<Call>> = BTreeMap::new();
+    let mut by_key: BTreeMap<(u8, i128, Option<&str>), Vec<Call>> = BTreeMap::new();
     for call in calls {
-        let order = match call.key.as_deref().map(str::parse::<i128>) {
+        let order = match call.key.map(str::parse::<i128>) {
             None => (0, 0),
             Some(Ok(n)) => (1, n),
             Some(Err(_)) => (2, 0),
         };
         by_key
-            .entry((order.0, order.1, call.key.clone()))
+            .entry((order.0, order.1, call.key))
             .or_default()
             .push(call);
     }
@@ -408,6 +408,17 @@ fn check_with<M: Model>(
             origin.push(i);
         }
     }
+    // Indeterminate ops whose effect nothing could observe are never needed.
+    let mut kept = 0;
+    for i in 0..ops.len() {
+        if !(ops[i].return_at.is_none() && model.droppable(&ops[i].op)) {
+            ops.swap(kept, i);
+            origin.swap(kept, i);
+            kept += 1;
+        }
+    }
+    ops.truncate(kept);
+    origin.truncate(kept);
     let (outcome, SearchStats { configurations, .. }) = search(&model, &ops, budget);
     let mut result = KeyResult {
         valid: KeyVerdict::Valid,

@@ -23,17 +23,18 @@ pub enum Outcome {
     Indeterminate,
 }
 
-/// A client operation with its interval; see the module docs.
+/// A client operation with its interval; see the module docs. It borrows
+/// its function, key and value from the history.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Call {
+pub struct Call<'a> {
     /// The client process.
     pub process: u64,
     /// The function (`read`, `write`, `cas`, ...).
-    pub f: String,
+    pub f: &'a str,
     /// The key, if the history is over independent keys.
-    pub key: Option<String>,
+    pub key: Option<&'a str>,
     /// The value: the completion's for `ok` calls, the invocation's otherwise.
-    pub value: Value,
+    pub value: &'a Value,
     /// Whether it certainly happened.
     pub outcome: Outcome,
     /// Index in the history of the invocation.
@@ -89,7 +90,7 @@ pub enum PairError {
 
 /// Pairs the client ops of `history` into calls, ordered by invocation.
 /// `fail` calls are dropped; calls never completed are indeterminate.
-pub fn pair(history: &[Op]) -> Result<Vec<Call>, PairError> {
+pub fn pair(history: &[Op]) -> Result<Vec<Call<'_>>, PairError> {
     let mut calls: Vec<Option<Call>> = Vec::with_capacity(history.len() / 2 + 1);
     let mut outstanding: FxHashMap<u64, usize> = FxHashMap::default();
     for (index, op) in history.iter().enumerate() {
@@ -109,9 +110,9 @@ pub fn pair(history: &[Op]) -> Result<Vec<Call>, PairError> {
             outstanding.insert(process, calls.len());
             calls.push(Some(Call {
                 process,
-                f: op.f.clone(),
-                key: op.key.clone(),
-                value: op.value.clone(),
+                f: &op.f,
+                key: op.key.as_deref(),
+                value: &op.value,
                 outcome: Outcome::Indeterminate,
                 invoke_index: index,
                 complete_index: None,
@@ -132,13 +133,18 @@ pub fn pair(history: &[Op]) -> Result<Vec<Call>, PairError> {
     Ok(calls.into_iter().flatten().collect())
 }
 
-fn complete(slot: &mut Option<Call>, op: &Op, index: usize, process: u64) -> Result<(), PairError> {
+fn complete<'a>(
+    slot: &mut Option<Call<'a>>,
+    op: &'a Op,
+    index: usize,
+    process: u64,
+) -> Result<(), PairError> {
     let call = slot.as_mut().expect("outstanding slots hold calls");
     if call.f != op.f {
         return Err(PairError::MismatchedCompletion {
             index,
             process,
-            invoked: call.f.clone(),
+            invoked: call.f.to_string(),
             got: op.f.clone(),
         });
     }
@@ -147,9 +153,9 @@ fn complete(slot: &mut Option<Call>, op: &Op, index: usize, process: u64) -> Res
     match op.op_type {
         OpType::Ok => {
             call.outcome = Outcome::Ok;
-            call.value = op.value.clone();
+            call.value = &op.value;
             if call.key.is_none() {
-                call.key = op.key.clone();
+                call.key = op.key.as_deref();
             }
         }
         OpType::Fail => *slot = None,
@@ -181,10 +187,10 @@ mod tests {
         ];
         let calls = pair(&h).unwrap();
         assert_eq!(calls.len(), 3);
-        assert_eq!(calls[0].value, json!(3));
+        assert_eq!(*calls[0].value, json!(3));
         assert_eq!(calls[0].outcome, Outcome::Ok);
         assert_eq!(calls[1].outcome, Outcome::Indeterminate);
-        assert_eq!(calls[1].value, json!(3), "info keeps the invoked value");
+        assert_eq!(*calls[1].value, json!(3), "info keeps the invoked value");
         assert_eq!(calls[2].complete_index, None);
         assert_eq!(calls[2].outcome, Outcome::Indeterminate);
     }

@@ -104,30 +104,18 @@ struct Events {
     is_call: Vec<bool>,
     /// Per op id: its return entry, or NONE.
     return_entry: Vec<u32>,
-    /// Per entry: rank in history order, for reporting how far the search got.
-    rank: Vec<u32>,
 }
 
 impl Events {
-    fn new<O>(ops: &[SearchOp<O>], id_of: &[u32]) -> Events {
-        let mut events: Vec<(usize, u32, bool)> = Vec::with_capacity(ops.len() * 2);
-        for (i, op) in ops.iter().enumerate() {
-            events.push((op.call_at, id_of[i], true));
-            if let Some(at) = op.return_at {
-                events.push((at, id_of[i], false));
-            }
-        }
-        // A call and a return at one position cannot both be an op's; calls first
-        // makes an op that returns at its own call position still valid.
-        events.sort_unstable_by_key(|&(at, _, is_call)| (at, !is_call));
+    /// The list of `events` (position, op id, is a call), already in order.
+    fn new(events: &[(usize, u32, bool)], n_ops: usize) -> Events {
         let n = events.len() + 1;
         let mut ev = Events {
             next: (1..=n as u32).collect(),
             prev: (0..n as u32).map(|i| i.wrapping_sub(1)).collect(),
             op: vec![NONE; n],
             is_call: vec![false; n],
-            return_entry: vec![NONE; ops.len()],
-            rank: (0..n as u32).collect(),
+            return_entry: vec![NONE; n_ops],
         };
         ev.next[n - 1] = NONE;
         for (k, &(_, id, is_call)) in events.iter().enumerate() {
@@ -288,18 +276,8 @@ pub fn search<M: Model>(
     ops: &[SearchOp<M::Op>],
     budget: &Budget,
 ) -> (Search<M::State>, SearchStats) {
-    // Op ids: ok ops by return order, then indeterminate ops by call order.
-    let mut order: Vec<usize> = (0..ops.len()).collect();
-    order.sort_unstable_by_key(|&i| match ops[i].return_at {
-        Some(at) => (0, at),
-        None => (1, ops[i].call_at),
-    });
-    let n_ok = ops.iter().filter(|o| o.return_at.is_some()).count();
-    let mut id_of = vec![0u32; ops.len()];
-    for (id, &i) in order.iter().enumerate() {
-        id_of[i] = id as u32;
-    }
-    let mut events = Events::new(ops, &id_of);
+    let (order, n_ok, event_list) = number_ops(ops);
+    let mut events = Events::new(&event_list, ops.len());
     let by_id: Vec<&M::Op> = order.iter().map(|&i| &ops[i].op).collect();
     let pure: Vec<bool> = by_id.iter().map(|op| model.pure(op)).collect();
     let twin = twins(&by_id, n_ok);
@@ -390,14 +368,9 @@ pub fn search<M: Model>(
         } else if entry != NONE {
             // A return whose op is not linearized: note how far we got.
             let id = events.op[entry as usize] as usize;
-            furthest.observe(
-                events.rank[entry as usize],
-                id,
-                &state,
-                &stack,
-                &events,
-                || model.step(&state, by_id[id]).is_none(),
-            );
+            furthest.observe(entry, id, &state, &stack, &events, || {
+                model.step(&state, by_id[id]).is_none()
+            });
         }
         // Backtrack: undo linearizations until one that was a free choice.
         loop {
@@ -423,6 +396,50 @@ pub fn search<M: Model>(
         memo_bytes: memo.bytes(),
     };
     (outcome, stats)
+}
+
+/// Numbers the ops — `ok` ops by return order, then indeterminate ops by call
+/// order — and lists the call and return events in history order (a call
+/// before a return at the same position). Returns (input index by id, number
+/// of ok ops, events).
+#[allow(clippy::type_complexity)]
+fn number_ops<O>(ops: &[SearchOp<O>]) -> (Vec<usize>, usize, Vec<(usize, u32, bool)>) {
+    let mut by_call: Vec<usize> = (0..ops.len()).collect();
+    if !ops.is_sorted_by_key(|o| o.call_at) {
+        by_call.sort_unstable_by_key(|&i| ops[i].call_at);
+    }
+    let mut by_return: Vec<(usize, usize)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.return_at.map(|at| (at, i)))
+        .collect();
+    by_return.sort_unstable();
+    let n_ok = by_return.len();
+    let mut order: Vec<usize> = by_return.iter().map(|&(_, i)| i).collect();
+    order.extend(
+        by_call
+            .iter()
+            .copied()
+            .filter(|&i| ops[i].return_at.is_none()),
+    );
+    let mut id_of = vec![0u32; ops.len()];
+    for (id, &i) in order.iter().enumerate() {
+        id_of[i] = id as u32;
+    }
+    let mut events = Vec::with_capacity(ops.len() + n_ok);
+    let mut returns = by_return.iter().peekable();
+    for &i in &by_call {
+        while let Some(&&(at, r)) = returns.peek() {
+            if at >= ops[i].call_at {
+                break;
+            }
+            events.push((at, id_of[r], false));
+            returns.next();
+        }
+        events.push((ops[i].call_at, id_of[i], true));
+    }
+    events.extend(returns.map(|&(at, r)| (at, id_of[r], false)));
+    (order, n_ok, events)
 }
 
 /// One linearization on the search path.
@@ -486,10 +503,7 @@ impl<S: Clone + Eq + Hash> Furthest<S> {
         if rank > self.rank || self.op == NONE {
             self.rank = rank;
             self.op = id as u32;
-            self.prefix = stack
-                .iter()
-                .map(|f| events.op[f.call as usize])
-                .collect();
+            self.prefix = stack.iter().map(|f| events.op[f.call as usize]).collect();
             self.states.clear();
         }
         if refused() && !self.states.contains(state) {

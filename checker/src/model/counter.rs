@@ -45,7 +45,7 @@ impl Model for Counter {
     type Op = CounterOp;
 
     fn compile(&mut self, call: &Call) -> Result<Option<CounterOp>, ModelError> {
-        match call.f.as_str() {
+        match call.f {
             "add" => Ok(Some(CounterOp::Add(integer(call)?))),
             "read" if read_is_unconstrained(call, NilRead::Value) => Ok(None),
             "read" => Ok(Some(CounterOp::Read(integer(call)?))),

@@ -49,6 +49,12 @@ pub trait Model: Send + Sync {
     fn pure(&self, _op: &Self::Op) -> bool {
         false
     }
+    /// Whether an indeterminate `op` can be left out: no op of the history
+    /// could observe its effect (a write of a value nobody reads), so a
+    /// linearization never needs it. Asked after every call is compiled.
+    fn droppable(&self, _op: &Self::Op) -> bool {
+        false
+    }
     /// The state as JSON, for explanations.
     fn state_json(&self, state: &Self::State) -> Value;
     /// The op in words, e.g. `read 3`, `cas 1 -> 2`.
@@ -77,7 +83,7 @@ impl ModelError {
     pub fn new(call: &Call, message: impl Into<String>) -> Self {
         ModelError {
             index: call.invoke_index,
-            f: call.f.clone(),
+            f: call.f.to_string(),
             value: call.value.to_string(),
             message: message.into(),
         }

@@ -180,12 +180,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn txn(value: Value, outcome: Outcome) -> Call {
+    fn txn(value: Value, outcome: Outcome) -> Call<'static> {
         Call {
             process: 0,
-            f: "txn".into(),
+            f: "txn",
             key: None,
-            value,
+            value: Box::leak(Box::new(value)),
             outcome,
             invoke_index: 0,
             complete_index: None,

@@ -24,7 +24,7 @@ impl Model for Mutex {
     type Op = MutexOp;
 
     fn compile(&mut self, call: &Call) -> Result<Option<MutexOp>, ModelError> {
-        match call.f.as_str() {
+        match call.f {
             "acquire" => Ok(Some(MutexOp::Acquire)),
             "release" => Ok(Some(MutexOp::Release)),
             f => Err(ModelError::new(

@@ -27,6 +27,8 @@ pub struct Register {
     init: u32,
     cas: bool,
     nil_read: NilRead,
+    /// Per value id: some op needs the register to hold it (a read, a cas).
+    observed: Vec<bool>,
 }
 
 impl Register {
@@ -39,6 +41,7 @@ impl Register {
             init,
             cas,
             nil_read,
+            observed: Vec::new(),
         }
     }
 
@@ -52,26 +55,22 @@ impl Model for Register {
     type Op = RegisterOp;
 
     fn compile(&mut self, call: &Call) -> Result<Option<RegisterOp>, ModelError> {
-        match call.f.as_str() {
-            "read" if read_is_unconstrained(call, self.nil_read) => Ok(None),
-            "read" => Ok(Some(RegisterOp::Read(self.values.intern(&call.value)))),
-            "write" => Ok(Some(RegisterOp::Write(self.values.intern(&call.value)))),
-            "cas" if self.cas => {
-                let (from, to) = pair_of(call, "a cas value [from, to]")?;
-                let (from, to) = (self.values.intern(from), self.values.intern(to));
-                Ok(Some(RegisterOp::Cas(from, to)))
+        let op = self.compile_op(call)?;
+        if let Some(RegisterOp::Read(v) | RegisterOp::Cas(v, _)) = op {
+            if self.observed.len() <= v as usize {
+                self.observed.resize(v as usize + 1, false);
             }
-            f => {
-                let expected = if self.cas {
-                    "read, write or cas"
-                } else {
-                    "read or write"
-                };
-                Err(ModelError::new(
-                    call,
-                    format!("this model takes {expected}, not {f:?}"),
-                ))
+            self.observed[v as usize] = true;
+        }
+        Ok(op)
+    }
+
+    fn droppable(&self, op: &RegisterOp) -> bool {
+        match *op {
+            RegisterOp::Write(v) | RegisterOp::Cas(_, v) => {
+                !self.observed.get(v as usize).copied().unwrap_or(false)
             }
+            RegisterOp::Read(_) => false,
         }
     }
 
@@ -113,18 +112,44 @@ impl Model for Register {
     }
 }
 
+impl Register {
+    fn compile_op(&mut self, call: &Call) -> Result<Option<RegisterOp>, ModelError> {
+        match call.f {
+            "read" if read_is_unconstrained(call, self.nil_read) => Ok(None),
+            "read" => Ok(Some(RegisterOp::Read(self.values.intern(call.value)))),
+            "write" => Ok(Some(RegisterOp::Write(self.values.intern(call.value)))),
+            "cas" if self.cas => {
+                let (from, to) = pair_of(call, "a cas value [from, to]")?;
+                let (from, to) = (self.values.intern(from), self.values.intern(to));
+                Ok(Some(RegisterOp::Cas(from, to)))
+            }
+            f => {
+                let expected = if self.cas {
+                    "read, write or cas"
+                } else {
+                    "read or write"
+                };
+                Err(ModelError::new(
+                    call,
+                    format!("this model takes {expected}, not {f:?}"),
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pair::Outcome;
     use serde_json::json;
 
-    fn call(f: &str, value: Value, outcome: Outcome) -> Call {
+    fn call(f: &str, value: Value, outcome: Outcome) -> Call<'static> {
         Call {
             process: 0,
-            f: f.into(),
+            f: Box::leak(f.to_string().into_boxed_str()),
             key: None,
-            value,
+            value: Box::leak(Box::new(value)),
             outcome,
             invoke_index: 0,
             complete_index: None,

@@ -19,6 +19,8 @@ pub enum SetOp {
 #[derive(Clone, Debug, Default)]
 pub struct Set {
     elements: Interner,
+    /// Elements some read contains (a bitset).
+    observed: Vec<u64>,
 }
 
 fn words_for(n: usize) -> usize {
@@ -30,8 +32,8 @@ impl Model for Set {
     type Op = SetOp;
 
     fn compile(&mut self, call: &Call) -> Result<Option<SetOp>, ModelError> {
-        match call.f.as_str() {
-            "add" => Ok(Some(SetOp::Add(self.elements.intern(&call.value)))),
+        match call.f {
+            "add" => Ok(Some(SetOp::Add(self.elements.intern(call.value)))),
             "read" if read_is_unconstrained(call, NilRead::Value) => Ok(None),
             "read" => {
                 let Some(items) = call.value.as_array() else {
@@ -47,6 +49,12 @@ impl Model for Set {
                         bits.resize(id / 64 + 1, 0);
                     }
                     bits[id / 64] |= 1 << (id % 64);
+                }
+                if self.observed.len() < bits.len() {
+                    self.observed.resize(bits.len(), 0);
+                }
+                for (o, b) in self.observed.iter_mut().zip(&bits) {
+                    *o |= b;
                 }
                 Ok(Some(SetOp::Read(bits)))
             }
@@ -75,6 +83,16 @@ impl Model for Set {
                     .all(|(i, w)| *w == bits.get(i).copied().unwrap_or(0));
                 same.then(|| state.clone())
             }
+        }
+    }
+
+    fn droppable(&self, op: &SetOp) -> bool {
+        match op {
+            SetOp::Add(e) => {
+                let word = self.observed.get(*e as usize / 64).copied().unwrap_or(0);
+                word & (1 << (e % 64)) == 0
+            }
+            SetOp::Read(_) => false,
         }
     }
 
@@ -116,12 +134,12 @@ mod tests {
     use crate::pair::Outcome;
     use serde_json::json;
 
-    fn call(f: &str, value: Value) -> Call {
+    fn call(f: &str, value: Value) -> Call<'static> {
         Call {
             process: 0,
-            f: f.into(),
+            f: Box::leak(f.to_string().into_boxed_str()),
             key: None,
-            value,
+            value: Box::leak(Box::new(value)),
             outcome: Outcome::Ok,
             invoke_index: 0,
             complete_index: None,

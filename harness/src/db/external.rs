@@ -1,0 +1,594 @@
+//! [`ExternalDb`]: any system whose nodes are started by a command line.
+//!
+//! ```toml
+//! start  = "mydb --id {id} --port {port} --peers {peers} --data-dir {data_dir}"
+//! kill   = "mydb-ctl kill {id}"      # optional: SIGKILL to the node's process group
+//! pause  = "mydb-ctl freeze {id}"    # optional: SIGSTOP to the group
+//! resume = "mydb-ctl thaw {id}"      # optional: SIGCONT to the group
+//! ```
+//!
+//! # Placeholders
+//! | placeholder | value |
+//! |---|---|
+//! | `{id}` | `n1`, `n2`, ... |
+//! | `{port}` | the node's port on 127.0.0.1, picked free at start |
+//! | `{url}` | `http://127.0.0.1:{port}` |
+//! | `{peers}` | the other nodes, `n2=http://127.0.0.1:P2,n3=...` (empty for one node) |
+//! | `{data_dir}` | `RUN/nodes/{id}/data`, created before the start |
+//! | `{log}` | the node's log file (its stdout and stderr already go there) |
+//! | `{NAME}` | a value from [`ExternalConfig::vars`] |
+//!
+//! `{{` and `}}` are literal braces (for the shell's `${{HOME}}`). Values
+//! are inserted shell-quoted. An unknown placeholder is an error when the
+//! database is created, not when it first runs.
+//!
+//! Each command runs as `sh -c LINE` in its own process group, armed to die
+//! with the harness. The start command must stay in the foreground (no
+//! daemonizing): the node lives as long as that process group does.
+//!
+//! # Readiness
+//! Every node's port must accept TCP connections. If nodes then answer
+//! `GET /status` with target-node's status JSON, setup also waits until a
+//! primary is known; any other answer (or none) means the system does not
+//! speak that API, and accepting connections is enough.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use target_node::api::Status;
+use target_node::client::primary_among;
+
+use super::process::{io_error, log_path, Processes};
+use super::status;
+use super::target::signal_node;
+use super::{
+    check_peer_urls, loopback_nodes, peers_of, Db, DbError, Kill, LogFiles, NodeInfo, Pause,
+    PeerUrls,
+};
+
+/// The placeholders every template may use.
+pub const BUILTIN_PLACEHOLDERS: [&str; 6] = ["id", "port", "url", "peers", "data_dir", "log"];
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A command line with `{placeholders}`, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Placeholder(String),
+}
+
+impl Template {
+    /// Parses `text`, accepting only the placeholders in `known`.
+    pub fn parse(text: &str, known: &BTreeSet<String>) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(format!(
+                            "`{{{name}` is not closed (write `{{{{` for a literal brace)"
+                        ));
+                    }
+                    check_placeholder(&name, known)?;
+                    parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    parts.push(Part::Placeholder(name));
+                }
+                '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
+                c => literal.push(c),
+            }
+        }
+        parts.push(Part::Literal(literal));
+        parts.retain(|p| p != &Part::Literal(String::new()));
+        if text.trim().is_empty() {
+            return Err("the command is empty".into());
+        }
+        Ok(Template {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The text it was parsed from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The command line, each placeholder replaced by its shell-quoted
+    /// value (a missing value renders empty).
+    pub fn render(&self, values: &BTreeMap<String, String>) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(text) => text.clone(),
+                Part::Placeholder(name) => {
+                    shell_quote(values.get(name).map(String::as_str).unwrap_or(""))
+                }
+            })
+            .collect()
+    }
+}
+
+fn check_placeholder(name: &str, known: &BTreeSet<String>) -> Result<(), String> {
+    if !known.contains(name) {
+        let known: Vec<String> = known.iter().map(|k| format!("{{{k}}}")).collect();
+        return Err(format!(
+            "unknown placeholder {{{name}}} (known: {})",
+            known.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// `value` as one shell word: unchanged when it is plainly safe, otherwise
+/// in single quotes.
+pub fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=,@%+".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+/// How to run an external system.
+#[derive(Clone, Debug)]
+pub struct ExternalConfig {
+    /// Number of nodes (`n1`..`nN`).
+    pub nodes: usize,
+    /// Starts one node in the foreground.
+    pub start: String,
+    /// Kills one node; SIGKILL to its process group when `None`.
+    pub kill: Option<String>,
+    /// Pauses one node; SIGSTOP to its process group when `None`.
+    pub pause: Option<String>,
+    /// Resumes one node; SIGCONT to its process group when `None`.
+    pub resume: Option<String>,
+    /// Extra placeholders, e.g. `bin → /usr/local/bin/mydb` for `{bin}`.
+    pub vars: BTreeMap<String, String>,
+    /// The run directory; data dirs are `RUN/nodes/<id>/data`.
+    pub run_dir: PathBuf,
+    /// Where `<id>.log` files go; `RUN/nodes` when `None`.
+    pub log_dir: Option<PathBuf>,
+    /// Peer URLs per node (`from → to → url`) for `{peers}`.
+    pub peer_urls: Option<PeerUrls>,
+    /// How long setup and start wait for the nodes.
+    pub ready_timeout: Duration,
+    /// How long a stop (and a kill command) waits before SIGKILL.
+    pub stop_grace: Duration,
+    /// How long a kill/pause/resume command may run.
+    pub command_timeout: Duration,
+}
+
+impl ExternalConfig {
+    /// `nodes` nodes started by `start`, with signals for the rest; ready
+    /// within 30 s, stopped with a 5 s grace, commands limited to 10 s.
+    pub fn new(nodes: usize, start: impl Into<String>, run_dir: impl Into<PathBuf>) -> Self {
+        ExternalConfig {
+            nodes,
+            start: start.into(),
+            kill: None,
+            pause: None,
+            resume: None,
+            vars: BTreeMap::new(),
+            run_dir: run_dir.into(),
+            log_dir: None,
+            peer_urls: None,
+            ready_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The parsed commands.
+struct Templates {
+    start: Template,
+    kill: Option<Template>,
+    pause: Option<Template>,
+    resume: Option<Template>,
+}
+
+impl Templates {
+    fn parse(config: &ExternalConfig) -> Result<Templates, DbError> {
+        let mut known: BTreeSet<String> = BUILTIN_PLACEHOLDERS.map(String::from).into();
+        for name in config.vars.keys() {
+            if !known.insert(name.clone()) {
+                return Err(DbError::Config(format!(
+                    "variable {name:?} would hide the built-in placeholder {{{name}}}"
+                )));
+            }
+        }
+        let parse = |what: &str, text: &str| {
+            Template::parse(text, &known)
+                .map_err(|e| DbError::Config(format!("{what} command {text:?}: {e}")))
+        };
+        let optional =
+            |what: &str, text: &Option<String>| text.as_deref().map(|t| parse(what, t)).transpose();
+        Ok(Templates {
+            start: parse("start", &config.start)?,
+            kill: optional("kill", &config.kill)?,
+            pause: optional("pause", &config.pause)?,
+            resume: optional("resume", &config.resume)?,
+        })
+    }
+}
+
+/// A cluster of an external system's nodes on loopback, driven by command
+/// templates. Stops every node when dropped.
+pub struct ExternalDb {
+    config: ExternalConfig,
+    templates: Templates,
+    nodes: Vec<NodeInfo>,
+    processes: Processes,
+}
+
+impl ExternalDb {
+    /// Parses the templates and picks the nodes' ports; starts nothing.
+    pub fn new(config: ExternalConfig) -> Result<ExternalDb, DbError> {
+        let templates = Templates::parse(&config)?;
+        let nodes = loopback_nodes(config.nodes)?;
+        if let Some(overrides) = &config.peer_urls {
+            check_peer_urls(overrides, &nodes)?;
+        }
+        Ok(ExternalDb {
+            processes: Processes::new(config.stop_grace)?,
+            config,
+            templates,
+            nodes,
+        })
+    }
+
+    /// Sets the peer URLs used for `{peers}` from the next start on.
+    pub fn set_peer_urls(&mut self, peer_urls: Option<PeerUrls>) -> Result<(), DbError> {
+        if let Some(overrides) = &peer_urls {
+            check_peer_urls(overrides, &self.nodes)?;
+        }
+        self.config.peer_urls = peer_urls;
+        Ok(())
+    }
+
+    /// `node`'s data dir.
+    pub fn data_dir(&self, node: &str) -> PathBuf {
+        self.config.run_dir.join("nodes").join(node).join("data")
+    }
+
+    /// `node`'s log file.
+    pub fn log_file(&self, node: &str) -> PathBuf {
+        let dir = self
+            .config
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| self.config.run_dir.join("nodes"));
+        log_path(&dir, node)
+    }
+
+    /// The pid of the `sh` that runs `node`'s start command (its process
+    /// group id), if started.
+    pub fn pid(&self, node: &str) -> Option<u32> {
+        self.processes.pid(node)
+    }
+
+    /// The start command line of `node`, placeholders filled in.
+    pub fn start_command(&self, node: &str) -> Result<String, DbError> {
+        Ok(self.templates.start.render(&self.values(node)?))
+    }
+
+    fn node(&self, node: &str) -> Result<&NodeInfo, DbError> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == node)
+            .ok_or_else(|| DbError::UnknownNode(node.to_string()))
+    }
+
+    fn values(&self, node: &str) -> Result<BTreeMap<String, String>, DbError> {
+        let info = self.node(node)?;
+        let peers: Vec<String> = peers_of(node, &self.nodes, self.config.peer_urls.as_ref())
+            .into_iter()
+            .map(|(id, url)| format!("{id}={url}"))
+            .collect();
+        let mut values = self.config.vars.clone();
+        let builtins = [
+            ("id", info.id.clone()),
+            ("port", info.port.to_string()),
+            ("url", info.url.clone()),
+            ("peers", peers.join(",")),
+            ("data_dir", self.data_dir(node).display().to_string()),
+            ("log", self.log_file(node).display().to_string()),
+        ];
+        values.extend(builtins.map(|(k, v)| (k.to_string(), v)));
+        Ok(values)
+    }
+
+    fn shell(line: String) -> Command {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(line);
+        command
+    }
+
+    fn spawn(&mut self, node: &str) -> Result<(), DbError> {
+        let data_dir = self.data_dir(node);
+        std::fs::create_dir_all(&data_dir).map_err(|e| io_error(&data_dir, e))?;
+        let command = Self::shell(self.start_command(node)?);
+        let log = self.log_file(node);
+        self.processes.start(node, command, &log)?;
+        Ok(())
+    }
+
+    /// Runs `template` for `node` to completion.
+    fn run(&self, template: &Template, node: &str) -> Result<(), DbError> {
+        let command = Self::shell(template.render(&self.values(node)?));
+        let log = self.log_file(node);
+        self.processes
+            .run_to_completion(node, command, &log, self.config.command_timeout)
+    }
+
+    /// Waits until every node in `ids` accepts connections and, if they
+    /// speak target-node's API, answers `/status` (with `need_primary`: until
+    /// a primary is known).
+    fn wait_ready(&mut self, ids: &[String], need_primary: bool) -> Result<(), DbError> {
+        let started = Instant::now();
+        let deadline = started + self.config.ready_timeout;
+        let waited_for: Vec<NodeInfo> = self
+            .nodes
+            .iter()
+            .filter(|n| ids.contains(&n.id))
+            .cloned()
+            .collect();
+        loop {
+            self.fail_if_exited(ids)?;
+            let (ready, detail) = probe(&waited_for, need_primary);
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(DbError::NotReady {
+                    nodes: ids.join(", "),
+                    waited: started.elapsed(),
+                    detail,
+                    logs: ids.iter().map(|id| self.log_file(id)).collect(),
+                });
+            }
+            thread::sleep(PROBE_INTERVAL);
+        }
+    }
+
+    fn fail_if_exited(&mut self, ids: &[String]) -> Result<(), DbError> {
+        for id in ids {
+            let exited = self.processes.get_mut(id).and_then(|p| p.exit_status());
+            if let Some(status) = exited {
+                return Err(DbError::Exited {
+                    node: id.clone(),
+                    status,
+                    log: self.log_file(id),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One readiness probe: whether `nodes` are ready, and what was seen.
+fn probe(nodes: &[NodeInfo], need_primary: bool) -> (bool, String) {
+    let closed: Vec<&str> = nodes
+        .iter()
+        .filter(|n| !status::accepts_connections(&n.url, CONNECT_TIMEOUT))
+        .map(|n| n.id.as_str())
+        .collect();
+    if !closed.is_empty() {
+        return (
+            false,
+            format!("not accepting connections: {}", closed.join(", ")),
+        );
+    }
+    let answers = status::statuses(nodes, PROBE_TIMEOUT);
+    let detail = status::describe(nodes, &answers);
+    let statuses: Vec<Status> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .cloned()
+        .collect();
+    if statuses.is_empty() {
+        // Not target-node's API: an open port is all we can check.
+        return (true, detail);
+    }
+    let all_answer = statuses.len() == nodes.len();
+    let ready = all_answer && (!need_primary || primary_among(&statuses).is_some());
+    (ready, detail)
+}
+
+impl Db for ExternalDb {
+    fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    fn setup(&mut self) -> Result<(), DbError> {
+        let ids: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
+        let started = ids
+            .iter()
+            .try_for_each(|id| self.spawn(id))
+            .and_then(|()| self.wait_ready(&ids, true));
+        if started.is_err() {
+            self.processes.stop_all();
+        }
+        started
+    }
+
+    fn teardown(&mut self) -> Result<(), DbError> {
+        self.processes.stop_all();
+        Ok(())
+    }
+
+    fn as_kill(&mut self) -> Option<&mut dyn Kill> {
+        Some(self)
+    }
+
+    fn as_pause(&mut self) -> Option<&mut dyn Pause> {
+        Some(self)
+    }
+
+    fn as_log_files(&self) -> Option<&dyn LogFiles> {
+        Some(self)
+    }
+}
+
+impl Kill for ExternalDb {
+    fn kill(&mut self, node: &str) -> Result<(), DbError> {
+        self.node(node)?;
+        if !self.processes.is_alive(node) {
+            self.processes.kill(node);
+            return Ok(());
+        }
+        let outcome = match &self.templates.kill {
+            Some(kill) => self.run(kill, node),
+            None => Ok(()),
+        };
+        if let Some(process) = self.processes.get_mut(node) {
+            if outcome.is_ok() && self.templates.kill.is_some() {
+                process.wait_exit(self.config.stop_grace);
+            }
+        }
+        // Whatever the command did, the node's group is gone afterwards.
+        self.processes.kill(node);
+        outcome
+    }
+
+    fn start(&mut self, node: &str) -> Result<(), DbError> {
+        self.node(node)?;
+        if self.processes.is_alive(node) {
+            return Ok(());
+        }
+        self.processes.kill(node);
+        self.spawn(node)?;
+        self.wait_ready(&[node.to_string()], false)
+    }
+}
+
+impl Pause for ExternalDb {
+    fn pause(&mut self, node: &str) -> Result<(), DbError> {
+        self.node(node)?;
+        match &self.templates.pause {
+            Some(pause) if self.processes.is_alive(node) => self.run(pause, node),
+            Some(_) => Err(DbError::NotRunning(node.to_string())),
+            None => signal_node(&mut self.processes, node, Signal::SIGSTOP, true),
+        }
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), DbError> {
+        self.node(node)?;
+        match &self.templates.resume {
+            Some(resume) if self.processes.is_alive(node) => self.run(resume, node),
+            Some(_) => Ok(()),
+            None => signal_node(&mut self.processes, node, Signal::SIGCONT, false),
+        }
+    }
+}
+
+impl LogFiles for ExternalDb {
+    fn log_files(&self) -> Vec<(String, PathBuf)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.id.clone(), self.log_file(&n.id)))
+            .collect()
+    }
+}
+
+impl Drop for ExternalDb {
+    fn drop(&mut self) {
+        self.processes.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> BTreeSet<String> {
+        BUILTIN_PLACEHOLDERS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["bin".to_string()])
+            .collect()
+    }
+
+    #[test]
+    fn renders_placeholders_quoted_and_literal_braces() {
+        let t = Template::parse("{bin} --id {id} --dir {data_dir} ${{HOME}}", &known()).unwrap();
+        let values: BTreeMap<String, String> = [
+            ("bin", "/opt/my db/bin"),
+            ("id", "n1"),
+            ("data_dir", "/tmp/it's"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        assert_eq!(
+            t.render(&values),
+            r"'/opt/my db/bin' --id n1 --dir '/tmp/it'\''s' ${HOME}"
+        );
+    }
+
+    #[test]
+    fn unknown_or_unclosed_placeholders_are_clear_errors() {
+        let err = Template::parse("mydb --port {prot}", &known()).unwrap_err();
+        assert!(err.contains("unknown placeholder {prot}"), "{err}");
+        assert!(err.contains("{port}"), "lists the known ones: {err}");
+        let err = Template::parse("mydb --port {port", &known()).unwrap_err();
+        assert!(err.contains("not closed"), "{err}");
+        let err = Template::parse("mydb }", &known()).unwrap_err();
+        assert!(err.contains("lone"), "{err}");
+        assert!(Template::parse("  ", &known()).is_err());
+    }
+
+    #[test]
+    fn a_bad_template_fails_at_creation_naming_the_command() {
+        let mut config = ExternalConfig::new(3, "mydb --port {port}", "/tmp/run");
+        config.pause = Some("mydb-ctl pause {node}".into());
+        let err = ExternalDb::new(config).err().unwrap().to_string();
+        assert!(err.contains("pause command"), "{err}");
+        assert!(err.contains("unknown placeholder {node}"), "{err}");
+    }
+
+    #[test]
+    fn peers_list_the_other_nodes() {
+        let config = ExternalConfig::new(3, "mydb --peers {peers} --url {url}", "/tmp/run");
+        let db = ExternalDb::new(config).unwrap();
+        let line = db.start_command("n2").unwrap();
+        let n = db.nodes();
+        let expected = format!(
+            "mydb --peers n1={},n3={} --url {}",
+            n[0].url, n[2].url, n[1].url
+        );
+        assert_eq!(line, expected);
+    }
+}

@@ -1,0 +1,328 @@
+//! `faultline check` end to end: the real binary on temporary history files.
+//!
+//! Claims: exit code 0 for a valid history, 1 for an invalid one, 2 when the
+//! time limit runs out, 3 for a bad flag or flag value, 4 for a malformed or
+//! missing file (naming file:line); `--json` prints one object with `valid`,
+//! `model`, `ops` and `keys`; EDN histories are read with `--format edn` or
+//! detected; `--nil-read` and `--all-keys` reach the checker.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::NamedTempFile;
+
+fn history_file(text: &str, suffix: &str) -> NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.flush().unwrap();
+    file
+}
+
+fn faultline_check(file: &NamedTempFile, flags: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("check")
+        .arg(file.path())
+        .args(flags)
+        .output()
+        .expect("faultline runs")
+}
+
+fn code(output: &Output) -> i32 {
+    output
+        .status
+        .code()
+        .expect("faultline exits with a code, not a signal")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// write 1, then a read that sees 1.
+const VALID: &str = r#"{"process":0,"type":"invoke","f":"write","value":1,"time":5}
+{"process":0,"type":"ok","f":"write","value":1,"time":5}
+{"process":1,"type":"invoke","f":"read","value":null,"time":5}
+{"process":1,"type":"ok","f":"read","value":1,"time":5}
+"#;
+
+/// write 1 completes, then a read sees nothing: stale under nil-as-value,
+/// fine under Knossos's convention.
+const STALE_NIL: &str = r#"{"process":0,"type":"invoke","f":"write","value":1}
+{"process":0,"type":"ok","f":"write","value":1}
+{"process":1,"type":"invoke","f":"read","value":null}
+{"process":1,"type":"ok","f":"read","value":null}
+"#;
+
+/// Keys `1` (valid), `2` (invalid) and `3` (invalid), checked in that order.
+const KEYED: &str = r#"{"process":0,"type":"invoke","f":"write","key":"1","value":1}
+{"process":0,"type":"ok","f":"write","key":"1","value":1}
+{"process":0,"type":"invoke","f":"write","key":"2","value":1}
+{"process":0,"type":"ok","f":"write","key":"2","value":1}
+{"process":0,"type":"invoke","f":"write","key":"3","value":1}
+{"process":0,"type":"ok","f":"write","key":"3","value":1}
+{"process":1,"type":"invoke","f":"read","key":"1","value":null}
+{"process":1,"type":"ok","f":"read","key":"1","value":1}
+{"process":1,"type":"invoke","f":"read","key":"2","value":null}
+{"process":1,"type":"ok","f":"read","key":"2","value":7}
+{"process":1,"type":"invoke","f":"read","key":"3","value":null}
+{"process":1,"type":"ok","f":"read","key":"3","value":7}
+"#;
+
+/// `writes` writes of distinct values, all concurrent, then two sequential
+/// reads of different values with no write between them: invalid, but only
+/// after trying every subset and order of the writes (millions of
+/// configurations for 18 writes), so a 1 ms limit always runs out first.
+fn hard_invalid_history(writes: usize) -> String {
+    let mut text = String::new();
+    let mut line = |p: usize, t: &str, f: &str, v: &str| {
+        writeln!(
+            text,
+            r#"{{"process":{p},"type":"{t}","f":"{f}","value":{v}}}"#
+        )
+        .unwrap();
+    };
+    for p in 0..writes {
+        line(p, "invoke", "write", &p.to_string());
+    }
+    for p in 0..writes {
+        line(p, "ok", "write", &p.to_string());
+    }
+    line(writes, "invoke", "read", "null");
+    line(writes, "ok", "read", "0");
+    line(writes, "invoke", "read", "null");
+    line(writes, "ok", "read", "1");
+    text
+}
+
+#[test]
+fn valid_history_exits_0_and_says_valid() {
+    let file = history_file(VALID, ".jsonl");
+    let out = faultline_check(&file, &["--model", "register"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("verdict: valid"), "{}", stdout(&out));
+}
+
+#[test]
+fn invalid_history_exits_1_and_explains_the_stale_read() {
+    let file = history_file(STALE_NIL, ".jsonl");
+    let out = faultline_check(&file, &["--model", "cas-register", "--init", "null"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("verdict: invalid"), "{text}");
+    assert!(text.contains("can't read nil: register holds 1"), "{text}");
+}
+
+#[test]
+fn nil_read_unknown_flag_makes_the_stale_nil_read_valid() {
+    let file = history_file(STALE_NIL, ".jsonl");
+    let out = faultline_check(&file, &["--nil-read", "unknown"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn exhausted_time_limit_exits_2_with_verdict_unknown() {
+    let file = history_file(&hard_invalid_history(18), ".jsonl");
+    let started = std::time::Instant::now();
+    let out = faultline_check(
+        &file,
+        &["--model", "register", "--time-limit", "1ms", "--json"],
+    );
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(json["valid"], "unknown");
+    assert!(
+        json["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("time limit")),
+        "{json}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "the limit must stop the search promptly"
+    );
+}
+
+#[test]
+fn unknown_model_is_a_usage_error_exiting_3() {
+    let file = history_file(VALID, ".jsonl");
+    let out = faultline_check(&file, &["--model", "nope"]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_that_is_not_json_is_a_usage_error_exiting_3() {
+    let file = history_file(VALID, ".jsonl");
+    let out = faultline_check(&file, &["--init", "notjson"]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("notjson"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_flag_and_bad_flag_values_exit_3() {
+    let file = history_file(VALID, ".jsonl");
+    for flags in [
+        &["--frobnicate"][..],
+        &["--nil-read", "maybe"],
+        &["--time-limit", "soon"],
+        &["--format", "yaml"],
+    ] {
+        let out = faultline_check(&file, flags);
+        assert_eq!(code(&out), 3, "{flags:?}: {}{}", stdout(&out), stderr(&out));
+    }
+}
+
+#[test]
+fn init_the_model_cannot_take_exits_3() {
+    let history = r#"{"process":0,"type":"invoke","f":"add","value":1}"#;
+    let file = history_file(history, ".jsonl");
+    let out = faultline_check(&file, &["--model", "counter", "--init", "\"x\""]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("integer"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_the_model_cannot_take_exits_3_even_for_an_empty_history() {
+    let file = history_file("", ".jsonl");
+    let out = faultline_check(&file, &["--model", "counter", "--init", "\"x\""]);
+    assert_eq!(code(&out), 3, "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn malformed_line_exits_4_naming_file_and_line() {
+    let text = VALID.replacen(
+        r#""type":"ok","f":"read""#,
+        r#""type":"okay","f":"read""#,
+        1,
+    );
+    let file = history_file(&text, ".jsonl");
+    let out = faultline_check(&file, &[]);
+    assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
+    let expected = format!("{}:4:", file.path().display());
+    assert!(
+        stderr(&out).contains(&expected),
+        "wanted {expected:?} in {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn truncated_json_line_exits_4_naming_file_and_line() {
+    let text = format!("{VALID}{{\"process\":2,\"type\":\"invoke\"\n");
+    let file = history_file(&text, ".jsonl");
+    let out = faultline_check(&file, &["--format", "jsonl"]);
+    assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
+    let expected = format!("{}:5:", file.path().display());
+    assert!(
+        stderr(&out).contains(&expected),
+        "wanted {expected:?} in {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn completion_without_invocation_exits_4() {
+    let file = history_file(
+        r#"{"process":0,"type":"ok","f":"read","value":1}"#,
+        ".jsonl",
+    );
+    let out = faultline_check(&file, &[]);
+    assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(&file.path().display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn missing_file_exits_4() {
+    let file = history_file(VALID, ".jsonl");
+    let path = file.path().to_path_buf();
+    drop(file);
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn json_output_has_valid_model_ops_and_keys() {
+    let file = history_file(VALID, ".jsonl");
+    let out = faultline_check(&file, &["--model", "register", "--json"]);
+    assert_eq!(code(&out), 0);
+    let json: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["model"], "register");
+    assert_eq!(json["ops"], 2);
+    assert!(
+        json["keys"].as_object().is_some_and(|k| k.is_empty()),
+        "{json}"
+    );
+}
+
+#[test]
+fn json_output_reports_each_key_and_the_first_invalid_one() {
+    let file = history_file(KEYED, ".jsonl");
+    let out = faultline_check(&file, &["--json", "--threads", "2"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["model"], "cas-register");
+    assert_eq!(json["ops"], 6);
+    assert_eq!(json["first_invalid_key"], "2");
+    assert_eq!(json["keys"]["1"]["valid"], "valid");
+    assert_eq!(json["keys"]["2"]["valid"], "invalid");
+    assert_eq!(json["keys"]["3"]["valid"], "skipped");
+    assert!(
+        json["explanation"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("can't read 7")),
+        "{json}"
+    );
+
+    let out = faultline_check(&file, &["--json", "--all-keys"]);
+    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(json["keys"]["3"]["valid"], "invalid", "{json}");
+    assert_eq!(json["first_invalid_key"], "2");
+}
+
+/// A Knossos-style history: cas from nil, a read, a failed cas.
+const EDN: &str = "; a Knossos-style cas-register history
+[{:process 0, :type :invoke, :f :cas, :value [nil 1], :time 10}
+ {:process 1, :type :invoke, :f :read, :value nil, :time 10}
+ {:process 0, :type :ok, :f :cas, :value [nil 1], :time 10}
+ {:process 1, :type :ok, :f :read, :value 1, :time 10}
+ {:process 1, :type :invoke, :f :cas, :value [2 3]}
+ {:process 1, :type :fail, :f :cas, :value [2 3]}
+ {:process :nemesis, :type :info, :f :start, :value nil}]
+";
+
+#[test]
+fn edn_history_is_checked_with_format_edn_and_when_detected() {
+    let file = history_file(EDN, ".edn");
+    for flags in [&["--format", "edn"][..], &[]] {
+        let out = faultline_check(&file, flags);
+        assert_eq!(code(&out), 0, "{flags:?}: {}{}", stdout(&out), stderr(&out));
+    }
+    let bad = history_file(&EDN.replace(":value 1, :time", ":value 2, :time"), ".edn");
+    let out = faultline_check(&bad, &["--format", "edn", "--json"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(json["ops"], 3);
+}
+
+#[test]
+fn edn_file_read_as_jsonl_exits_4() {
+    let file = history_file(EDN, ".edn");
+    let out = faultline_check(&file, &["--format", "jsonl"]);
+    assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
+}

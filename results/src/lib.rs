@@ -1,0 +1,59 @@
+//! Results of a test run: where they live on disk and what they say.
+//!
+//! A run's directory, `store/<test-name>/<timestamp>/`, holds `test.json`
+//! (the resolved test, itself a valid `--test` file), `history.jsonl` (streamed
+//! as the run goes), `results.json` (verdicts, anomalies, statistics) and
+//! `nodes/<node>.log`. `store/latest` points at the newest run.
+//!
+//! # Layout
+//! - [`store`]: the store on disk: run directories, their files, the `latest` links.
+//! - [`recorder`]: the history recorder the runner streams ops into, crash-safe by line.
+//! - [`results`]: the schema of `results.json`: verdicts per checker, anomalies, stats.
+//! - [`mod@stats`]: statistics of a history: op counts, latency quantiles, throughput.
+#![deny(missing_docs)]
+
+pub mod recorder;
+pub mod results;
+pub mod stats;
+pub mod store;
+
+pub use recorder::Recorder;
+pub use results::{Anomaly, CheckerResult, Results};
+pub use stats::{stats, Stats};
+pub use store::{RunDir, Store, StoreError};
+
+/// A fresh, empty directory for one unit test, removed by the caller's guard.
+#[cfg(test)]
+pub(crate) mod testdir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system temp dir, deleted on drop.
+    pub struct TestDir(PathBuf);
+
+    impl TestDir {
+        /// A new empty directory whose name includes `label`.
+        pub fn new(label: &str) -> TestDir {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "faultline-results-{label}-{}-{n}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            TestDir(path)
+        }
+
+        /// Its path.
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
