@@ -19,8 +19,73 @@ pub struct Cli {
 pub enum Command {
     /// Check a recorded history (JSONL or Jepsen EDN) for linearizability.
     Check(CheckArgs),
+    /// Run a test: launch nodes, drive the workload, record, check, store.
+    Run(RunArgs),
     /// Run one replica of the key-value store faultline ships (target-node).
     Node(target_node::NodeArgs),
+}
+
+/// `faultline run`. Every flag has a TOML key of the same name in `--test`;
+/// flags override the file.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// A test file (TOML, or a run's test.json) to start from.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// The test's name (its directory in the store).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many nodes [default: 5].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// register, set or append [default: register].
+    #[arg(long, value_enum)]
+    pub workload: Option<harness::workload::WorkloadKind>,
+    /// one, majority or all [default: majority].
+    #[arg(long, value_enum)]
+    pub write_concern: Option<target_node::mode::WriteConcern>,
+    /// bully or majority [default: majority].
+    #[arg(long, value_enum)]
+    pub election: Option<target_node::mode::Election>,
+    /// local, primary or linearizable [default: linearizable].
+    #[arg(long, value_enum)]
+    pub reads: Option<target_node::mode::Reads>,
+    /// primary or multi-primary [default: primary].
+    #[arg(long, value_enum)]
+    pub topology: Option<target_node::mode::Topology>,
+    /// always or never [default: always].
+    #[arg(long, value_enum)]
+    pub fsync: Option<target_node::mode::Fsync>,
+    /// Faults, a comma list: none, partition, kill, pause, clock, ... [default: none].
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Option<Vec<String>>,
+    /// Time between fault actions [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub nemesis_interval: Option<Duration>,
+    /// Client workers [default: 10].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Target client ops per second, 0 for no limit [default: 500].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Length of the main phase: 30s, 2m, ... [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Keys in use at once (register workload) [default: 10].
+    #[arg(long)]
+    pub keys: Option<usize>,
+    /// The seed (random when not given; printed and stored).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run the test this many times; the exit code is the worst verdict [default: 1].
+    #[arg(long)]
+    pub test_count: Option<usize>,
+    /// Where runs are stored [default: store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Launch this binary as the node instead of `faultline node`.
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
 }
 
 /// History file formats.
@@ -79,41 +144,4 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// Parses DESIGN's durations: `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 30s, 500ms, 2m or 10)"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_units_or_bare_seconds() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
-    }
-}
+pub use harness::test_spec::parse_duration;

@@ -7,7 +7,21 @@
 //!   optional abilities [`db::Kill`], [`db::Pause`], [`db::LogFiles`], for
 //!   the shipped target-node ([`db::TargetNodeDb`]) and for external systems
 //!   described by command templates ([`db::ExternalDb`]).
+//! - [`generator`]: the ops a test performs, as composable values.
+//! - [`client`]: how a worker performs an op; the timeout wrapper.
+//! - [`workload`]: register, set and append: client, generator, final
+//!   reads and checkers of each.
+//! - [`interpreter`]: runs generators against clients concurrently and
+//!   records the history.
+//! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
+//! - [`run`]: the life of a test, from setup to stored results.
 
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod db;
+pub mod generator;
+pub mod interpreter;
+pub mod run;
+pub mod test_spec;
+pub mod workload;

@@ -4,6 +4,8 @@
 //! - [`cli`]: the command line (clap) and the shared duration syntax.
 //! - [`exit`]: the exit codes of DESIGN's shared vocabulary, and error mapping.
 //! - [`check`]: `faultline check`: check a recorded history.
+//! - [`run_cmd`]: `faultline run`: run a test (the life of a test is in the
+//!   library's `run` module).
 //!
 //! `faultline node ...` runs the shipped target-node in this executable, so
 //! the harness launches itself and one build gives everything.
@@ -11,6 +13,7 @@
 mod check;
 mod cli;
 mod exit;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         cli::Command::Check(args) => check::run(args),
+        cli::Command::Run(args) => run_cmd::run(args),
         cli::Command::Node(args) => node(args),
     };
     exit::finish(outcome)

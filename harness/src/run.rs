@@ -1,0 +1,209 @@
+//! The life of a test (DESIGN): set up the nodes, run the workload while the
+//! nemesis runs its schedule, heal, recover, run the final reads, tear down,
+//! check, and store the results.
+//!
+//! Teardown always happens: on success, on error, and when the future is
+//! dropped (Ctrl-C), because the database and the recorder undo themselves on
+//! drop; if the harness is SIGKILLed, the nodes die with it (parent-death
+//! signal) and the history holds every op recorded up to the last flush.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checker::history::{parse_jsonl, Op};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use results::{stats, Recorder, Results, RunDir, Store};
+use target_node::mode::Modes;
+
+use crate::client::Client;
+use crate::db::{Db, NodeBinary, TargetNodeConfig, TargetNodeDb};
+use crate::generator::{Empty, Stagger, TimeLimit};
+use crate::interpreter::{Interpreter, Progress};
+use crate::test_spec::{format_duration, TestSpec};
+use crate::workload::{workload, WorkloadOptions};
+
+/// How long the final phase (final reads) may take.
+const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(30);
+/// How long to wait for the cluster to elect a primary after healing.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
+
+/// A run that could not be carried out (not a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store could not be written.
+    #[error(transparent)]
+    Store(#[from] results::StoreError),
+    /// The nodes could not be managed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// The interpreter failed.
+    #[error(transparent)]
+    Interpreter(#[from] crate::interpreter::InterpreterError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run directory.
+    pub run: RunDir,
+    /// The results, as written to `results.json`.
+    pub results: Results,
+}
+
+/// Runs `spec` once (its seed must be resolved) and stores everything.
+pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
+    let seed = spec
+        .seed
+        .ok_or_else(|| RunError::Other("the seed must be resolved before a run".into()))?;
+    let store = Store::new(&spec.store);
+    let run = store.create_run(&spec.name())?;
+    let test_json = serde_json::to_value(spec).map_err(|e| RunError::Other(e.to_string()))?;
+    run.write_test_json(&test_json)?;
+    println!("run {} (seed {seed})", run.path().display());
+
+    let mut db = start_db(spec, &run)?;
+    let nodes = db.nodes().to_vec();
+    tokio::task::block_in_place(|| db.setup())?;
+
+    let recorder =
+        Arc::new(Recorder::create(run.history_path()).map_err(|e| RunError::Other(e.to_string()))?);
+    let options = WorkloadOptions {
+        keys: spec.keys,
+        reads: spec.reads,
+        topology: spec.topology,
+        ..WorkloadOptions::default()
+    };
+    let work = workload(spec.workload, options);
+    let clients: Vec<Box<dyn Client>> = (0..spec.concurrency)
+        .map(|w| work.client(w, &nodes))
+        .collect();
+    let progress = Arc::new(Progress::default());
+    let start = Instant::now();
+    let mut interpreter = Interpreter::new(
+        clients,
+        None,
+        recorder.clone(),
+        start,
+        StdRng::seed_from_u64(seed),
+        progress.clone(),
+    );
+    let bar = progress_bar(spec.time_limit, progress.clone(), start);
+
+    let main = TimeLimit::new(spec.time_limit, Stagger::rate(spec.rate, work.generator()));
+    interpreter
+        .run_phase(Box::new(main), Box::new(Empty))
+        .await?;
+    bar.set_message("healing and recovering");
+    // No faults are injected yet (`--nemesis none`): nothing to heal. Wait
+    // until the cluster has a primary before the final reads.
+    wait_for_primary(&*db).await;
+    if let Some(final_reads) = work.final_generator(&nodes) {
+        bar.set_message("final reads");
+        let final_phase = TimeLimit::new(FINAL_PHASE_LIMIT, final_reads);
+        interpreter
+            .run_phase(Box::new(final_phase), Box::new(Empty))
+            .await?;
+    }
+    drop(interpreter);
+    bar.finish_and_clear();
+
+    tokio::task::block_in_place(|| db.teardown())?;
+    let recorder = Arc::try_unwrap(recorder)
+        .map_err(|_| RunError::Other("the history recorder is still in use".into()))?;
+    recorder
+        .finish()
+        .map_err(|e| RunError::Other(format!("finishing the history: {e}")))?;
+
+    let history = read_history(&run)?;
+    let mut checkers = std::collections::BTreeMap::new();
+    let mut anomalies = Vec::new();
+    for outcome in tokio::task::block_in_place(|| work.check(&history)) {
+        anomalies.extend(outcome.anomalies);
+        checkers.insert(outcome.checker, outcome.result);
+    }
+    let results = Results::compose(checkers, anomalies, stats(&history))
+        .with_test(test_json)
+        .with_run_dir(run.path().to_path_buf())
+        .with_seed(seed);
+    run.write_results(&results)?;
+    Ok(RunOutcome { run, results })
+}
+
+fn start_db(spec: &TestSpec, run: &RunDir) -> Result<Box<dyn Db>, RunError> {
+    let mut config = TargetNodeConfig::new(spec.nodes, run.path());
+    config.modes = Modes {
+        write_concern: spec.write_concern,
+        election: spec.election,
+        reads: spec.reads,
+        topology: spec.topology,
+        fsync: spec.fsync,
+    };
+    config.log_dir = Some(run.nodes_dir());
+    config.binary = match &spec.node_bin {
+        Some(path) => NodeBinary::Path(path.clone()),
+        None => NodeBinary::CurrentExe,
+    };
+    Ok(Box::new(TargetNodeDb::new(config)?))
+}
+
+async fn wait_for_primary(db: &dyn Db) {
+    let deadline = Instant::now() + RECOVERY_LIMIT;
+    while Instant::now() < deadline {
+        if tokio::task::block_in_place(|| db.primary()).is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn read_history(run: &RunDir) -> Result<Vec<Op>, RunError> {
+    let path = run.history_path();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| RunError::Other(format!("{}: {e}", path.display())))?;
+    parse_jsonl(&text, &path).map_err(|e| RunError::Other(e.to_string()))
+}
+
+/// Elapsed/total, ops so far, ok/fail/info, current fault; hidden when stdout
+/// is not a terminal.
+fn progress_bar(total: Duration, progress: Arc<Progress>, start: Instant) -> ProgressBar {
+    let bar = ProgressBar::new(total.as_secs().max(1));
+    if !std::io::stdout().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+        return bar;
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {msg}")
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    let ticker = bar.clone();
+    tokio::spawn(async move {
+        while !ticker.is_finished() {
+            let elapsed = start.elapsed();
+            ticker.set_position(elapsed.as_secs().min(total.as_secs()));
+            ticker.set_prefix(format!(
+                "{}/{}",
+                format_duration(Duration::from_secs(elapsed.as_secs())),
+                format_duration(total)
+            ));
+            let fault = progress.fault.lock().map(|f| f.clone()).unwrap_or_default();
+            ticker.set_message(format!(
+                "{} ops, {} ok, {} fail, {} info, fault: {}",
+                progress.invoked.load(Ordering::Relaxed),
+                progress.ok.load(Ordering::Relaxed),
+                progress.fail.load(Ordering::Relaxed),
+                progress.info.load(Ordering::Relaxed),
+                if fault.is_empty() { "none" } else { &fault }
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}

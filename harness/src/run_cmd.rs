@@ -1,0 +1,133 @@
+//! `faultline run`: assemble the test from the file and the flags, run it
+//! `test-count` times, print the verdicts, exit with the worst.
+
+use checker::Validity;
+use harness::run::{run_once, RunOutcome};
+use harness::test_spec::TestSpec;
+use rand::Rng;
+
+use crate::cli::RunArgs;
+use crate::exit::{self, Failure};
+
+/// Runs the command; returns the exit code of the worst verdict.
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let mut spec = assemble(args)?;
+    let seed = *spec.seed.get_or_insert_with(|| rand::thread_rng().gen());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let mut worst = Validity::Valid;
+    for i in 0..spec.test_count {
+        let mut this = spec.clone();
+        this.seed = Some(seed.wrapping_add(i as u64));
+        this.test_count = 1;
+        if spec.test_count > 1 {
+            println!("== run {} of {}", i + 1, spec.test_count);
+        }
+        let outcome = runtime.block_on(interruptible(&this))?;
+        report(&outcome);
+        worst = worst.and(outcome.results.valid);
+    }
+    Ok(exit::verdict(worst))
+}
+
+/// Defaults, then the `--test` file, then the flags.
+fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
+    let mut spec = match &args.test {
+        Some(path) => TestSpec::load(path).map_err(|e| Failure::BadInput(e.to_string()))?,
+        None => TestSpec::default(),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => {
+            $(if let Some(v) = args.$field { spec.$field = v; })*
+        };
+    }
+    set!(
+        nodes,
+        workload,
+        write_concern,
+        election,
+        reads,
+        topology,
+        fsync,
+        nemesis,
+        nemesis_interval,
+        concurrency,
+        rate,
+        time_limit,
+        keys,
+        test_count,
+        store
+    );
+    if args.name.is_some() {
+        spec.name = args.name;
+    }
+    if args.seed.is_some() {
+        spec.seed = args.seed;
+    }
+    if args.node_bin.is_some() {
+        spec.node_bin = args.node_bin;
+    }
+    spec.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    let faults: Vec<&String> = spec.nemesis.iter().filter(|f| *f != "none").collect();
+    if !faults.is_empty() {
+        return Err(Failure::Usage(format!(
+            "the nemesis cannot inject {faults:?} yet: fault injection is not implemented \
+             (issue 5); use --nemesis none"
+        )));
+    }
+    Ok(spec)
+}
+
+/// Runs once; Ctrl-C or SIGTERM stops the run, tears the nodes down (the
+/// run's future is dropped, and its parts undo themselves) and fails.
+async fn interruptible(spec: &TestSpec) -> Result<RunOutcome, Failure> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::Internal(e.into()))?;
+    tokio::select! {
+        outcome = run_once(spec) => outcome.map_err(|e| Failure::Internal(e.into())),
+        _ = tokio::signal::ctrl_c() => Err(interrupted("SIGINT")),
+        _ = term.recv() => Err(interrupted("SIGTERM")),
+    }
+}
+
+fn interrupted(signal: &str) -> Failure {
+    Failure::Internal(anyhow::anyhow!(
+        "interrupted by {signal}: nodes stopped; the partial history is in the run directory"
+    ))
+}
+
+/// The last lines: the verdict per checker, one line per anomaly, the run dir.
+fn report(outcome: &RunOutcome) {
+    let results = &outcome.results;
+    let s = &results.stats;
+    println!(
+        "{} ops: {} ok, {} fail, {} info; {:.0} ok/s",
+        s.ops.total(),
+        s.ops.ok,
+        s.ops.fail,
+        s.ops.info,
+        s.throughput.ok_per_s
+    );
+    for (name, checker) in &results.checkers {
+        println!("checker {name}: {}", checker.valid);
+    }
+    const SHOWN: usize = 20;
+    for anomaly in results.anomalies.iter().take(SHOWN) {
+        let key = anomaly
+            .key
+            .as_deref()
+            .map(|k| format!(" key {k}"))
+            .unwrap_or_default();
+        println!("anomaly {}{key}: {}", anomaly.kind, anomaly.explanation);
+    }
+    if results.anomalies.len() > SHOWN {
+        println!(
+            "... and {} more anomalies (results.json)",
+            results.anomalies.len() - SHOWN
+        );
+    }
+    println!("verdict: {}", results.valid);
+    println!("run directory: {}", outcome.run.path().display());
+}

@@ -1,0 +1,315 @@
+//! The test: everything that defines a run, from flags and/or a TOML file.
+//!
+//! Keys are the long flag names without dashes (DESIGN's shared vocabulary):
+//! `write-concern = "majority"`, `time-limit = "30s"`. Flags override the
+//! file. The resolved test (seed included) is saved as the run's `test.json`,
+//! which `--test` reads back as well, so any run can be repeated exactly.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use target_node::mode::{Election, Fsync, Reads, Topology, WriteConcern};
+
+use crate::workload::WorkloadKind;
+
+/// Fault names `--nemesis` accepts (DESIGN's shared vocabulary).
+pub const FAULTS: [&str; 16] = [
+    "none",
+    "partition",
+    "partition-one",
+    "partition-primary",
+    "partition-halves",
+    "partition-ring",
+    "partition-bridge",
+    "partition-one-way",
+    "kill",
+    "kill-primary",
+    "pause",
+    "pause-primary",
+    "clock",
+    "crash",
+    "slow",
+    "flaky",
+];
+
+/// A test, fully resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TestSpec {
+    /// The test's name: the store directory it goes in.
+    pub name: Option<String>,
+    /// How many nodes.
+    pub nodes: usize,
+    /// What the clients do.
+    pub workload: WorkloadKind,
+    /// When writes are acknowledged.
+    pub write_concern: WriteConcern,
+    /// How a primary is chosen.
+    pub election: Election,
+    /// Where reads are served.
+    pub reads: Reads,
+    /// Single primary or multi-primary.
+    pub topology: Topology,
+    /// Whether nodes fsync.
+    pub fsync: Fsync,
+    /// Faults to inject (`none` for none).
+    pub nemesis: Vec<String>,
+    /// Time between fault actions.
+    #[serde(with = "duration_text")]
+    pub nemesis_interval: Duration,
+    /// Client workers.
+    pub concurrency: usize,
+    /// Target client ops per second (0: as fast as possible).
+    pub rate: f64,
+    /// Length of the main phase.
+    #[serde(with = "duration_text")]
+    pub time_limit: Duration,
+    /// Keys in use at once (register workload).
+    pub keys: usize,
+    /// The seed; chosen at random and recorded when not given.
+    pub seed: Option<u64>,
+    /// How many times to run the test.
+    pub test_count: usize,
+    /// Where runs are stored.
+    pub store: PathBuf,
+    /// Launch this binary as the node instead of `faultline node`.
+    pub node_bin: Option<PathBuf>,
+}
+
+impl Default for TestSpec {
+    fn default() -> Self {
+        TestSpec {
+            name: None,
+            nodes: 5,
+            workload: WorkloadKind::Register,
+            write_concern: WriteConcern::Majority,
+            election: Election::Majority,
+            reads: Reads::Linearizable,
+            topology: Topology::Primary,
+            fsync: Fsync::Always,
+            nemesis: vec!["none".into()],
+            nemesis_interval: Duration::from_secs(5),
+            concurrency: 10,
+            rate: 500.0,
+            time_limit: Duration::from_secs(30),
+            keys: 10,
+            seed: None,
+            test_count: 1,
+            store: PathBuf::from("store"),
+            node_bin: None,
+        }
+    }
+}
+
+/// A test file or value that does not make a test.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid test.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl TestSpec {
+    /// Reads a test from TOML, or from JSON (a run's `test.json`).
+    pub fn load(path: &Path) -> Result<TestSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let parse = |message: String| SpecError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(&text)
+                .map_err(|e| parse(format!("line {}, column {}: {e}", e.line(), e.column())))
+        } else {
+            toml::from_str(&text).map_err(|e| parse(e.to_string()))
+        }
+    }
+
+    /// The test's name: given, or made of its workload and modes.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}-{}-{}-{}",
+                mode_name(self.workload),
+                mode_name(self.write_concern),
+                mode_name(self.election),
+                mode_name(self.reads),
+                self.nemesis.join("+")
+            )
+        })
+    }
+
+    /// Checks values the types cannot: counts, rates, fault names.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let bad = |m: String| Err(SpecError::Invalid(m));
+        if !(1..=99).contains(&self.nodes) {
+            return bad(format!("nodes must be 1 to 99, got {}", self.nodes));
+        }
+        if self.concurrency == 0 {
+            return bad("concurrency must be at least 1".into());
+        }
+        if self.keys == 0 {
+            return bad("keys must be at least 1".into());
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return bad(format!(
+                "rate must be a number of ops per second >= 0, got {}",
+                self.rate
+            ));
+        }
+        if self.test_count == 0 {
+            return bad("test-count must be at least 1".into());
+        }
+        if self.time_limit.is_zero() {
+            return bad("time-limit must be longer than 0".into());
+        }
+        for fault in &self.nemesis {
+            if !FAULTS.contains(&fault.as_str()) {
+                return bad(format!(
+                    "unknown fault {fault:?} in nemesis; expected one of {}",
+                    FAULTS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mode's command-line name, e.g. `majority`.
+pub fn mode_name<T: clap::ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
+}
+
+/// Parses DESIGN's durations: `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 30s, 500ms, 2m or 10)"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Writes a duration the way a person would type it.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Serde for durations as `"30s"` strings (or bare numbers of seconds).
+mod duration_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Number(f64),
+            Text(String),
+        }
+        match Text::deserialize(d)? {
+            Text::Number(n) if n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n)),
+            Text::Number(n) => Err(serde::de::Error::custom(format!("{n} is not a duration"))),
+            Text::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_bare_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn a_saved_test_json_reads_back_as_the_same_test() {
+        let spec = TestSpec {
+            seed: Some(42),
+            nemesis_interval: Duration::from_millis(1500),
+            ..TestSpec::default()
+        };
+        let dir = std::env::temp_dir().join(format!("faultline-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        assert_eq!(TestSpec::load(&path).unwrap(), spec);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn toml_uses_the_long_flag_names_and_bad_keys_say_where() {
+        let spec: TestSpec = toml::from_str(
+            "write-concern = \"one\"\nelection = \"bully\"\ntime-limit = \"10s\"\nnemesis = [\"none\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.write_concern, WriteConcern::One);
+        assert_eq!(spec.time_limit, Duration::from_secs(10));
+        let err = toml::from_str::<TestSpec>("nodes = 3\nwrite-concerns = \"one\"\n").unwrap_err();
+        assert!(err.to_string().contains("write-concerns"), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_faults_are_rejected_with_the_list() {
+        let spec = TestSpec {
+            nemesis: vec!["meteor".into()],
+            ..TestSpec::default()
+        };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("meteor") && err.contains("partition-ring"),
+            "{err}"
+        );
+    }
+}

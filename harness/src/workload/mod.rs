@@ -1,0 +1,219 @@
+//! Workloads: what a test does to the system and how its history is judged
+//! (Jepsen's `workload` maps). Each is a client, an endless generator for the
+//! main phase, final reads after the faults heal, and its checkers.
+//!
+//! - `register`: read/write/cas over independent keys that rotate after a
+//!   per-key op limit; the linearizability checker (`cas-register`) per key.
+//! - `set`: unique integers added to one set, read throughout and once on
+//!   every node at the end; the set checker (lost, stale, unexpected,
+//!   duplicated elements).
+//! - `append`: list-append transactions over a few hot keys; recorded, but
+//!   judged `unknown` until the transactional checker exists (issue 7).
+//!
+//! All three talk to target-node through [`kv_client::NodeClient`], which
+//! routes each op to a node and maps errors to `ok`/`fail`/`info`.
+//!
+//! # Layout
+//! - [`kv_client`]: the target-node client of a worker: routing, redirects,
+//!   error mapping.
+//! - [`register`], [`set`], [`append`]: the workloads.
+
+pub mod append;
+pub mod kv_client;
+pub mod register;
+pub mod set;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use checker::Validity;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use target_node::mode::{Reads, Topology};
+
+use crate::client::Client;
+use crate::db::NodeInfo;
+use crate::generator::{BoxGen, Invocation};
+
+/// The knobs a workload needs from the test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadOptions {
+    /// Keys in use at a time (`--keys`): the register's active keys, the
+    /// append workload's key space.
+    pub keys: usize,
+    /// Ops on one register key before it retires and a fresh key replaces it.
+    pub per_key_limit: u64,
+    /// The nodes' read mode: decides where reads go.
+    pub reads: Reads,
+    /// The nodes' topology: decides where writes go.
+    pub topology: Topology,
+    /// A client call that takes longer completes as `info` (`fail` when it
+    /// changes nothing).
+    pub op_timeout: Duration,
+}
+
+impl Default for WorkloadOptions {
+    /// 10 keys, 200 ops per key, the strong single-primary modes, 2 s.
+    fn default() -> Self {
+        WorkloadOptions {
+            keys: 10,
+            per_key_limit: 200,
+            reads: Reads::Linearizable,
+            topology: Topology::Primary,
+            op_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Which workload (`--workload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// Read/write/cas registers, checked for linearizability.
+    Register,
+    /// A grow-only set, checked for lost and stale elements.
+    Set,
+    /// List-append transactions (Elle).
+    Append,
+}
+
+impl WorkloadKind {
+    /// Every workload, in the order `--help` lists them.
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Register,
+        WorkloadKind::Set,
+        WorkloadKind::Append,
+    ];
+
+    /// The name on the command line, in TOML and in `test.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Set => "set",
+            WorkloadKind::Append => "append",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for WorkloadKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| format!("unknown workload {s:?}; expected register, set or append"))
+    }
+}
+
+/// A workload: client, generators and checkers (module docs).
+pub trait Workload: Send + Sync {
+    /// Its name (`register`, `set`, `append`).
+    fn name(&self) -> &'static str;
+
+    /// A client for client worker `worker` (0-based) of `workers`; bound to
+    /// node `worker % nodes.len()`.
+    fn client(&self, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client>;
+
+    /// The main phase: an endless generator (the runner adds the time limit
+    /// and rate).
+    fn generator(&self) -> BoxGen;
+
+    /// The final phase after faults heal (finite), e.g. reads on every node;
+    /// `None` if none.
+    fn final_generator(&self, nodes: &[NodeInfo]) -> Option<BoxGen>;
+
+    /// Checks a complete history (nemesis ops are ignored): one entry per
+    /// checker.
+    fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome>;
+}
+
+/// One checker's verdict on a history, with the anomalies it found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckOutcome {
+    /// The checker's name, a key of `results.json`'s `checkers`.
+    pub checker: String,
+    /// Its verdict, anomaly counts and details.
+    pub result: results::CheckerResult,
+    /// The anomalies, with the ops that show them.
+    pub anomalies: Vec<results::Anomaly>,
+}
+
+impl CheckOutcome {
+    /// An `unknown` verdict of `checker`, with `reason` in the details: for
+    /// a checker that could not judge (malformed history, no checker yet).
+    pub fn unknown(checker: &str, reason: impl Into<String>) -> CheckOutcome {
+        let details = json!({ "reason": reason.into() });
+        CheckOutcome {
+            checker: checker.to_string(),
+            result: results::CheckerResult::new(Validity::Unknown).with_details(details),
+            anomalies: Vec::new(),
+        }
+    }
+}
+
+/// The workload `kind` with `options`.
+pub fn workload(kind: WorkloadKind, options: WorkloadOptions) -> Box<dyn Workload> {
+    match kind {
+        WorkloadKind::Register => Box::new(register::RegisterWorkload::new(options)),
+        WorkloadKind::Set => Box::new(set::SetWorkload::new(options)),
+        WorkloadKind::Append => Box::new(append::AppendWorkload::new(options)),
+    }
+}
+
+/// Whether `op` changes nothing: a `read`, or a `txn` of reads only. Such an
+/// op that fails in any way, timeouts included, completes as `fail`.
+pub fn is_read_only(op: &Invocation) -> bool {
+    match op.f.as_str() {
+        "read" => true,
+        "txn" => op.value.as_array().is_some_and(|micro_ops| {
+            micro_ops
+                .iter()
+                .all(|m| m.get(0).and_then(Value::as_str) == Some("r"))
+        }),
+        _ => false,
+    }
+}
+
+/// The final phase of one read per node, each pinned to its node (in node
+/// order).
+fn read_on_every_node(nodes: &[NodeInfo], read: impl Fn() -> Invocation) -> BoxGen {
+    let reads = nodes.iter().map(|n| read().on_node(n.id.clone()));
+    Box::new(crate::generator::Sequence(reads.collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_names_round_trip_through_every_spelling() {
+        for kind in WorkloadKind::ALL {
+            assert_eq!(kind.name().parse::<WorkloadKind>().unwrap(), kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.name()));
+            let value = clap::ValueEnum::to_possible_value(&kind).unwrap();
+            assert_eq!(value.get_name(), kind.name());
+            assert_eq!(
+                workload(kind, WorkloadOptions::default()).name(),
+                kind.name()
+            );
+        }
+        assert!("queue".parse::<WorkloadKind>().is_err());
+    }
+
+    #[test]
+    fn reads_and_read_only_txns_are_read_only() {
+        assert!(is_read_only(&Invocation::new("read", Value::Null)));
+        assert!(!is_read_only(&Invocation::new("write", json!(1))));
+        let reads = json!([["r", "0", null], ["r", "1", null]]);
+        assert!(is_read_only(&Invocation::new("txn", reads)));
+        let mixed = json!([["r", "0", null], ["append", "1", 3]]);
+        assert!(!is_read_only(&Invocation::new("txn", mixed)));
+    }
+}
