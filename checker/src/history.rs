@@ -226,7 +226,19 @@ impl HistoryError {
 /// Parses JSONL text. `path` names the source in errors. Blank lines are skipped;
 /// ops are renumbered in line order. Large inputs are parsed by several threads
 /// (one chunk of whole lines each); the first malformed line is reported.
+///
+/// A last line that has no newline and ends in the middle of its JSON is a
+/// write cut short by a crash of the recorder: it is dropped, so the history of a killed run
+/// still reads (every complete line is kept). Anywhere else, or ending in a
+/// newline, a bad line is an error.
 pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<Op>, HistoryError> {
+    if !text.is_empty() && !text.ends_with('\n') {
+        let cut = text.rfind('\n').map_or(0, |i| i + 1);
+        let last = &text[cut..];
+        if serde_json::from_str::<Op>(last).is_err_and(|e| e.is_eof()) {
+            return parse_jsonl(&text[..cut], path);
+        }
+    }
     const PARALLEL_ABOVE: usize = 4 << 20;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if text.len() < PARALLEL_ABOVE || threads == 1 {
@@ -399,6 +411,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("big:100001: "), "{err}");
+    }
+
+    #[test]
+    fn a_last_line_cut_short_by_a_crash_is_dropped_but_a_bad_complete_line_is_not() {
+        let good = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n";
+        let cut = format!("{good}{{\"process\":1,\"ty");
+        assert_eq!(parse_jsonl(&cut, Path::new("h")).unwrap().len(), 1);
+        let bad = format!("{good}{{\"process\":1,\"ty\n");
+        assert!(parse_jsonl(&bad, Path::new("h")).is_err());
+        let unterminated_good = good.trim_end();
+        assert_eq!(
+            parse_jsonl(unterminated_good, Path::new("h"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! `faultline run` end to end, with real nodes on loopback:
+//! - the strong mode without faults is valid, and the run leaves a
+//!   well-formed store (test.json that reads back, a history that checks,
+//!   results.json, node logs) and no node process;
+//! - a harness SIGKILLed mid-run leaves no node process behind, and its
+//!   partial history still checks;
+//! - bad flags and bad test files are usage (3) and bad-input (4) errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::test_spec::TestSpec;
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// Pids of live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &Path) -> Vec<u32> {
+    let needle = needle.to_string_lossy().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(&needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_until_gone(store: &Path, limit: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = processes_mentioning(store);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn latest_run(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
+}
+
+#[test]
+fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = faultline()
+        .args([
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "5s",
+            "--rate",
+            "200",
+            "--seed",
+            "11",
+        ])
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verdict: valid"), "{stdout}");
+    assert!(stdout.contains("run directory: "), "{stdout}");
+
+    let run = latest_run(&store);
+    let spec = TestSpec::load(&run.join("test.json")).expect("test.json is a valid --test file");
+    assert_eq!(spec.seed, Some(11));
+    assert_eq!(spec.nodes, 3);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["valid"], serde_json::json!(true));
+    assert!(
+        results["stats"]["ops"]["ok"].as_u64().unwrap() > 100,
+        "{results}"
+    );
+    for node in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run.join("nodes").join(format!("{node}.log"))).unwrap();
+        assert!(!log.is_empty(), "{node}'s log is empty");
+    }
+    let check = faultline()
+        .arg("check")
+        .arg(run.join("history.jsonl"))
+        .args(["--model", "cas-register"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert_eq!(
+        wait_until_gone(&store, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}
+
+#[test]
+fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut harness = faultline()
+        .args([
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "60s",
+            "--rate",
+            "300",
+            "--seed",
+            "5",
+        ])
+        .arg("--store")
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run is well under way: some hundreds of ops recorded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let history = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run never recorded 400 lines"
+        );
+        if let Ok(run) = std::fs::canonicalize(store.join("latest")) {
+            let path = run.join("history.jsonl");
+            let lines = std::fs::read_to_string(&path).map_or(0, |t| t.lines().count());
+            if lines >= 400 {
+                break path;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    harness.kill().unwrap(); // SIGKILL: no teardown code runs in the harness.
+    harness.wait().unwrap();
+
+    let left = wait_until_gone(&store, Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "node processes survived the harness: {left:?}"
+    );
+    let check = faultline()
+        .arg("check")
+        .arg(&history)
+        .args(["--model", "cas-register"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the partial history should check valid: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn faults_that_do_not_exist_yet_and_bad_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["run", "--nemesis", "partition"],
+        vec!["run", "--nemesis", "meteor"],
+        vec!["run", "--nodes", "0"],
+        vec!["run", "--time-limit", "soon"],
+        vec!["run", "--write-concern", "most"],
+    ] {
+        let out = faultline()
+            .args(&args)
+            .arg("--store")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no run was started"
+    );
+}
+
+#[test]
+fn a_bad_test_file_is_bad_input_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("test.toml");
+    std::fs::write(&file, "nodes = 3\nwrite-concerns = \"one\"\n").unwrap();
+    let out = faultline()
+        .arg("run")
+        .arg("--test")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("write-concerns") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut harness = faultline()
+        .args([
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "60s",
+            "--rate",
+            "300",
+            "--seed",
+            "6",
+        ])
+        .arg("--store")
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let history = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run never recorded 200 lines"
+        );
+        if let Ok(run) = std::fs::canonicalize(store.join("latest")) {
+            let path = run.join("history.jsonl");
+            if std::fs::read_to_string(&path).map_or(0, |t| t.lines().count()) >= 200 {
+                break path;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    kill(Pid::from_raw(harness.id() as i32), Signal::SIGINT).unwrap();
+    let out = harness.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        processes_mentioning(&store).is_empty(),
+        "nodes left after Ctrl-C"
+    );
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        text.ends_with('\n'),
+        "the history ends with a complete line"
+    );
+    assert!(text.lines().count() >= 200);
+}
