@@ -231,7 +231,7 @@ fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let mut harness = faultline()
+    let harness = faultline()
         .args([
             "run",
             "--nodes",
