@@ -50,10 +50,16 @@ impl Default for Options {
             time_limit: None,
             memo_bytes: 4 << 30,
             all_keys: false,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: cores(),
             progress: None,
         }
     }
+}
+
+/// The machine's cores, asked once: the answer costs file reads (cgroups).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// A history the checker cannot interpret (as opposed to a verdict).
