@@ -20,7 +20,7 @@ use results::{stats, Recorder, Results, RunDir, Store};
 use target_node::mode::Modes;
 
 use crate::client::Client;
-use crate::db::{Db, NodeBinary, TargetNodeConfig, TargetNodeDb};
+use crate::db::{Db, ExternalConfig, ExternalDb, NodeBinary, TargetNodeConfig, TargetNodeDb};
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
 use crate::test_spec::{format_duration, TestSpec};
@@ -137,6 +137,15 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
 }
 
 fn start_db(spec: &TestSpec, run: &RunDir) -> Result<Box<dyn Db>, RunError> {
+    if let Some(external) = &spec.db {
+        let mut config = ExternalConfig::new(spec.nodes, external.start.clone(), run.path());
+        config.kill = external.kill.clone();
+        config.pause = external.pause.clone();
+        config.resume = external.resume.clone();
+        config.vars = external.vars.clone();
+        config.log_dir = Some(run.nodes_dir());
+        return Ok(Box::new(ExternalDb::new(config)?));
+    }
     let mut config = TargetNodeConfig::new(spec.nodes, run.path());
     config.modes = Modes {
         write_concern: spec.write_concern,

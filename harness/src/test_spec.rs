@@ -75,6 +75,34 @@ pub struct TestSpec {
     pub store: PathBuf,
     /// Launch this binary as the node instead of `faultline node`.
     pub node_bin: Option<PathBuf>,
+    /// Test another system, described by command templates (TOML `[db]`),
+    /// instead of the shipped target-node. It must speak target-node's HTTP
+    /// API for the shipped workloads.
+    pub db: Option<ExternalSpec>,
+}
+
+/// An external system under test: how to start (and optionally kill, pause,
+/// resume) one node. Placeholders: `{id}`, `{port}`, `{url}`, `{peers}`
+/// (`n2=http://127.0.0.1:P,...`), `{data_dir}`, `{log}`, and every key of
+/// `vars`. Kill, pause and resume default to SIGKILL, SIGSTOP and SIGCONT
+/// to the node's process group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ExternalSpec {
+    /// Starts one node, in the foreground.
+    pub start: String,
+    /// Kills one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<String>,
+    /// Pauses one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<String>,
+    /// Resumes one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// Extra placeholders, e.g. `bin = "/usr/local/bin/mydb"` for `{bin}`.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for TestSpec {
@@ -98,6 +126,7 @@ impl Default for TestSpec {
             test_count: 1,
             store: PathBuf::from("store"),
             node_bin: None,
+            db: None,
         }
     }
 }
@@ -298,6 +327,18 @@ mod tests {
         let err = toml::from_str::<TestSpec>("nodes = 3\nwrite-concerns = \"one\"\n").unwrap_err();
         assert!(err.to_string().contains("write-concerns"), "{err}");
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn an_external_system_is_a_db_table_of_command_templates() {
+        let spec: TestSpec = toml::from_str(
+            "nodes = 3\n[db]\nstart = \"{bin} --id {id} --port {port}\"\nvars = { bin = \"/opt/mydb\" }\n",
+        )
+        .unwrap();
+        let db = spec.db.unwrap();
+        assert_eq!(db.start, "{bin} --id {id} --port {port}");
+        assert_eq!(db.vars["bin"], "/opt/mydb");
+        assert_eq!(db.kill, None);
     }
 
     #[test]

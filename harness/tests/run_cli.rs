@@ -279,3 +279,43 @@ fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
     );
     assert!(text.lines().count() >= 200);
 }
+
+#[test]
+fn an_external_system_from_command_templates_runs_like_the_shipped_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let test = dir.path().join("external.toml");
+    std::fs::write(
+        &test,
+        format!(
+            "name = \"external\"\nnodes = 3\ntime-limit = \"3s\"\nrate = 200\nseed = 9\n\
+             [db]\nstart = \"{{bin}} node --id {{id}} --listen 127.0.0.1:{{port}} --peers {{peers}} --data-dir {{data_dir}}\"\n\
+             vars = {{ bin = \"{}\" }}\n",
+            env!("CARGO_BIN_EXE_faultline")
+        ),
+    )
+    .unwrap();
+    let out = faultline()
+        .arg("run")
+        .arg("--test")
+        .arg(&test)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verdict: valid"), "{stdout}");
+    let run = latest_run(&store);
+    let spec = TestSpec::load(&run.join("test.json")).unwrap();
+    assert!(spec.db.is_some(), "test.json keeps the [db] table");
+    assert_eq!(
+        wait_until_gone(&store, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}
