@@ -48,6 +48,24 @@ fn wait_until_gone(store: &Path, limit: Duration) -> Vec<u32> {
     }
 }
 
+/// The latest run's history, once it holds at least `lines` lines (30 s at most).
+fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run never recorded {lines} lines"
+        );
+        if let Ok(run) = std::fs::canonicalize(store.join("latest")) {
+            let path = run.join("history.jsonl");
+            if std::fs::read_to_string(&path).map_or(0, |t| t.lines().count()) >= lines {
+                return path;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn latest_run(store: &Path) -> PathBuf {
     std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
 }
@@ -138,21 +156,7 @@ fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
         .spawn()
         .unwrap();
     // Wait until the run is well under way: some hundreds of ops recorded.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let history = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the run never recorded 400 lines"
-        );
-        if let Ok(run) = std::fs::canonicalize(store.join("latest")) {
-            let path = run.join("history.jsonl");
-            let lines = std::fs::read_to_string(&path).map_or(0, |t| t.lines().count());
-            if lines >= 400 {
-                break path;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let history = wait_for_history(&store, 400);
     harness.kill().unwrap(); // SIGKILL: no teardown code runs in the harness.
     harness.wait().unwrap();
 
@@ -249,20 +253,7 @@ fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let history = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the run never recorded 200 lines"
-        );
-        if let Ok(run) = std::fs::canonicalize(store.join("latest")) {
-            let path = run.join("history.jsonl");
-            if std::fs::read_to_string(&path).map_or(0, |t| t.lines().count()) >= 200 {
-                break path;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let history = wait_for_history(&store, 200);
     kill(Pid::from_raw(harness.id() as i32), Signal::SIGINT).unwrap();
     let out = harness.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
