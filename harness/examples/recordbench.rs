@@ -38,9 +38,9 @@ use anyhow::{bail, Context as _, Result};
 use checker::history::{parse_jsonl, OpType, Process};
 use checker::Validity;
 use clap::Parser;
-use harness::client::Client;
-use harness::db::{Db, NodeBinary, NodeInfo, TargetNodeConfig, TargetNodeDb};
-use harness::generator::{BoxGen, Context, Empty, Generator, Next, TimeLimit};
+use harness::client::{BoxFuture, Client, Completion};
+use harness::db::{Db, NodeBinary, TargetNodeConfig, TargetNodeDb};
+use harness::generator::{BoxGen, Context, Empty, Generator, Invocation, Next, TimeLimit};
 use harness::interpreter::{Interpreter, Progress};
 use harness::workload::{workload, Workload, WorkloadKind, WorkloadOptions};
 use rand::rngs::StdRng;
@@ -82,6 +82,10 @@ struct Args {
     /// Keep the temporary directory (node logs, histories).
     #[arg(long)]
     keep: bool,
+    /// No cluster: measure the harness alone with a client that answers at
+    /// once (A vs B per pair), and the recorder's cost per op.
+    #[arg(long)]
+    micro: bool,
 }
 
 /// Completions of one side of a run.
@@ -121,12 +125,23 @@ struct Side {
     harness_cpu: f64,
     /// CPU seconds of the node processes during the run.
     nodes_cpu: f64,
+    /// Context switches of this process's threads during the run.
+    switches: u64,
     load: String,
 }
 
 impl Side {
     fn ops_per_sec(&self) -> f64 {
         self.counts.total() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn switches_per_op(&self) -> f64 {
+        self.switches as f64 / self.counts.total().max(1) as f64
+    }
+
+    /// Harness CPU µs per completed op.
+    fn cpu_per_op(&self) -> f64 {
+        self.harness_cpu / self.counts.total().max(1) as f64 * 1e6
     }
 }
 
@@ -160,8 +175,11 @@ fn main() -> Result<()> {
     if args.runs == 0 || args.concurrency == 0 || args.seconds <= 0.0 {
         bail!("--runs, --concurrency and --seconds must be positive");
     }
-    let program = faultline_binary(args.faultline.as_deref())?;
     let tmp = tempfile::Builder::new().prefix("recordbench-").tempdir()?;
+    if args.micro {
+        return micro(&args, tmp.path());
+    }
+    let program = faultline_binary(args.faultline.as_deref())?;
     println!(
         "recordbench: {} nodes, {} workers, workload {}, {} pairs of {} s; node binary {}; dir {}",
         args.nodes,
@@ -208,10 +226,11 @@ fn main() -> Result<()> {
     };
     let work = workload(args.workload, options);
     let time = Duration::from_secs_f64(args.seconds);
+    let make = |w: usize| work.client(w, &nodes);
 
     if args.warmup > 0.0 {
         let warm = Duration::from_secs_f64(args.warmup);
-        let side = runtime.block_on(bare(&*work, &nodes, &args, warm, u64::MAX, "warm-", &pids));
+        let side = runtime.block_on(bare(&*work, &make, &args, warm, u64::MAX, "warm-", &pids));
         println!(
             "warm-up: {:.0} ops/s ({} ok, {} fail, {} info)",
             side.ops_per_sec(),
@@ -231,21 +250,21 @@ fn main() -> Result<()> {
         for side in if b_first { ["B", "A"] } else { ["A", "B"] } {
             let prefix = format!("r{run}{}-", side.to_lowercase());
             if side == "A" {
-                a = Some(runtime.block_on(bare(&*work, &nodes, &args, time, seed, &prefix, &pids)));
+                a = Some(runtime.block_on(bare(&*work, &make, &args, time, seed, &prefix, &pids)));
             } else {
                 let dir = tmp.path().join(format!("run{run}"));
                 std::fs::create_dir_all(&dir)?;
                 let history = dir.join("history.jsonl");
                 b = Some(runtime.block_on(recorded(
-                    &*work, &nodes, &args, time, seed, &prefix, &pids, &history,
+                    &*work, &make, &args, time, seed, &prefix, &pids, &history,
                 ))?);
                 histories.push(history);
             }
         }
         let (a, b) = (a.expect("ran A"), b.expect("ran B"));
         println!(
-            "run {}: order {}  A {:>7.0} ops/s ({} ok {} fail {} info, harness cpu {:.2} s, nodes cpu {:.2} s, load {})  \
-             B {:>7.0} ops/s ({} ok {} fail {} info, harness cpu {:.2} s, nodes cpu {:.2} s, load {})  B/A {:.3}",
+            "run {}: order {}  A {:>7.0} ops/s ({} ok {} fail {} info, harness cpu {:.2} s, nodes cpu {:.2} s, {:.2} switches/op, load {})  \
+             B {:>7.0} ops/s ({} ok {} fail {} info, harness cpu {:.2} s, nodes cpu {:.2} s, {:.2} switches/op, load {})  B/A {:.3}",
             run + 1,
             if b_first { "BA" } else { "AB" },
             a.ops_per_sec(),
@@ -254,6 +273,7 @@ fn main() -> Result<()> {
             a.counts.info,
             a.harness_cpu,
             a.nodes_cpu,
+            a.switches_per_op(),
             a.load,
             b.ops_per_sec(),
             b.counts.ok,
@@ -261,6 +281,7 @@ fn main() -> Result<()> {
             b.counts.info,
             b.harness_cpu,
             b.nodes_cpu,
+            b.switches_per_op(),
             b.load,
             b.ops_per_sec() / a.ops_per_sec()
         );
@@ -332,14 +353,26 @@ fn faultline_binary(given: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn clients(work: &dyn Workload, nodes: &[NodeInfo], n: usize) -> Vec<Box<dyn Client>> {
-    (0..n).map(|w| work.client(w, nodes)).collect()
+/// Makes the client of worker `w`.
+type MakeClient<'a> = &'a dyn Fn(usize) -> Box<dyn Client>;
+
+/// A client that answers at once (after yielding to the scheduler), for
+/// measuring the harness alone (`--micro`).
+struct NullClient;
+
+impl Client for NullClient {
+    fn invoke<'a>(&'a mut self, op: &'a Invocation) -> BoxFuture<'a, Completion> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            Completion::ok(op.value.clone()).from_node("n1")
+        })
+    }
 }
 
 /// A: `concurrency` tasks in a closed loop over one shared generator.
 async fn bare(
     work: &dyn Workload,
-    nodes: &[NodeInfo],
+    make: MakeClient<'_>,
     args: &Args,
     time: Duration,
     seed: u64,
@@ -351,7 +384,7 @@ async fn bare(
         inner: work.generator(),
     });
     let shared = Arc::new(Mutex::new((generator, StdRng::seed_from_u64(seed))));
-    let clients = clients(work, nodes, args.concurrency);
+    let clients: Vec<Box<dyn Client>> = (0..args.concurrency).map(make).collect();
     let workers = clients.len();
     let load = load_average();
     let cpu = Cpu::now(pids);
@@ -390,12 +423,13 @@ async fn bare(
         counts.merge(task.await.expect("a bare-loop task panicked"));
     }
     let wall = start.elapsed();
-    let (harness_cpu, nodes_cpu) = cpu.since(pids);
+    let (harness_cpu, nodes_cpu, switches) = cpu.since(pids);
     Side {
         counts,
         wall,
         harness_cpu,
         nodes_cpu,
+        switches,
         load,
     }
 }
@@ -404,7 +438,7 @@ async fn bare(
 #[allow(clippy::too_many_arguments)]
 async fn recorded(
     work: &dyn Workload,
-    nodes: &[NodeInfo],
+    make: MakeClient<'_>,
     args: &Args,
     time: Duration,
     seed: u64,
@@ -413,7 +447,7 @@ async fn recorded(
     history: &Path,
 ) -> Result<Side> {
     let recorder = Arc::new(Recorder::create(history)?);
-    let clients = clients(work, nodes, args.concurrency);
+    let clients: Vec<Box<dyn Client>> = (0..args.concurrency).map(make).collect();
     let progress = Arc::new(Progress::default());
     let load = load_average();
     let cpu = Cpu::now(pids);
@@ -435,7 +469,7 @@ async fn recorded(
         .run_phase(Box::new(main), Box::new(Empty))
         .await?;
     let wall = start.elapsed();
-    let (harness_cpu, nodes_cpu) = cpu.since(pids);
+    let (harness_cpu, nodes_cpu, switches) = cpu.since(pids);
     drop(interpreter);
     let recorder =
         Arc::try_unwrap(recorder).map_err(|_| anyhow::anyhow!("the recorder is still shared"))?;
@@ -462,15 +496,19 @@ async fn recorded(
         wall,
         harness_cpu,
         nodes_cpu,
+        switches,
         load,
     })
 }
 
 /// CPU time (user + system) of this process and of the nodes, from
 /// `/proc/PID/stat` in clock ticks (USER_HZ = 100 on Linux).
+/// Also the context switches (voluntary + involuntary) of this process's
+/// threads, from `/proc/self/task/*/status`.
 struct Cpu {
     harness: u64,
     nodes: u64,
+    switches: u64,
 }
 
 impl Cpu {
@@ -478,16 +516,35 @@ impl Cpu {
         Cpu {
             harness: ticks("self"),
             nodes: pids.iter().map(|p| ticks(&p.to_string())).sum(),
+            switches: context_switches(),
         }
     }
 
-    fn since(&self, pids: &[u32]) -> (f64, f64) {
+    /// (harness CPU s, nodes CPU s, harness context switches) since `self`.
+    fn since(&self, pids: &[u32]) -> (f64, f64, u64) {
         let now = Cpu::now(pids);
         (
             now.harness.saturating_sub(self.harness) as f64 / 100.0,
             now.nodes.saturating_sub(self.nodes) as f64 / 100.0,
+            now.switches.saturating_sub(self.switches),
         )
     }
+}
+
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 fn ticks(pid: &str) -> u64 {
@@ -519,6 +576,96 @@ fn cpu_model() -> String {
                 .map(|(_, m)| m.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// `--micro`: the harness alone. First the recorder: ops built as the
+/// interpreter builds them (clones of the invocation) and recorded, one
+/// invocation and one completion per op, on one thread. Then `--runs` pairs
+/// of A and B with [`NullClient`], which isolates the interpreter's own cost
+/// (owner task, two channel hops per op, dispatch) from the network.
+fn micro(args: &Args, dir: &Path) -> Result<()> {
+    let recorder = Recorder::create(dir.join("record-only.jsonl"))?;
+    let invocation = Invocation::new("cas", serde_json::json!([1, 3])).on_key("r0b-17");
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        for _ in 0..1000 {
+            let mut invoke = checker::history::Op {
+                index: 0,
+                time: Some(started.elapsed().as_nanos() as u64),
+                process: Process::Client(7),
+                op_type: OpType::Invoke,
+                f: invocation.f.clone(),
+                key: invocation.key.clone(),
+                value: invocation.value.clone(),
+                node: invocation.node.clone(),
+                error: None,
+            };
+            recorder.record(&mut invoke)?;
+            let mut done = checker::history::Op {
+                op_type: OpType::Fail,
+                time: Some(started.elapsed().as_nanos() as u64),
+                node: Some("n1".into()),
+                error: Some(serde_json::json!("cas-mismatch")),
+                ..invoke
+            };
+            recorder.record(&mut done)?;
+            n += 1;
+        }
+    }
+    let per_op = started.elapsed().as_secs_f64() / n as f64 * 1e6;
+    recorder.finish()?;
+    println!("recorder alone: {per_op:.2} µs per op (invocation + completion built and recorded), {n} ops");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let work = workload(
+        args.workload,
+        WorkloadOptions {
+            keys: args.keys,
+            ..WorkloadOptions::default()
+        },
+    );
+    let make = |_: usize| Box::new(NullClient) as Box<dyn Client>;
+    let time = Duration::from_secs_f64(args.seconds);
+    let mut pairs = Vec::new();
+    for run in 0..args.runs {
+        let seed = args.seed.wrapping_add(run as u64);
+        let history = dir.join(format!("micro{run}.jsonl"));
+        let mut a = None;
+        let mut b = None;
+        for side in if run % 2 == 0 { ["B", "A"] } else { ["A", "B"] } {
+            if side == "A" {
+                a = Some(runtime.block_on(bare(&*work, &make, args, time, seed, "m-", &[])));
+            } else {
+                b = Some(runtime.block_on(recorded(
+                    &*work,
+                    &make,
+                    args,
+                    time,
+                    seed,
+                    "m-",
+                    &[],
+                    &history,
+                ))?);
+            }
+        }
+        let (a, b) = (a.expect("ran A"), b.expect("ran B"));
+        println!(
+            "micro run {}: A {:.0} ops/s ({:.2} µs CPU/op, {:.2} switches/op)  B {:.0} ops/s ({:.2} µs CPU/op, {:.2} switches/op)",
+            run + 1,
+            a.ops_per_sec(),
+            a.cpu_per_op(),
+            a.switches_per_op(),
+            b.ops_per_sec(),
+            b.cpu_per_op(),
+            b.switches_per_op()
+        );
+        pairs.push((a, b));
+    }
+    report(&pairs, args);
+    Ok(())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -559,14 +706,10 @@ fn report(pairs: &[(Side, Side)], args: &Args) {
         .iter()
         .map(|(a, b)| b.ops_per_sec() / a.ops_per_sec())
         .collect();
-    let mut a_cpu: Vec<f64> = pairs
-        .iter()
-        .map(|(a, _)| a.harness_cpu / a.counts.total().max(1) as f64 * 1e6)
-        .collect();
-    let mut b_cpu: Vec<f64> = pairs
-        .iter()
-        .map(|(_, b)| b.harness_cpu / b.counts.total().max(1) as f64 * 1e6)
-        .collect();
+    let mut a_cpu: Vec<f64> = pairs.iter().map(|(a, _)| a.cpu_per_op()).collect();
+    let mut b_cpu: Vec<f64> = pairs.iter().map(|(_, b)| b.cpu_per_op()).collect();
+    let mut a_sw: Vec<f64> = pairs.iter().map(|(a, _)| a.switches_per_op()).collect();
+    let mut b_sw: Vec<f64> = pairs.iter().map(|(_, b)| b.switches_per_op()).collect();
     let (ma, mb, mr) = (median(&mut a), median(&mut b), median(&mut ratios));
     println!(
         "| **median** | | | **{ma:.0}** | **{mb:.0}** | **{mr:.3}** | **{:.1}%** | | |",
@@ -577,6 +720,11 @@ fn report(pairs: &[(Side, Side)], args: &Args) {
         "harness CPU per completed op (median): A {:.1} µs, B {:.1} µs",
         median(&mut a_cpu),
         median(&mut b_cpu)
+    );
+    println!(
+        "harness context switches per completed op (median): A {:.2}, B {:.2}",
+        median(&mut a_sw),
+        median(&mut b_sw)
     );
     println!(
         "verdict: recorded {mb:.0} ops/s (target >= 5000: {}); overhead {:.1}% (target < 10%: {}); \

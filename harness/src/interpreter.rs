@@ -146,7 +146,12 @@ impl Interpreter {
             }
             let sleep = match wake {
                 Some(at) => at.saturating_sub(self.now()),
-                None if busy => Duration::from_secs(3600),
+                None if busy => {
+                    // Only a completion can change anything: no timer needed.
+                    let done = self.done.recv().await.ok_or(InterpreterError::WorkerGone)?;
+                    self.complete(done.0, done.1, done.2, &mut clients, &mut nemesis)?;
+                    continue;
+                }
                 // Pending with no time and nothing outstanding: poll gently.
                 None => Duration::from_millis(10),
             };

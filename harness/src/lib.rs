@@ -13,6 +13,8 @@
 //!   reads and checkers of each.
 //! - [`interpreter`]: runs generators against clients concurrently and
 //!   records the history.
+//! - [`nemesis`]: the fault schedule of a test and the client that applies
+//!   faults (network backend, kill/pause, clock, crash).
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`run`]: the life of a test, from setup to stored results.
 
@@ -22,6 +24,7 @@ pub mod client;
 pub mod db;
 pub mod generator;
 pub mod interpreter;
+pub mod nemesis;
 pub mod run;
 pub mod test_spec;
 pub mod workload;

@@ -7,9 +7,11 @@
 //! drop; if the harness is SIGKILLed, the nodes die with it (parent-death
 //! signal) and the history holds every op recorded up to the last flush.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use checker::history::{parse_jsonl, Op};
@@ -20,11 +22,16 @@ use results::{stats, Recorder, Results, RunDir, Store};
 use target_node::mode::Modes;
 
 use crate::client::Client;
-use crate::db::{Db, ExternalConfig, ExternalDb, NodeBinary, TargetNodeConfig, TargetNodeDb};
+use crate::db::{
+    Db, ExternalConfig, ExternalDb, NodeBinary, NodeInfo, TargetNodeConfig, TargetNodeDb,
+};
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
+use crate::nemesis::{final_generator, needs_net, NemesisClient, Schedule};
 use crate::test_spec::{format_duration, TestSpec};
 use crate::workload::{workload, WorkloadOptions};
+use nemesis::net::proxy::ProxyNet;
+use nemesis::net::Net;
 
 /// How long the final phase (final reads) may take.
 const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(30);
@@ -68,9 +75,26 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     run.write_test_json(&test_json)?;
     println!("run {} (seed {seed})", run.path().display());
 
-    let mut db = start_db(spec, &run)?;
+    let (mut db, net) = start_db(spec, &run, seed).await?;
     let nodes = db.nodes().to_vec();
     tokio::task::block_in_place(|| db.setup())?;
+    let db: Arc<Mutex<Box<dyn Db>>> = Arc::new(Mutex::new(db));
+    let faults: Vec<String> = spec
+        .nemesis
+        .iter()
+        .filter(|f| *f != "none")
+        .cloned()
+        .collect();
+    let nemesis_client: Option<Box<dyn Client>> = if faults.is_empty() {
+        None
+    } else {
+        Some(Box::new(NemesisClient::new(
+            db.clone(),
+            net,
+            nodes.clone(),
+            seed,
+        )))
+    };
 
     let recorder =
         Arc::new(Recorder::create(run.history_path()).map_err(|e| RunError::Other(e.to_string()))?);
@@ -88,7 +112,7 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let start = Instant::now();
     let mut interpreter = Interpreter::new(
         clients,
-        None,
+        nemesis_client,
         recorder.clone(),
         start,
         StdRng::seed_from_u64(seed),
@@ -97,13 +121,19 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let bar = progress_bar(spec.time_limit, progress.clone(), start);
 
     let main = TimeLimit::new(spec.time_limit, Stagger::rate(spec.rate, work.generator()));
+    let schedule = TimeLimit::new(
+        spec.time_limit,
+        Box::new(Schedule::new(&faults, spec.nemesis_interval)),
+    );
     interpreter
-        .run_phase(Box::new(main), Box::new(Empty))
+        .run_phase(Box::new(main), Box::new(schedule))
         .await?;
+    // Heal everything, then wait until the cluster has a primary again.
     bar.set_message("healing and recovering");
-    // No faults are injected yet (`--nemesis none`): nothing to heal. Wait
-    // until the cluster has a primary before the final reads.
-    wait_for_primary(&*db).await;
+    interpreter
+        .run_phase(Box::new(Empty), Box::new(final_generator(&faults)))
+        .await?;
+    wait_for_primary(&db).await;
     if let Some(final_reads) = work.final_generator(&nodes) {
         bar.set_message("final reads");
         let final_phase = TimeLimit::new(FINAL_PHASE_LIMIT, final_reads);
@@ -114,7 +144,8 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     drop(interpreter);
     bar.finish_and_clear();
 
-    tokio::task::block_in_place(|| db.teardown())?;
+    tokio::task::block_in_place(|| db.lock().map(|mut db| db.teardown()))
+        .map_err(|_| RunError::Other("the database lock is poisoned".into()))??;
     let recorder = Arc::try_unwrap(recorder)
         .map_err(|_| RunError::Other("the history recorder is still in use".into()))?;
     recorder
@@ -136,7 +167,15 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     Ok(RunOutcome { run, results })
 }
 
-fn start_db(spec: &TestSpec, run: &RunDir) -> Result<Box<dyn Db>, RunError> {
+/// The database under test and, when the faults need one, the network
+/// backend between its nodes (a proxy on every link; the nodes are given the
+/// proxies' addresses as their peers).
+async fn start_db(
+    spec: &TestSpec,
+    run: &RunDir,
+    seed: u64,
+) -> Result<(Box<dyn Db>, Option<Box<dyn Net>>), RunError> {
+    let wants_net = needs_net(&spec.nemesis);
     if let Some(external) = &spec.db {
         let mut config = ExternalConfig::new(spec.nodes, external.start.clone(), run.path());
         config.kill = external.kill.clone();
@@ -144,7 +183,14 @@ fn start_db(spec: &TestSpec, run: &RunDir) -> Result<Box<dyn Db>, RunError> {
         config.resume = external.resume.clone();
         config.vars = external.vars.clone();
         config.log_dir = Some(run.nodes_dir());
-        return Ok(Box::new(ExternalDb::new(config)?));
+        let mut db = ExternalDb::new(config)?;
+        let mut net = None;
+        if wants_net {
+            let proxy = proxy_for(db.nodes(), seed).await?;
+            db.set_peer_urls(Some(proxy.peer_urls()))?;
+            net = Some(Box::new(proxy) as Box<dyn Net>);
+        }
+        return Ok((Box::new(db), net));
     }
     let mut config = TargetNodeConfig::new(spec.nodes, run.path());
     config.modes = Modes {
@@ -159,13 +205,31 @@ fn start_db(spec: &TestSpec, run: &RunDir) -> Result<Box<dyn Db>, RunError> {
         Some(path) => NodeBinary::Path(path.clone()),
         None => NodeBinary::CurrentExe,
     };
-    Ok(Box::new(TargetNodeDb::new(config)?))
+    let mut db = TargetNodeDb::new(config)?;
+    let mut net = None;
+    if wants_net {
+        let proxy = proxy_for(db.nodes(), seed).await?;
+        db.set_peer_urls(Some(proxy.peer_urls()))?;
+        net = Some(Box::new(proxy) as Box<dyn Net>);
+    }
+    Ok((Box::new(db), net))
 }
 
-async fn wait_for_primary(db: &dyn Db) {
+async fn proxy_for(nodes: &[NodeInfo], seed: u64) -> Result<ProxyNet, RunError> {
+    let addrs: BTreeMap<String, SocketAddr> = nodes
+        .iter()
+        .map(|n| (n.id.clone(), SocketAddr::from(([127, 0, 0, 1], n.port))))
+        .collect();
+    ProxyNet::start_seeded(&addrs, seed)
+        .await
+        .map_err(|e| RunError::Other(format!("starting the network proxy: {e}")))
+}
+
+async fn wait_for_primary(db: &Mutex<Box<dyn Db>>) {
     let deadline = Instant::now() + RECOVERY_LIMIT;
     while Instant::now() < deadline {
-        if tokio::task::block_in_place(|| db.primary()).is_some() {
+        let primary = tokio::task::block_in_place(|| db.lock().ok().and_then(|db| db.primary()));
+        if primary.is_some() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -4,7 +4,8 @@
 //!   results.json, node logs) and no node process;
 //! - a harness SIGKILLed mid-run leaves no node process behind, and its
 //!   partial history still checks;
-//! - bad flags and bad test files are usage (3) and bad-input (4) errors.
+//! - unknown faults, bad flags and bad test files are usage (3) and
+//!   bad-input (4) errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -181,10 +182,9 @@ fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
 }
 
 #[test]
-fn faults_that_do_not_exist_yet_and_bad_flags_are_usage_errors() {
+fn unknown_faults_and_bad_flags_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
-        vec!["run", "--nemesis", "partition"],
         vec!["run", "--nemesis", "meteor"],
         vec!["run", "--nodes", "0"],
         vec!["run", "--time-limit", "soon"],

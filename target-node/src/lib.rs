@@ -27,6 +27,10 @@
 //! The harness embeds [`NodeArgs`] in its own subcommand (`faultline node
 //! ...`) and calls [`run_blocking`].
 //!
+//! For kernel-level partitions (nft/iptables rules that match addresses),
+//! give each node its own loopback address and make it connect to its peers
+//! from that address: `--listen 127.0.0.11:7001 --peer-source 127.0.0.11`.
+//!
 //! # HTTP API
 //! | request | body | answer |
 //! |---|---|---|
@@ -84,7 +88,7 @@ pub mod server;
 pub mod storage;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +155,12 @@ pub struct NodeArgs {
     /// Most entries per replication request.
     #[arg(long, default_value_t = 512)]
     pub max_batch: usize,
+    /// Local address that connections to peers are made from, e.g.
+    /// `127.0.0.11`. Give each node its own loopback address (and `--listen`
+    /// on it) so kernel firewall rules can tell the nodes' traffic apart;
+    /// by default the kernel picks the source address.
+    #[arg(long)]
+    pub peer_source: Option<IpAddr>,
 }
 
 /// One `--peers` item: `id=url`.
@@ -284,6 +294,9 @@ impl NodeArgs {
         if self.admin {
             args.push("--admin".into());
         }
+        if let Some(source) = self.peer_source {
+            args.extend(["--peer-source".into(), source.to_string()]);
+        }
         args
     }
 
@@ -344,6 +357,7 @@ async fn serve(args: NodeArgs) -> Result<(), NodeError> {
         data_dir: args.data_dir.clone(),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         rpc_timeout: Duration::from_millis(args.rpc_timeout_ms),
+        peer_source: args.peer_source,
     };
     let node = Node::new(driver, replication, tokio::runtime::Handle::current());
     node.attach_writer(Duration::from_millis(args.flush_interval_ms))
@@ -429,11 +443,14 @@ mod tests {
             "--fsync",
             "never",
             "--admin",
+            "--peer-source",
+            "127.0.0.11",
         ])
         .unwrap();
         assert_eq!(cli.node.peers.len(), 2);
         assert_eq!(cli.node.peers[1].url, "http://127.0.0.1:7003");
         assert_eq!(cli.node.topology, Topology::MultiPrimary);
+        assert_eq!(cli.node.peer_source, Some([127, 0, 0, 11].into()));
         assert!(cli.node.check().is_ok());
         assert!(
             Cli::try_parse_from(["t", "--id", "n1", "--listen", "x", "--data-dir", "d"]).is_err()

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -37,6 +38,9 @@ pub struct DriverConfig {
     pub request_timeout: Duration,
     /// How long a request to a peer may take.
     pub rpc_timeout: Duration,
+    /// The local address peer connections are made from (`None`: the
+    /// kernel's choice), so firewall rules can match this node as a sender.
+    pub peer_source: Option<IpAddr>,
 }
 
 struct WriteWaiter {
@@ -87,6 +91,7 @@ impl Node {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(8)
             .tcp_nodelay(true)
+            .local_address(cfg.peer_source)
             .build()
             .unwrap_or_default();
         let core = Core {
