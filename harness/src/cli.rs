@@ -23,6 +23,16 @@ pub enum Command {
     Run(RunArgs),
     /// Run one replica of the key-value store faultline ships (target-node).
     Node(target_node::NodeArgs),
+    /// Remove what killed runs left behind: node processes, kernel rules.
+    Cleanup(CleanupArgs),
+}
+
+/// `faultline cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The store the runs were in.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
 }
 
 /// `faultline run`. Every flag has a TOML key of the same name in `--test`;

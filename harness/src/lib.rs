@@ -15,11 +15,13 @@
 //!   records the history.
 //! - [`nemesis`]: the fault schedule of a test and the client that applies
 //!   faults (network backend, kill/pause, clock, crash).
+//! - [`cleanup`]: the run's state file and `faultline cleanup`.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`run`]: the life of a test, from setup to stored results.
 
 #![deny(missing_docs)]
 
+pub mod cleanup;
 pub mod client;
 pub mod db;
 pub mod generator;

@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line (clap) and the shared duration syntax.
 //! - [`exit`]: the exit codes of DESIGN's shared vocabulary, and error mapping.
 //! - [`check`]: `faultline check`: check a recorded history.
+//! - `cleanup` (in `main`): `faultline cleanup`, over the library's `cleanup`.
 //! - [`run_cmd`]: `faultline run`: run a test (the life of a test is in the
 //!   library's `run` module).
 //!
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         cli::Command::Check(args) => check::run(args),
         cli::Command::Run(args) => run_cmd::run(args),
         cli::Command::Node(args) => node(args),
+        cli::Command::Cleanup(args) => cleanup(args),
     };
     exit::finish(outcome)
 }
@@ -39,4 +41,29 @@ fn node(args: target_node::NodeArgs) -> Result<u8, exit::Failure> {
         Err(e) if e.exit_code() == 3 => Err(exit::Failure::Usage(e.to_string())),
         Err(e) => Err(exit::Failure::Internal(e.into())),
     }
+}
+
+/// `faultline cleanup`: undo what killed runs left; exit 5 if something could not be undone.
+fn cleanup(args: cli::CleanupArgs) -> Result<u8, exit::Failure> {
+    let report = harness::cleanup::cleanup(&args.store);
+    for run in &report.runs {
+        println!("run {} had not ended", run.display());
+    }
+    for (node, group) in &report.killed {
+        println!("killed {node} (process group {group})");
+    }
+    for rule in &report.rules {
+        println!("removed {rule}");
+    }
+    for problem in &report.problems {
+        eprintln!("faultline: cleanup: {problem}");
+    }
+    if report.runs.is_empty() && report.killed.is_empty() && report.rules.is_empty() {
+        println!("nothing to clean up in {}", args.store.display());
+    }
+    Ok(if report.problems.is_empty() {
+        exit::VALID
+    } else {
+        exit::INTERNAL
+    })
 }

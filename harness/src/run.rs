@@ -21,6 +21,7 @@ use rand::SeedableRng;
 use results::{stats, Recorder, Results, RunDir, Store};
 use target_node::mode::Modes;
 
+use crate::cleanup::RunState;
 use crate::client::Client;
 use crate::db::{
     Db, ExternalConfig, ExternalDb, NodeBinary, NodeInfo, TargetNodeConfig, TargetNodeDb,
@@ -78,6 +79,14 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let (mut db, net) = start_db(spec, &run, seed).await?;
     let nodes = db.nodes().to_vec();
     tokio::task::block_in_place(|| db.setup())?;
+    let state = RunState {
+        harness_pid: std::process::id(),
+        nodes: db.pids().into_iter().collect(),
+        net: net.as_ref().map(|_| "proxy".to_string()),
+    };
+    state
+        .write(run.path())
+        .map_err(|e| RunError::Other(format!("writing the run's state file: {e}")))?;
     let db: Arc<Mutex<Box<dyn Db>>> = Arc::new(Mutex::new(db));
     let faults: Vec<String> = spec
         .nemesis
@@ -146,6 +155,7 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
 
     tokio::task::block_in_place(|| db.lock().map(|mut db| db.teardown()))
         .map_err(|_| RunError::Other("the database lock is poisoned".into()))??;
+    RunState::remove(run.path());
     let recorder = Arc::try_unwrap(recorder)
         .map_err(|_| RunError::Other("the history recorder is still in use".into()))?;
     recorder

@@ -166,6 +166,22 @@ fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
         left.is_empty(),
         "node processes survived the harness: {left:?}"
     );
+    let run_dir = history.parent().unwrap().to_path_buf();
+    assert!(
+        run_dir.join("state.json").exists(),
+        "a killed run keeps its state file"
+    );
+    let cleanup = faultline()
+        .arg("cleanup")
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(cleanup.status.code(), Some(0));
+    assert!(
+        !run_dir.join("state.json").exists(),
+        "cleanup forgets the run"
+    );
     let check = faultline()
         .arg("check")
         .arg(&history)
@@ -309,4 +325,81 @@ fn an_external_system_from_command_templates_runs_like_the_shipped_node() {
         wait_until_gone(&store, Duration::from_secs(5)),
         Vec::<u32>::new()
     );
+}
+
+#[test]
+fn cleanup_kills_what_a_killed_run_left_and_forgets_the_run() {
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = store.join("left-behind").join("20261126T000000.000Z");
+    std::fs::create_dir_all(&run).unwrap();
+    // A stand-in for a node that outlived its harness: its command line
+    // names its data dir in the run directory, and it leads its own group.
+    let data_dir = run.join("nodes/n1/data");
+    let mut node = Command::new("sh")
+        .arg("-c")
+        .arg("sleep 60; echo \"$0\"")
+        .arg(&data_dir)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let state =
+        serde_json::json!({"harness_pid": 999_999_999u32, "nodes": {"n1": node.id()}, "net": null});
+    std::fs::write(run.join("state.json"), state.to_string()).unwrap();
+
+    let out = faultline()
+        .arg("cleanup")
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("killed n1"), "{stdout}");
+    let status = node.wait().unwrap();
+    assert!(!status.success(), "the leftover node was killed");
+    assert!(!run.join("state.json").exists(), "the run is forgotten");
+    let again = faultline()
+        .arg("cleanup")
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean up"));
+}
+
+#[test]
+fn a_run_that_ends_normally_leaves_no_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = faultline()
+        .args([
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "2s",
+            "--rate",
+            "100",
+            "--seed",
+            "3",
+        ])
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!latest_run(&store).join("state.json").exists());
 }

@@ -90,6 +90,12 @@ pub trait Db: Send {
     fn as_log_files(&self) -> Option<&dyn LogFiles> {
         None
     }
+
+    /// The pid of each running node (each leads its own process group), for
+    /// the run's state file that `faultline cleanup` reads.
+    fn pids(&self) -> Vec<(String, u32)> {
+        Vec::new()
+    }
 }
 
 /// Databases whose nodes can be killed (SIGKILL, or the system's own kill

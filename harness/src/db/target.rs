@@ -373,6 +373,13 @@ impl Db for TargetNodeDb {
     fn as_log_files(&self) -> Option<&dyn LogFiles> {
         Some(self)
     }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.id.clone(), self.pid(&n.id)?)))
+            .collect()
+    }
 }
 
 impl Kill for TargetNodeDb {
