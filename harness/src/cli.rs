@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Time between fault actions [default: 5s].
     #[arg(long, value_parser = parse_duration)]
     pub nemesis_interval: Option<Duration>,
+    /// How network faults are applied: proxy, or netns (kernel rules in a
+    /// private network namespace) [default: proxy].
+    #[arg(long, value_enum)]
+    pub net: Option<harness::test_spec::NetBackend>,
     /// Client workers [default: 10].
     #[arg(long)]
     pub concurrency: Option<usize>,

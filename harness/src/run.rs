@@ -29,7 +29,7 @@ use crate::db::{
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
 use crate::nemesis::{final_generator, needs_net, NemesisClient, Schedule};
-use crate::test_spec::{format_duration, TestSpec};
+use crate::test_spec::{format_duration, NetBackend, TestSpec};
 use crate::workload::{workload, WorkloadOptions};
 use nemesis::net::proxy::ProxyNet;
 use nemesis::net::Net;
@@ -82,7 +82,9 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let state = RunState {
         harness_pid: std::process::id(),
         nodes: db.pids().into_iter().collect(),
-        net: net.as_ref().map(|_| "proxy".to_string()),
+        net: net
+            .as_ref()
+            .map(|_| format!("{:?}", spec.net).to_lowercase()),
     };
     state
         .write(run.path())
@@ -215,14 +217,35 @@ async fn start_db(
         Some(path) => NodeBinary::Path(path.clone()),
         None => NodeBinary::CurrentExe,
     };
+    config.distinct_addresses = spec.net == NetBackend::Netns;
     let mut db = TargetNodeDb::new(config)?;
     let mut net = None;
-    if wants_net {
+    if wants_net && spec.net == NetBackend::Netns {
+        net = Some(kernel_net(db.nodes())?);
+    } else if wants_net {
         let proxy = proxy_for(db.nodes(), seed).await?;
         db.set_peer_urls(Some(proxy.peer_urls()))?;
         net = Some(Box::new(proxy) as Box<dyn Net>);
     }
     Ok((Box::new(db), net))
+}
+
+/// Kernel rules between the nodes' own addresses (the run is in a private
+/// network namespace: see `faultline run --net netns`).
+fn kernel_net(nodes: &[NodeInfo]) -> Result<Box<dyn Net>, RunError> {
+    #[cfg(target_os = "linux")]
+    {
+        let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+        let addrs = nemesis::net::netns::node_addresses(&ids)
+            .and_then(nemesis::net::netns::NftNet::new)
+            .map_err(|e| RunError::Other(format!("the netns backend: {e}")))?;
+        Ok(Box::new(addrs))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = nodes;
+        Err(RunError::Other("the netns backend needs Linux".into()))
+    }
 }
 
 async fn proxy_for(nodes: &[NodeInfo], seed: u64) -> Result<ProxyNet, RunError> {

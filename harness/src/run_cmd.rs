@@ -3,7 +3,7 @@
 
 use checker::Validity;
 use harness::run::{run_once, RunOutcome};
-use harness::test_spec::TestSpec;
+use harness::test_spec::{NetBackend, TestSpec};
 use rand::Rng;
 
 use crate::cli::RunArgs;
@@ -12,6 +12,11 @@ use crate::exit::{self, Failure};
 /// Runs the command; returns the exit code of the worst verdict.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let mut spec = assemble(args)?;
+    if spec.net == NetBackend::Netns {
+        if let Some(code) = enter_private_netns(&spec)? {
+            return Ok(code);
+        }
+    }
     let seed = *spec.seed.get_or_insert_with(|| rand::thread_rng().gen());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -30,6 +35,36 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         worst = worst.and(outcome.results.valid);
     }
     Ok(exit::verdict(worst))
+}
+
+/// With the netns backend the whole run (harness and nodes) lives in a
+/// private network namespace, so its rules can never touch the host and
+/// vanish with it, even on SIGKILL. Outside one: re-executes this command
+/// inside a new one and returns its exit code. Inside: brings up loopback.
+fn enter_private_netns(spec: &TestSpec) -> Result<Option<u8>, Failure> {
+    use nemesis::net::netns;
+    if spec.db.is_some() {
+        return Err(Failure::Usage(
+            "--net netns works with the shipped node only; use --net proxy for an external system"
+                .into(),
+        ));
+    }
+    if netns::in_private_netns() {
+        netns::bring_up_loopback().map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
+        return Ok(None);
+    }
+    let probe = netns::probe();
+    if let Some(missing) = probe.missing() {
+        return Err(Failure::Usage(format!(
+            "--net netns cannot run here: {missing}"
+        )));
+    }
+    let exe = std::env::current_exe().map_err(|e| Failure::Internal(e.into()))?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let status = netns::private_netns_command(&exe, &args)
+        .status()
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("starting unshare: {e}")))?;
+    Ok(Some(status.code().map_or(exit::INTERNAL, |c| c as u8)))
 }
 
 /// Defaults, then the `--test` file, then the flags.
@@ -53,6 +88,7 @@ fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
         fsync,
         nemesis,
         nemesis_interval,
+        net,
         concurrency,
         rate,
         time_limit,

@@ -58,6 +58,8 @@ pub struct TestSpec {
     /// Time between fault actions.
     #[serde(with = "duration_text")]
     pub nemesis_interval: Duration,
+    /// How network faults are applied.
+    pub net: NetBackend,
     /// Client workers.
     pub concurrency: usize,
     /// Target client ops per second (0: as fast as possible).
@@ -79,6 +81,21 @@ pub struct TestSpec {
     /// instead of the shipped target-node. It must speak target-node's HTTP
     /// API for the shipped workloads.
     pub db: Option<ExternalSpec>,
+}
+
+/// How network faults (partitions, slow and flaky links) are applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetBackend {
+    /// A TCP proxy on every directed node-to-node link (no root needed;
+    /// also does delay and loss).
+    #[default]
+    Proxy,
+    /// Kernel DROP rules (nft, else iptables) between per-node loopback
+    /// addresses, in a private network namespace the run re-executes itself
+    /// in (as root, or rootless through a user namespace). Partitions only:
+    /// this kernel has no `tc netem`, so `slow` and `flaky` need the proxy.
+    Netns,
 }
 
 /// An external system under test: how to start (and optionally kill, pause,
@@ -118,6 +135,7 @@ impl Default for TestSpec {
             fsync: Fsync::Always,
             nemesis: vec!["none".into()],
             nemesis_interval: Duration::from_secs(5),
+            net: NetBackend::Proxy,
             concurrency: 10,
             rate: 500.0,
             time_limit: Duration::from_secs(30),

@@ -135,3 +135,53 @@ fn the_strong_mode_stays_linearizable_under_partitions_kills_and_pauses() {
     assert!(history.contains("\"f\":\"heal\""), "partitions were healed");
     assert_no_node_left(&store);
 }
+
+#[test]
+#[ignore = "e2e: about 20 s; run with --ignored"]
+fn kernel_rules_in_a_private_namespace_also_make_the_async_design_lose_writes() {
+    let probe = nemesis::net::netns::probe();
+    if let Some(missing) = probe.missing() {
+        eprintln!("skipped: {missing}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (code, stdout, results) = run(
+        &store,
+        &[
+            "--workload",
+            "set",
+            "--nodes",
+            "3",
+            "--write-concern",
+            "one",
+            "--election",
+            "bully",
+            "--reads",
+            "primary",
+            "--nemesis",
+            "partition-primary",
+            "--nemesis-interval",
+            "4s",
+            "--time-limit",
+            "16s",
+            "--seed",
+            "1",
+            "--net",
+            "netns",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(results["test"]["net"], serde_json::json!("netns"));
+    assert!(results["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == "lost-write"));
+    // The rules lived in the run's own namespace: nothing on the host.
+    let tables = Command::new("nft").args(["list", "tables"]).output();
+    if let Ok(tables) = tables {
+        assert!(!String::from_utf8_lossy(&tables.stdout).contains("faultline"));
+    }
+    assert_no_node_left(&store);
+}

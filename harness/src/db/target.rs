@@ -87,6 +87,11 @@ pub struct TargetNodeConfig {
     pub ready_timeout: Duration,
     /// How long a stop waits after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// Put node `nI` on its own loopback address `127.0.0.(10+I)` and have it
+    /// make its peer connections from there (`--peer-source`), so kernel
+    /// rules can tell the nodes apart (the netns backend). The nodes must
+    /// then run in a network namespace where those addresses are up.
+    pub distinct_addresses: bool,
 }
 
 impl TargetNodeConfig {
@@ -110,8 +115,30 @@ impl TargetNodeConfig {
             peer_urls: None,
             ready_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
+            distinct_addresses: false,
         }
     }
+}
+
+/// Node `nI`'s own loopback address when nodes get distinct addresses.
+fn distinct_host(index: usize) -> String {
+    format!("127.0.0.{}", 11 + index)
+}
+
+/// The nodes on loopback: all on 127.0.0.1, or each on its own address.
+fn place_nodes(config: &TargetNodeConfig) -> Result<Vec<NodeInfo>, DbError> {
+    let mut nodes = loopback_nodes(config.nodes)?;
+    if config.distinct_addresses {
+        if config.nodes > 244 {
+            return Err(DbError::Config(
+                "distinct addresses allow at most 244 nodes".into(),
+            ));
+        }
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.url = format!("http://{}:{}", distinct_host(i), node.port);
+        }
+    }
+    Ok(nodes)
 }
 
 /// Parses the flags we are about to pass, so a bad extra flag is a
@@ -137,7 +164,7 @@ impl TargetNodeDb {
     /// Checks the configuration and picks the nodes' ports; starts nothing.
     pub fn new(config: TargetNodeConfig) -> Result<TargetNodeDb, DbError> {
         let (program, leading_args) = config.binary.resolve()?;
-        let nodes = loopback_nodes(config.nodes)?;
+        let nodes = place_nodes(&config)?;
         if let Some(overrides) = &config.peer_urls {
             check_peer_urls(overrides, &nodes)?;
         }
@@ -192,12 +219,17 @@ impl TargetNodeDb {
     /// The node's flags, as passed after the leading arguments.
     pub fn node_args(&self, node: &str) -> Result<Vec<String>, DbError> {
         let info = self.node(node)?;
+        let index = self.nodes.iter().position(|n| n.id == node).unwrap_or(0);
+        let host = match self.config.distinct_addresses {
+            true => distinct_host(index),
+            false => "127.0.0.1".to_string(),
+        };
         let modes = self.config.modes;
         let mut flags = vec![
             "--id".to_string(),
             info.id.clone(),
             "--listen".into(),
-            format!("127.0.0.1:{}", info.port),
+            format!("{host}:{}", info.port),
             "--data-dir".into(),
             self.data_dir(node).display().to_string(),
             "--write-concern".into(),
@@ -219,6 +251,9 @@ impl TargetNodeDb {
                 .map(|(id, url)| format!("{id}={url}"))
                 .collect();
             flags.extend(["--peers".to_string(), list.join(",")]);
+        }
+        if self.config.distinct_addresses {
+            flags.extend(["--peer-source".to_string(), host]);
         }
         flags.extend(self.config.extra_args.iter().cloned());
         let parsed = NodeCommand::try_parse_from(std::iter::once("node".to_string()).chain(flags))
@@ -349,7 +384,7 @@ impl Db for TargetNodeDb {
         if !retry {
             return Err(error);
         }
-        self.nodes = loopback_nodes(self.config.nodes)?;
+        self.nodes = place_nodes(&self.config)?;
         let second = self.start_all_and_wait();
         if second.is_err() {
             self.processes.stop_all();
