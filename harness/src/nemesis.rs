@@ -7,8 +7,10 @@
 //!   package may have done, before recovery and the final reads.
 //! - [`NemesisClient`] applies those ops to the cluster: partitions and link
 //!   faults through a [`Net`] backend, kill/start and pause/resume through
-//!   the database's abilities, clock skew and crashes through the nodes'
-//!   admin endpoints.
+//!   the database's abilities (`kill` and `pause` hit one node, a minority, a
+//!   majority or all, drawn each time; `-primary` variants hit the primary),
+//!   clock skew (a bump of ±0.5–20 s, or a strobe flipping it every 100 ms)
+//!   and crashes through the nodes' admin endpoints.
 //!
 //! Each op is recorded as a `nemesis` invocation naming what was asked
 //! (`partition-halves`, `primary`, ...) and an `info` completion carrying what
@@ -36,6 +38,8 @@ const MAX_SKEW_MS: i64 = 20_000;
 const SLOW_DELAY: Duration = Duration::from_millis(50);
 /// Its jitter.
 const SLOW_JITTER: Duration = Duration::from_millis(25);
+/// How often a clock strobe flips.
+const STROBE_PERIOD: Duration = Duration::from_millis(100);
 /// Fraction of connections hit by `flaky`.
 const FLAKY_LOSS: f64 = 0.3;
 
@@ -54,11 +58,11 @@ fn fault_ops(fault: &str) -> Option<(Invocation, Invocation)> {
         "none" => return None,
         "partition" => (op("partition", json!("partition")), op("heal", Value::Null)),
         p if p.starts_with("partition-") => (op("partition", json!(p)), op("heal", Value::Null)),
-        "kill" => (op("kill", json!("one")), op("start", json!("all"))),
+        "kill" => (op("kill", json!("random")), op("start", json!("all"))),
         "kill-primary" => (op("kill", json!("primary")), op("start", json!("all"))),
-        "pause" => (op("pause", json!("one")), op("resume", json!("all"))),
+        "pause" => (op("pause", json!("random")), op("resume", json!("all"))),
         "pause-primary" => (op("pause", json!("primary")), op("resume", json!("all"))),
-        "clock" => (op("clock", json!("bump")), op("reset", Value::Null)),
+        "clock" => (op("clock", json!("random")), op("reset", Value::Null)),
         "crash" => (op("crash", json!("one")), op("start", json!("all"))),
         "slow" => (op("slow", Value::Null), op("fast", Value::Null)),
         "flaky" => (op("flaky", Value::Null), op("fast", Value::Null)),
@@ -135,6 +139,8 @@ pub struct NemesisClient {
     down: BTreeSet<Node>,
     /// Nodes paused and not resumed since.
     paused: BTreeSet<Node>,
+    /// Clock strobes running until the next reset.
+    strobes: Vec<tokio::task::JoinHandle<()>>,
     admin_timeout: Duration,
 }
 
@@ -153,6 +159,7 @@ impl NemesisClient {
             rng: StdRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321),
             down: BTreeSet::new(),
             paused: BTreeSet::new(),
+            strobes: Vec::new(),
             admin_timeout: Duration::from_secs(2),
         }
     }
@@ -166,9 +173,15 @@ impl NemesisClient {
         tokio::task::block_in_place(move || db.lock().ok()?.primary())
     }
 
+    /// The nodes `value` names: a [`Target`], or `random` for one drawn
+    /// (seeded) from one node, a minority, a majority and all nodes.
     fn target(&mut self, value: &Value) -> Result<Vec<Node>, String> {
-        let target: Target = serde_json::from_value(value.clone())
-            .map_err(|e| format!("unknown target {value}: {e}"))?;
+        let target: Target = if value == "random" {
+            [Target::One, Target::Minority, Target::Majority, Target::All][self.rng.gen_range(0..4)]
+        } else {
+            serde_json::from_value(value.clone())
+                .map_err(|e| format!("unknown target {value}: {e}"))?
+        };
         let primary = if target == Target::Primary {
             self.primary()
         } else {
@@ -281,25 +294,56 @@ impl NemesisClient {
                 FaultOp::Resume(nodes)
             }
             "clock" => {
-                let node = self.target(&json!("one"))?;
+                let strobe = match op.value.as_str() {
+                    Some("strobe") => true,
+                    Some("bump") => false,
+                    _ => self.rng.gen_bool(0.5),
+                };
+                let nodes = self.target(&json!("one"))?;
                 let mut offsets_ms = BTreeMap::new();
-                for node in node {
+                for node in nodes {
                     let magnitude = self.rng.gen_range(500..=MAX_SKEW_MS);
                     let offset = if self.rng.gen_bool(0.5) {
                         magnitude
                     } else {
                         -magnitude
                     };
-                    self.admin(&node)
+                    if let Some(file) = self.clock_file(&node) {
+                        // libfaketime reads the offset, in seconds, from the file.
+                        std::fs::write(&file, format!("{:+.3}\n", offset as f64 / 1e3))
+                            .map_err(|e| format!("clock {node}: {}: {e}", file.display()))?;
+                        offsets_ms.insert(node, offset);
+                        continue;
+                    }
+                    let client = self.admin(&node);
+                    client
                         .set_clock_offset(offset)
                         .await
                         .map_err(|e| format!("clock {node}: {e}"))?;
+                    if strobe {
+                        // Flip between the offset and none until reset.
+                        self.strobes.push(tokio::spawn(async move {
+                            for i in 1u64.. {
+                                tokio::time::sleep(STROBE_PERIOD).await;
+                                let _ = client
+                                    .set_clock_offset(if i % 2 == 0 { offset } else { 0 })
+                                    .await;
+                            }
+                        }));
+                    }
                     offsets_ms.insert(node, offset);
                 }
                 FaultOp::Clock { offsets_ms }
             }
             "reset" => {
+                for strobe in self.strobes.drain(..) {
+                    strobe.abort();
+                }
                 for node in self.node_ids() {
+                    if let Some(file) = self.clock_file(&node) {
+                        std::fs::write(&file, "+0\n").map_err(|e| format!("reset {node}: {e}"))?;
+                        continue;
+                    }
                     if !self.down.contains(&node) {
                         // A node that is down has lost its offset anyway.
                         let _ = self.admin(&node).set_clock_offset(0).await;
@@ -310,6 +354,11 @@ impl NemesisClient {
             other => return Err(format!("unknown nemesis op {other:?}")),
         };
         Ok(applied)
+    }
+
+    fn clock_file(&self, node: &str) -> Option<std::path::PathBuf> {
+        let db = self.db.lock().ok()?;
+        db.clock_file(node)
     }
 
     fn with_db<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T, String>) -> Result<T, String> {
@@ -334,6 +383,9 @@ impl NemesisClient {
 
     /// Undoes every fault still in force (for teardown after an error).
     pub fn teardown(&mut self) {
+        for strobe in self.strobes.drain(..) {
+            strobe.abort();
+        }
         if let Some(net) = self.net.as_mut() {
             let _ = net.teardown();
         }

@@ -24,7 +24,8 @@ use target_node::mode::Modes;
 use crate::cleanup::RunState;
 use crate::client::Client;
 use crate::db::{
-    Db, ExternalConfig, ExternalDb, NodeBinary, NodeInfo, TargetNodeConfig, TargetNodeDb,
+    libfaketime, Db, ExternalConfig, ExternalDb, NodeBinary, NodeInfo, TargetNodeConfig,
+    TargetNodeDb,
 };
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
@@ -195,6 +196,20 @@ async fn start_db(
         config.resume = external.resume.clone();
         config.vars = external.vars.clone();
         config.log_dir = Some(run.nodes_dir());
+        if spec.nemesis.iter().any(|f| f == "clock") {
+            config.faketime = libfaketime();
+            match &config.faketime {
+                Some(lib) => println!(
+                    "clock faults through libfaketime ({}); programs that read the clock \
+                     without libc, like Go binaries, ignore it",
+                    lib.display()
+                ),
+                None => println!(
+                    "clock faults need libfaketime for an external system and it is not \
+                     installed (apt-get install libfaketime): they will fail, and be recorded so"
+                ),
+            }
+        }
         let mut db = ExternalDb::new(config)?;
         let mut net = None;
         if wants_net {

@@ -389,3 +389,61 @@ fn nodes_die_with_a_killed_harness() {
         "nodes outlived the harness: {survivors:?}"
     );
 }
+
+/// The `Date` header of an HTTP answer from `port`, as Unix seconds.
+fn server_date(port: u16) -> Option<i64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"HEAD / HTTP/1.0\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let date = answer.lines().find_map(|l| l.strip_prefix("Date: "))?;
+    let out = Command::new("date")
+        .args(["-d", date, "+%s"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+#[test]
+fn an_external_nodes_wall_clock_is_shifted_through_libfaketime() {
+    let Some(lib) = harness::db::libfaketime() else {
+        eprintln!("skipped: libfaketime is not installed (apt-get install -y libfaketime)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A system whose answers carry its wall clock: Python's HTTP server.
+    let mut cfg = ExternalConfig::new(
+        1,
+        "exec python3 -m http.server {port} --bind 127.0.0.1 --directory {data_dir}",
+        dir.path(),
+    );
+    cfg.faketime = Some(lib);
+    let mut db = ExternalDb::new(cfg).unwrap();
+    db.setup().unwrap();
+    let port = db.nodes()[0].port;
+    let real = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let before = server_date(port).expect("the server answers with a Date");
+    assert!(
+        (before - real()).abs() <= 2,
+        "no skew yet: {before} vs {}",
+        real()
+    );
+    let file = db.clock_file("n1").expect("a libfaketime file");
+    std::fs::write(&file, "+3600\n").unwrap();
+    let skewed = server_date(port).unwrap();
+    assert!(
+        (skewed - real() - 3600).abs() <= 2,
+        "skewed by an hour: {skewed} vs {}",
+        real()
+    );
+    std::fs::write(&file, "+0\n").unwrap();
+    assert!((server_date(port).unwrap() - real()).abs() <= 2, "reset");
+    db.teardown().unwrap();
+}

@@ -189,6 +189,25 @@ pub struct ExternalConfig {
     pub stop_grace: Duration,
     /// How long a kill/pause/resume command may run.
     pub command_timeout: Duration,
+    /// Run every node under this libfaketime library (see [`libfaketime`]),
+    /// so clock faults can shift its wall clock through
+    /// [`Db::clock_file`]. Binaries that read the clock without libc (Go's,
+    /// like etcd) ignore it.
+    pub faketime: Option<PathBuf>,
+}
+
+/// Where Debian-like systems install multi-threaded libfaketime, if present
+/// (`apt-get install libfaketime`).
+pub fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+        "/usr/local/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 impl ExternalConfig {
@@ -208,6 +227,7 @@ impl ExternalConfig {
             ready_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
+            faketime: None,
         }
     }
 }
@@ -340,10 +360,30 @@ impl ExternalDb {
     fn spawn(&mut self, node: &str) -> Result<(), DbError> {
         let data_dir = self.data_dir(node);
         std::fs::create_dir_all(&data_dir).map_err(|e| io_error(&data_dir, e))?;
-        let command = Self::shell(self.start_command(node)?);
+        let mut command = Self::shell(self.start_command(node)?);
+        if let Some(lib) = &self.config.faketime {
+            let file = self.faketime_file(node);
+            if !file.exists() {
+                std::fs::write(&file, "+0\n").map_err(|e| io_error(&file, e))?;
+            }
+            command
+                .env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", &file)
+                .env("FAKETIME_NO_CACHE", "1")
+                // Skew the wall clock only; timers keep real time.
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         let log = self.log_file(node);
         self.processes.start(node, command, &log)?;
         Ok(())
+    }
+
+    /// The libfaketime timestamp file of `node` (beside its data dir).
+    fn faketime_file(&self, node: &str) -> PathBuf {
+        self.config
+            .run_dir
+            .join("nodes")
+            .join(format!("{node}.faketime"))
     }
 
     /// Runs `template` for `node` to completion.
@@ -429,6 +469,13 @@ fn probe(nodes: &[NodeInfo], need_primary: bool) -> (bool, String) {
 }
 
 impl Db for ExternalDb {
+    fn clock_file(&self, node: &str) -> Option<PathBuf> {
+        self.config
+            .faketime
+            .as_ref()
+            .map(|_| self.faketime_file(node))
+    }
+
     fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
     }

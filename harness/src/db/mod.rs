@@ -36,7 +36,7 @@ pub mod target;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use external::{ExternalConfig, ExternalDb, Template};
+pub use external::{libfaketime, ExternalConfig, ExternalDb, Template};
 pub use target::{NodeBinary, TargetNodeConfig, TargetNodeDb};
 
 /// How long [`Db::primary`] waits for each node's status.
@@ -88,6 +88,14 @@ pub trait Db: Send {
 
     /// This database's [`LogFiles`] ability, if it has one.
     fn as_log_files(&self) -> Option<&dyn LogFiles> {
+        None
+    }
+
+    /// A libfaketime timestamp file through which `node`'s wall clock can be
+    /// shifted (write `+2.5` or `-10`: seconds), when the node runs under
+    /// libfaketime; `None` when its clock is shifted another way (the shipped
+    /// node's admin endpoint) or not at all.
+    fn clock_file(&self, _node: &str) -> Option<PathBuf> {
         None
     }
 
