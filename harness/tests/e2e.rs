@@ -133,6 +133,22 @@ fn the_strong_mode_stays_linearizable_under_partitions_kills_and_pauses() {
         .count();
     assert!(nemesis_ops >= 8, "the nemesis acted ({nemesis_ops} ops)");
     assert!(history.contains("\"f\":\"heal\""), "partitions were healed");
+    // The cluster recovers: ops succeed again after nodes are started or resumed.
+    let lines: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let undo = lines.iter().position(|op| {
+        op["process"] == "nemesis"
+            && op["type"] == "info"
+            && (op["f"] == "start" || op["f"] == "resume")
+    });
+    let undo = undo.expect("the nemesis killed or paused nodes and brought them back");
+    let ok_after = lines[undo..].iter().filter(|op| op["type"] == "ok").count();
+    assert!(
+        ok_after > 50,
+        "only {ok_after} ops succeeded after the first recovery"
+    );
     assert_no_node_left(&store);
 }
 
