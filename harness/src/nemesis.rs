@@ -7,7 +7,8 @@
 //!   package may have done, before recovery and the final reads.
 //! - [`NemesisClient`] applies those ops to the cluster: partitions and link
 //!   faults through a [`Net`] backend, kill/start and pause/resume through
-//!   the database's abilities (`kill` and `pause` hit one node, a minority, a
+//!   the database's abilities; `slow` and `flaky` hit every link to and
+//!   from one random node (all links where the backend cannot choose); (`kill` and `pause` hit one node, a minority, a
 //!   majority or all, drawn each time; `-primary` variants hit the primary),
 //!   clock skew (a bump of ±0.5–20 s, or a strobe flipping it every 100 ms)
 //!   and crashes through the nodes' admin endpoints.
@@ -197,8 +198,19 @@ impl NemesisClient {
             .ok_or_else(|| "no network backend: this test has no network faults".to_string())
     }
 
-    /// Applies one op; returns what was applied.
-    async fn apply(&mut self, op: &Invocation) -> Result<FaultOp, String> {
+    /// Every directed link to and from one random node: a slow or flaky node.
+    fn links_of_random_node(&mut self) -> BTreeSet<(Node, Node)> {
+        let nodes = self.node_ids();
+        let victim = nodes[self.rng.gen_range(0..nodes.len())].clone();
+        nodes
+            .iter()
+            .filter(|n| **n != victim)
+            .flat_map(|n| [(victim.clone(), n.clone()), (n.clone(), victim.clone())])
+            .collect()
+    }
+
+    /// Applies one op; returns what was applied, as recorded in the history.
+    async fn apply(&mut self, op: &Invocation) -> Result<Value, String> {
         let applied = match op.f.as_str() {
             "partition" => {
                 let name = op.value.as_str().unwrap_or("partition");
@@ -221,17 +233,24 @@ impl NemesisClient {
                 FaultOp::Heal
             }
             "slow" => {
-                self.net()?
-                    .slow(SLOW_DELAY, SLOW_JITTER)
+                let links = self.links_of_random_node();
+                let net = self.net()?;
+                net.slow_links(&links, SLOW_DELAY, SLOW_JITTER)
+                    .or_else(|_| net.slow(SLOW_DELAY, SLOW_JITTER))
                     .map_err(|e| e.to_string())?;
-                FaultOp::Slow {
-                    delay: SLOW_DELAY,
-                    jitter: SLOW_JITTER,
-                }
+                return Ok(json!({
+                    "delay_ms": SLOW_DELAY.as_millis() as u64,
+                    "jitter_ms": SLOW_JITTER.as_millis() as u64,
+                    "links": links,
+                }));
             }
             "flaky" => {
-                self.net()?.flaky(FLAKY_LOSS).map_err(|e| e.to_string())?;
-                FaultOp::Flaky { loss: FLAKY_LOSS }
+                let links = self.links_of_random_node();
+                let net = self.net()?;
+                net.flaky_links(&links, FLAKY_LOSS)
+                    .or_else(|_| net.flaky(FLAKY_LOSS))
+                    .map_err(|e| e.to_string())?;
+                return Ok(json!({ "loss": FLAKY_LOSS, "links": links }));
             }
             "fast" => {
                 self.net()?.fast().map_err(|e| e.to_string())?;
@@ -353,7 +372,7 @@ impl NemesisClient {
             }
             other => return Err(format!("unknown nemesis op {other:?}")),
         };
-        Ok(applied)
+        Ok(applied.value())
     }
 
     fn clock_file(&self, node: &str) -> Option<std::path::PathBuf> {
@@ -398,7 +417,7 @@ impl Client for NemesisClient {
             match self.apply(op).await {
                 Ok(applied) => Completion {
                     error: None,
-                    ..Completion::info(applied.value(), Value::Null)
+                    ..Completion::info(applied, Value::Null)
                 },
                 Err(reason) => {
                     tracing::warn!("nemesis {} failed: {reason}", op.f);

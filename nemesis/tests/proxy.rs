@@ -327,3 +327,35 @@ async fn teardown_and_drop_leave_no_listener() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowing_chosen_links_delays_only_those_links() {
+    let mut net = two_nodes().await;
+    let mut a_to_b = connect(&net, "a", "b").await;
+    let mut b_to_a = connect(&net, "b", "a").await;
+    round_trip(&mut a_to_b, b"warm").await;
+    round_trip(&mut b_to_a, b"warm").await;
+
+    let delay = Duration::from_millis(400);
+    let chosen: std::collections::BTreeSet<(String, String)> =
+        [("a".to_string(), "b".to_string())].into();
+    net.slow_links(&chosen, delay, Duration::ZERO).unwrap();
+    let start = Instant::now();
+    round_trip(&mut a_to_b, b"slow").await;
+    assert!(
+        start.elapsed() >= 2 * delay,
+        "the chosen link took only {:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    round_trip(&mut b_to_a, b"fast").await;
+    assert!(
+        start.elapsed() < delay,
+        "the other link was slowed: {:?}",
+        start.elapsed()
+    );
+    let unknown: std::collections::BTreeSet<(String, String)> =
+        [("a".to_string(), "z".to_string())].into();
+    assert!(net.slow_links(&unknown, delay, Duration::ZERO).is_err());
+    net.fast().unwrap();
+}

@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use crate::grudge::Grudge;
+use std::collections::BTreeSet;
+
+use crate::grudge::{Grudge, Node};
 
 #[cfg(target_os = "linux")]
 pub mod netns;
@@ -30,6 +32,24 @@ pub trait Net: Send {
     fn slow(&mut self, delay: Duration, jitter: Duration) -> Result<(), NetError>;
     /// Stalls or resets about `loss` (0..1) of node-to-node connections.
     fn flaky(&mut self, loss: f64) -> Result<(), NetError>;
+    /// Delays only these directed links (`(from, to)`: the connections
+    /// `from` opens to `to`, both directions of their bytes).
+    fn slow_links(
+        &mut self,
+        _links: &BTreeSet<(Node, Node)>,
+        _delay: Duration,
+        _jitter: Duration,
+    ) -> Result<(), NetError> {
+        Err(NetError::Unsupported(
+            "this backend cannot slow chosen links".into(),
+        ))
+    }
+    /// Stalls or resets about `loss` of the connections on these links only.
+    fn flaky_links(&mut self, _links: &BTreeSet<(Node, Node)>, _loss: f64) -> Result<(), NetError> {
+        Err(NetError::Unsupported(
+            "this backend cannot make chosen links flaky".into(),
+        ))
+    }
     /// Undoes slow and flaky. Idempotent.
     fn fast(&mut self) -> Result<(), NetError>;
     /// Undoes everything (heal + fast) and releases resources; also run on drop.

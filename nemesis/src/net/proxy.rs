@@ -213,6 +213,23 @@ impl ProxyNet {
         }
     }
 
+    fn update_links(&self, links: &BTreeSet<(Node, Node)>, modify: impl Fn(&mut LinkState)) {
+        for link in links.iter().filter_map(|l| self.links.get(l)) {
+            link.state.send_if_modified(|s| {
+                let before = s.clone();
+                modify(s);
+                *s != before
+            });
+        }
+    }
+
+    fn check_links(&self, links: &BTreeSet<(Node, Node)>) -> Result<(), NetError> {
+        match links.iter().find(|l| !self.links.contains_key(*l)) {
+            Some((from, to)) => Err(NetError::UnknownNode(format!("{from} -> {to}"))),
+            None => Ok(()),
+        }
+    }
+
     fn stop(&mut self) {
         for task in &self.tasks {
             task.abort();
@@ -262,6 +279,36 @@ impl Net for ProxyNet {
         // Only a change of loss makes open connections draw again, so
         // repeating the same call is a no-op.
         self.update_all(|s| {
+            if s.loss != loss {
+                s.loss = loss;
+                s.flaky_epoch += 1;
+            }
+        });
+        Ok(())
+    }
+
+    fn slow_links(
+        &mut self,
+        links: &BTreeSet<(Node, Node)>,
+        delay: Duration,
+        jitter: Duration,
+    ) -> Result<(), NetError> {
+        self.check_links(links)?;
+        self.update_links(links, |s| {
+            s.delay = delay;
+            s.jitter = jitter;
+        });
+        Ok(())
+    }
+
+    fn flaky_links(&mut self, links: &BTreeSet<(Node, Node)>, loss: f64) -> Result<(), NetError> {
+        if !(0.0..=1.0).contains(&loss) {
+            return Err(NetError::Invalid(format!(
+                "loss {loss} is not within 0..=1"
+            )));
+        }
+        self.check_links(links)?;
+        self.update_links(links, |s| {
             if s.loss != loss {
                 s.loss = loss;
                 s.flaky_epoch += 1;
