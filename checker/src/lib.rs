@@ -12,6 +12,7 @@
 //! - [`linear`]: the linearizability search over one partition, with its memo table.
 //! - [`linearizable`]: per-key partitioning, parallel search, budgets, explanations.
 //! - [`set`]: the set checker: lost, stale, unexpected and duplicated elements (Jepsen's set-full).
+//! - [`txn`]: the transactional checker (after Elle): list-append version orders, dependency cycles, G0 ... G2-item.
 //! - [`verdict`]: valid / invalid / unknown and how verdicts compose.
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod linearizable;
 pub mod model;
 pub mod pair;
 pub mod set;
+pub mod txn;
 pub mod verdict;
 
 pub use verdict::Validity;

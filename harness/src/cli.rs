@@ -25,6 +25,15 @@ pub enum Command {
     Node(target_node::NodeArgs),
     /// Remove what killed runs left behind: node processes, kernel rules.
     Cleanup(CleanupArgs),
+    /// Write (again) a run's report: report.html, plots, timeline, junit.xml.
+    Report(ReportArgs),
+}
+
+/// `faultline report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (with history.jsonl, results.json, test.json).
+    pub run_dir: PathBuf,
 }
 
 /// `faultline cleanup`.

@@ -5,6 +5,7 @@
 //! - [`exit`]: the exit codes of DESIGN's shared vocabulary, and error mapping.
 //! - [`check`]: `faultline check`: check a recorded history.
 //! - `cleanup` (in `main`): `faultline cleanup`, over the library's `cleanup`.
+//! - `report` (in `main`): `faultline report RUN_DIR`, over `results::write_report`.
 //! - [`run_cmd`]: `faultline run`: run a test (the life of a test is in the
 //!   library's `run` module).
 //!
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run_cmd::run(args),
         cli::Command::Node(args) => node(args),
         cli::Command::Cleanup(args) => cleanup(args),
+        cli::Command::Report(args) => report(args),
     };
     exit::finish(outcome)
 }
@@ -66,4 +68,19 @@ fn cleanup(args: cli::CleanupArgs) -> Result<u8, exit::Failure> {
     } else {
         exit::INTERNAL
     })
+}
+
+/// `faultline report RUN_DIR`: regenerate the run's report from its files.
+fn report(args: cli::ReportArgs) -> Result<u8, exit::Failure> {
+    match results::write_report(&args.run_dir) {
+        Ok(files) => {
+            println!("{}", files.report_html.display());
+            println!("{}", files.junit_xml.display());
+            Ok(exit::VALID)
+        }
+        Err(e @ (results::ReportError::History(_) | results::ReportError::Store(_))) => {
+            Err(exit::Failure::BadInput(e.to_string()))
+        }
+        Err(e) => Err(exit::Failure::Internal(e.into())),
+    }
 }

@@ -177,6 +177,10 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         .with_run_dir(run.path().to_path_buf())
         .with_seed(seed);
     run.write_results(&results)?;
+    // The report is for people; a failure to draw it must not lose the verdict.
+    if let Err(e) = tokio::task::block_in_place(|| results::write_report(run.path())) {
+        eprintln!("faultline: the report could not be written: {e}");
+    }
     Ok(RunOutcome { run, results })
 }
 

@@ -3,21 +3,39 @@
 //! A run's directory, `store/<test-name>/<timestamp>/`, holds `test.json`
 //! (the resolved test, itself a valid `--test` file), `history.jsonl` (streamed
 //! as the run goes), `results.json` (verdicts, anomalies, statistics) and
-//! `nodes/<node>.log`. `store/latest` points at the newest run.
+//! `nodes/<node>.log`. `store/latest` points at the newest run. After the
+//! run, [`write_report`] adds `report.html`, the plots, `timeline.html` and
+//! `junit.xml`.
 //!
 //! # Layout
 //! - [`store`]: the store on disk: run directories, their files, the `latest` links.
 //! - [`recorder`]: the history recorder the runner streams ops into, crash-safe by line.
 //! - [`results`]: the schema of `results.json`: verdicts per checker, anomalies, stats.
 //! - [`mod@stats`]: statistics of a history: op counts, latency quantiles, throughput.
+//! - [`ops`]: client ops as intervals, each invocation paired with its completion.
+//! - [`faults`]: fault windows from the nemesis ops, labelled (partition sides, kill target, ...).
+//! - [`plots`]: `latency-raw`, `latency-quantiles` and `rate` plots (PNG, SVG), faults shaded.
+//! - [`linear_svg`]: the SVG of the window around a linearizability failure.
+//! - [`timeline`]: `timeline.html`, ops per process over time, in pages.
+//! - [`junit`]: `junit.xml`, one test case per checker.
+//! - [`report`]: `report.html` and everything above, written into a run directory.
 #![deny(missing_docs)]
 
+pub mod faults;
+pub mod junit;
+pub mod linear_svg;
+mod markup;
+pub mod ops;
+pub mod plots;
 pub mod recorder;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod store;
+pub mod timeline;
 
 pub use recorder::Recorder;
+pub use report::{write_report, ReportError, ReportFiles};
 pub use results::{Anomaly, CheckerResult, Results};
 pub use stats::{stats, Stats};
 pub use store::{RunDir, Store, StoreError};

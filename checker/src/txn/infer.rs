@@ -1,0 +1,365 @@
+//! Version orders, the anomalies visible without a graph, and the data
+//! dependency edges (ww, wr, rw) they imply.
+//!
+//! The version order of a key is its longest committed read: with appends
+//! only, every read of a correct system is a prefix of it. Edges:
+//! - ww: the writers of consecutive elements of a version order;
+//! - wr: the writer of the last element of a read, to the reader;
+//! - rw: a reader of a prefix of length n, to the writer of element n (the
+//!   next version, which the read did not see).
+//!
+//! Failed writers get no edges (their anomalies are G1a and dirty-update).
+
+use rustc_hash::FxHashMap;
+
+use super::parse::{elem, Keys, Mop, Status, Txn};
+use super::{Dep, TxnAnomaly, TxnEdge, RW, WR, WW};
+
+/// No writer is known for an element.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// Who appended an element, and whether it was that txn's last append to the key.
+#[derive(Clone, Copy)]
+struct Writer {
+    txn: u32,
+    last_of_txn: bool,
+}
+
+/// A key's version order and the writer of each of its elements.
+#[derive(Default, Clone)]
+pub(crate) struct KeyOrder {
+    pub elems: Vec<i64>,
+    pub writers: Vec<u32>,
+    /// Whether some element was appended by a failed txn.
+    pub any_failed: bool,
+}
+
+/// The result of inference: orders, non-cycle anomalies, data edges.
+pub(crate) struct Inferred {
+    pub orders: Vec<KeyOrder>,
+    pub anomalies: Vec<TxnAnomaly>,
+    pub edges: Vec<(u32, u32, Dep)>,
+}
+
+/// Names txns and keys in explanations.
+pub(crate) struct Namer<'a, 'h> {
+    pub txns: &'a [Txn<'h>],
+    pub keys: &'a Keys,
+}
+
+impl Namer<'_, '_> {
+    pub fn t(&self, t: u32) -> String {
+        format!("T{}", self.txns[t as usize].invoke)
+    }
+    pub fn k(&self, k: u32) -> String {
+        self.keys.names[k as usize].clone()
+    }
+    pub fn idx(&self, t: u32) -> u64 {
+        self.txns[t as usize].invoke as u64
+    }
+}
+
+fn anomaly(n: &Namer, kind: &str, txns: &[u32], key: u32, explanation: String) -> TxnAnomaly {
+    TxnAnomaly {
+        kind: kind.to_string(),
+        txns: txns.iter().map(|&t| n.idx(t)).collect(),
+        keys: vec![n.k(key)],
+        explanation,
+        edges: Vec::<TxnEdge>::new(),
+    }
+}
+
+/// Infers version orders and data edges; reports duplicate-elements,
+/// incompatible-order, G1a, G1b, internal, lost-update and dirty-update.
+pub(crate) fn infer(txns: &[Txn], keys: &Keys) -> Inferred {
+    let n = Namer { txns, keys };
+    let nkeys = keys.names.len();
+    let mut writers: FxHashMap<(u32, i64), Writer> = FxHashMap::default();
+    let mut longest: Vec<Option<&[serde_json::Value]>> = vec![None; nkeys];
+    for (t, txn) in txns.iter().enumerate() {
+        for (i, m) in txn.mops.iter().enumerate() {
+            match *m {
+                Mop::Append { key, elem } => {
+                    let last_of_txn = !txn.mops[i + 1..]
+                        .iter()
+                        .any(|m| matches!(m, Mop::Append { key: k, .. } if *k == key));
+                    writers.entry((key, elem)).or_insert(Writer {
+                        txn: t as u32,
+                        last_of_txn,
+                    });
+                }
+                Mop::Read {
+                    key,
+                    list: Some(list),
+                } if txn.status == Status::Ok => {
+                    let slot = &mut longest[key as usize];
+                    if slot.is_none_or(|l| l.len() < list.len()) {
+                        *slot = Some(list);
+                    }
+                }
+                Mop::Read { .. } => {}
+            }
+        }
+    }
+    let mut out = Inferred {
+        orders: vec![KeyOrder::default(); nkeys],
+        anomalies: Vec::new(),
+        edges: Vec::new(),
+    };
+    for (key, list) in longest.iter().enumerate() {
+        let mut order = KeyOrder::default();
+        let mut seen = rustc_hash::FxHashSet::default();
+        for v in list.unwrap_or(&[]) {
+            let e = elem(v);
+            if seen.insert(e) {
+                order.elems.push(e);
+                let w = writers.get(&(key as u32, e));
+                order.writers.push(w.map_or(NONE, |w| w.txn));
+            }
+        }
+        order.any_failed = order
+            .writers
+            .iter()
+            .any(|&w| w != NONE && txns[w as usize].status == Status::Fail);
+        version_anomalies(&n, key as u32, &order, &mut out);
+        out.orders[key] = order;
+    }
+    for (t, txn) in txns.iter().enumerate() {
+        if txn.status == Status::Ok {
+            reads(&n, t as u32, txn, &writers, &mut out);
+            internal(&n, t as u32, txn, &mut out.anomalies);
+        }
+    }
+    lost_updates(&n, txns, &mut out.anomalies);
+    out
+}
+
+/// ww edges and dirty updates along one key's version order.
+fn version_anomalies(n: &Namer, key: u32, order: &KeyOrder, out: &mut Inferred) {
+    let status = |t: u32| (t != NONE).then(|| n.txns[t as usize].status);
+    let mut aborted: Option<usize> = None;
+    let mut reported = false;
+    for (i, &w) in order.writers.iter().enumerate() {
+        match (status(w), aborted) {
+            (Some(Status::Fail), _) => {
+                aborted.get_or_insert(i);
+            }
+            (Some(_), Some(a)) if !reported => {
+                let fw = order.writers[a];
+                out.anomalies.push(anomaly(n, super::DIRTY_UPDATE, &[fw, w], key, format!(
+                    "{} appended {} to key {} and aborted, yet {} appended {} after it in the version order: a committed update built on an aborted one",
+                    n.t(fw), order.elems[a], n.k(key), n.t(w), order.elems[i]
+                )));
+                reported = true;
+            }
+            _ => {}
+        }
+        if i > 0 {
+            let p = order.writers[i - 1];
+            let live = |t| matches!(status(t), Some(Status::Ok | Status::Info));
+            if p != w && live(p) && live(w) {
+                out.edges.push((p, w, Dep { kind: WW, key }));
+            }
+        }
+    }
+}
+
+/// Checks each read of an ok txn against the version order; adds wr/rw edges.
+fn reads(
+    n: &Namer,
+    t: u32,
+    txn: &Txn,
+    writers: &FxHashMap<(u32, i64), Writer>,
+    out: &mut Inferred,
+) {
+    for m in &txn.mops {
+        let Mop::Read {
+            key,
+            list: Some(list),
+        } = *m
+        else {
+            continue;
+        };
+        let order = &out.orders[key as usize];
+        let prefix = list.len() <= order.elems.len()
+            && list.iter().zip(&order.elems).all(|(v, &e)| elem(v) == e);
+        let shown = |l: &[serde_json::Value]| {
+            let v: Vec<String> = l.iter().map(|v| v.to_string()).collect();
+            format!("[{}]", v.join(" "))
+        };
+        if !prefix {
+            let mut seen = rustc_hash::FxHashSet::default();
+            let kind = if list.iter().all(|v| seen.insert(elem(v))) {
+                super::INCOMPATIBLE_ORDER
+            } else {
+                super::DUPLICATE_ELEMENTS
+            };
+            let e = format!(
+                "{} read key {} as {}, which is not a prefix of its longest read {}",
+                n.t(t),
+                n.k(key),
+                shown(list),
+                shown(&order.elems.iter().map(|&e| e.into()).collect::<Vec<_>>())
+            );
+            out.anomalies.push(anomaly(n, kind, &[t], key, e));
+        }
+        // A prefix holds only the order's aborted elements; any other read is
+        // looked up element by element.
+        let aborted: Vec<(i64, u32)> = if prefix {
+            let failed =
+                |&(_, w): &(i64, u32)| w != NONE && n.txns[w as usize].status == Status::Fail;
+            match order.any_failed {
+                true => order.elems[..list.len()]
+                    .iter()
+                    .copied()
+                    .zip(order.writers.iter().copied())
+                    .filter(failed)
+                    .collect(),
+                false => Vec::new(),
+            }
+        } else {
+            list.iter()
+                .filter_map(|v| writers.get(&(key, elem(v))).map(|w| (elem(v), w.txn)))
+                .filter(|&(_, w)| n.txns[w as usize].status == Status::Fail)
+                .collect()
+        };
+        for (e, w) in aborted {
+            out.anomalies.push(anomaly(
+                n,
+                super::G1A,
+                &[w, t],
+                key,
+                format!(
+                    "{} read {} from key {}, which {} appended but then aborted (fail)",
+                    n.t(t),
+                    e,
+                    n.k(key),
+                    n.t(w)
+                ),
+            ));
+        }
+        if let Some(last) = list.last() {
+            if let Some(w) = writers.get(&(key, elem(last))) {
+                if w.txn != t && !w.last_of_txn && n.txns[w.txn as usize].status != Status::Fail {
+                    out.anomalies.push(anomaly(n, super::G1B, &[w.txn, t], key, format!(
+                        "{} read key {} as {}, ending in {}, an intermediate append of {} which appended to key {} again later",
+                        n.t(t), n.k(key), shown(list), last, n.t(w.txn), n.k(key)
+                    )));
+                }
+            }
+        }
+        if !prefix {
+            continue;
+        }
+        let len = list.len();
+        let live = |w: u32| w != NONE && w != t && n.txns[w as usize].status != Status::Fail;
+        if len > 0 && live(order.writers[len - 1]) {
+            out.edges
+                .push((order.writers[len - 1], t, Dep { kind: WR, key }));
+        }
+        if len < order.elems.len() && live(order.writers[len]) {
+            out.edges
+                .push((t, order.writers[len], Dep { kind: RW, key }));
+        }
+    }
+}
+
+/// A txn's reads must agree with its own earlier reads and appends of the key.
+fn internal(n: &Namer, t: u32, txn: &Txn, out: &mut Vec<TxnAnomaly>) {
+    if txn.mops.len() < 2 {
+        return;
+    }
+    // Per key: the full list when read before (`Some`), and appends since.
+    let mut state: Vec<(u32, Option<Vec<i64>>, Vec<i64>)> = Vec::new();
+    for m in &txn.mops {
+        let key = match *m {
+            Mop::Append { key, .. } | Mop::Read { key, .. } => key,
+        };
+        let i = match state.iter().position(|s| s.0 == key) {
+            Some(i) => i,
+            None => {
+                state.push((key, None, Vec::new()));
+                state.len() - 1
+            }
+        };
+        let (_, known, since) = &mut state[i];
+        match *m {
+            Mop::Append { elem, .. } => since.push(elem),
+            Mop::Read { list, .. } => {
+                let got: Vec<i64> = list.unwrap_or(&[]).iter().map(elem).collect();
+                let ok = match known {
+                    Some(k) => {
+                        got.len() == k.len() + since.len()
+                            && got.starts_with(k)
+                            && got.ends_with(since)
+                    }
+                    None => got.ends_with(since),
+                };
+                if !ok {
+                    let expected = match known {
+                        Some(k) => format!("{:?}", [k.as_slice(), since.as_slice()].concat()),
+                        None => format!("a list ending in {since:?}"),
+                    };
+                    out.push(anomaly(
+                        n,
+                        super::INTERNAL,
+                        &[t],
+                        key,
+                        format!(
+                            "{} read key {} as {:?}, but its own earlier micro-ops imply {}",
+                            n.t(t),
+                            n.k(key),
+                            got,
+                            expected
+                        ),
+                    ));
+                }
+                *known = Some(got);
+                since.clear();
+            }
+        }
+    }
+}
+
+/// Two committed txns that read the same version of a key and both appended
+/// to it: each update was made without seeing the other's (Elle's lost update).
+fn lost_updates(n: &Namer, txns: &[Txn], out: &mut Vec<TxnAnomaly>) {
+    let mut by_version: FxHashMap<(u32, usize), Vec<u32>> = FxHashMap::default();
+    for (t, txn) in txns.iter().enumerate() {
+        if txn.status != Status::Ok {
+            continue;
+        }
+        let mut first_reads: Vec<(u32, usize)> = Vec::new();
+        let mut touched: Vec<u32> = Vec::new();
+        for m in &txn.mops {
+            match *m {
+                Mop::Read { key, list: Some(l) } if !touched.contains(&key) => {
+                    touched.push(key);
+                    first_reads.push((key, l.len()));
+                }
+                Mop::Append { key, .. } => {
+                    touched.push(key);
+                    if let Some(r) = first_reads.iter().position(|r| r.0 == key) {
+                        by_version
+                            .entry(first_reads.swap_remove(r))
+                            .or_default()
+                            .push(t as u32);
+                    }
+                }
+                Mop::Read { key, .. } => touched.push(key),
+            }
+        }
+    }
+    let mut groups: Vec<_> = by_version
+        .into_iter()
+        .filter(|(_, ts)| ts.len() > 1)
+        .collect();
+    groups.sort_unstable();
+    for ((key, len), ts) in groups {
+        let names: Vec<String> = ts.iter().map(|&t| n.t(t)).collect();
+        out.push(anomaly(n, super::LOST_UPDATE, &ts, key, format!(
+            "{} all read key {} at the same version (length {}) and each appended to it: each update was made without seeing the others",
+            names.join(", "), n.k(key), len
+        )));
+    }
+}

@@ -1,0 +1,468 @@
+//! The transactional checker (after Elle) for list-append histories.
+//!
+//! # Workload
+//!
+//! `txn` ops whose value is a list of micro-ops: `["append", k, v]` (also
+//! `"a"`) appends the integer `v` (unique per key) to the list at `k`;
+//! `["r", k, list]` (also `"read"`) reads it (`null` in an `ok` completion is
+//! the empty list). Elle's EDN `[:append :x 3]` / `[:r :x [1 2]]` arrive
+//! through [`crate::import`] as exactly these. Keys may be strings or numbers.
+//!
+//! # What is inferred
+//!
+//! - `infer`: each key's version order (its longest committed read) and the
+//!   anomalies visible without a graph: `incompatible-order`,
+//!   `duplicate-elements`, `G1a`, `G1b`, `internal`, `lost-update` (two
+//!   committed txns read the same version of a key and both appended to it),
+//!   `dirty-update` (a committed or indeterminate append follows an aborted
+//!   one in a version order); and the ww / wr / rw edges.
+//! - `graph`: the dependency graph over txns with those edges, plus process
+//!   and realtime orders as transitive reductions.
+//! - `cycle`: SCCs and the shortest cycle of each class per SCC: `G0`,
+//!   `G1c`, `G-single`, `G2-item`, with `-process` and `-realtime` variants.
+//!
+//! Committed (`ok`) txns are nodes with everything they read and wrote;
+//! indeterminate (`info`) txns only through their appends that some read
+//! observed (their reads are unknown), so unobserved ones never close a
+//! cycle; failed txns take part only in G1a / dirty-update.
+//!
+//! # Models
+//!
+//! Elle's hierarchy, weakest first: `read-uncommitted` < `read-committed` <
+//! `repeatable-read`, `snapshot-isolation` < `serializable` <
+//! `strong-session-serializable` < `strict-serializable` (snapshot isolation
+//! is implied by strict serializability, not by serializability). `not` lists the weakest models an
+//! anomaly rules out, `also_not` the stronger ones that follows for, and
+//! `may_satisfy` the strongest models not ruled out.
+
+mod cycle;
+mod graph;
+mod infer;
+mod parse;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::history::Op;
+use crate::verdict::Validity;
+
+/// Anomaly kind: a read that is not a prefix of its key's version order.
+pub const INCOMPATIBLE_ORDER: &str = "incompatible-order";
+/// Anomaly kind: a read lists an element twice.
+pub const DUPLICATE_ELEMENTS: &str = "duplicate-elements";
+/// Anomaly kind: a committed txn read an append of an aborted txn.
+pub const G1A: &str = "G1a";
+/// Anomaly kind: a read of a version that was not its writer's final append.
+pub const G1B: &str = "G1b";
+/// Anomaly kind: a txn's read disagrees with its own earlier micro-ops.
+pub const INTERNAL: &str = "internal";
+/// Anomaly kind: two committed txns read one version of a key and both appended.
+pub const LOST_UPDATE: &str = "lost-update";
+/// Anomaly kind: a committed append ordered after an aborted one.
+pub const DIRTY_UPDATE: &str = "dirty-update";
+
+pub(crate) const WW: u8 = 1;
+pub(crate) const WR: u8 = 2;
+pub(crate) const RW: u8 = 4;
+pub(crate) const PROCESS: u8 = 8;
+pub(crate) const REALTIME: u8 = 16;
+
+/// An edge's kind and the key it is about (0 for process / realtime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dep {
+    pub kind: u8,
+    pub key: u32,
+}
+
+/// The consistency models, weakest first, each with the models it directly implies.
+const MODELS: [(&str, &[&str]); 7] = [
+    ("read-uncommitted", &[]),
+    ("read-committed", &["read-uncommitted"]),
+    ("repeatable-read", &["read-committed"]),
+    ("snapshot-isolation", &["read-committed"]),
+    ("serializable", &["repeatable-read"]),
+    ("strong-session-serializable", &["serializable"]),
+    (
+        "strict-serializable",
+        &["strong-session-serializable", "snapshot-isolation"],
+    ),
+];
+
+/// The weakest models that directly proscribe an anomaly kind.
+fn proscribed_by(kind: &str) -> &'static [&'static str] {
+    if kind.ends_with("-realtime") {
+        return &["strict-serializable"];
+    }
+    if kind.ends_with("-process") {
+        return &["strong-session-serializable"];
+    }
+    match kind {
+        "G0" | INCOMPATIBLE_ORDER | DUPLICATE_ELEMENTS | INTERNAL => &["read-uncommitted"],
+        G1A | G1B | "G1c" | DIRTY_UPDATE => &["read-committed"],
+        LOST_UPDATE | "G-single" => &["repeatable-read", "snapshot-isolation"],
+        _ => &["repeatable-read", "serializable"],
+    }
+}
+
+/// Every model that implies `m` (including `m`).
+fn at_least(m: &str) -> BTreeSet<&'static str> {
+    let mut out: BTreeSet<&'static str> = BTreeSet::new();
+    for (name, _) in MODELS {
+        let mut frontier = vec![name];
+        while let Some(x) = frontier.pop() {
+            if x == m {
+                out.insert(name);
+                break;
+            }
+            let implied = MODELS
+                .iter()
+                .find(|(n, _)| *n == x)
+                .map_or(&[][..], |(_, i)| i);
+            frontier.extend(implied.iter().copied());
+        }
+    }
+    out
+}
+
+/// Options of [`check_list_append`].
+#[derive(Clone, Debug)]
+pub struct TxnOptions {
+    /// The models the history must satisfy; an anomaly any of them proscribes
+    /// makes it invalid. Default `["strict-serializable"]`.
+    pub consistency_models: Vec<String>,
+    /// Budget for the cycle search; classes not finished in time are unknown.
+    pub time_limit: Option<Duration>,
+    /// At most this many anomalies of each kind are listed (counts are complete).
+    pub max_listed: usize,
+}
+
+impl Default for TxnOptions {
+    fn default() -> Self {
+        TxnOptions {
+            consistency_models: vec!["strict-serializable".to_string()],
+            time_limit: Some(Duration::from_secs(60)),
+            max_listed: 32,
+        }
+    }
+}
+
+/// A history or options the transactional checker cannot interpret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    /// A txn op that pairs wrongly or whose micro-ops are not list-append ones.
+    #[error("op {index}: {message}")]
+    Malformed {
+        /// History index of the op.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A consistency model not in the hierarchy.
+    #[error("unknown consistency model {0:?}")]
+    UnknownModel(String),
+}
+
+/// One dependency of a cycle: `from` precedes `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TxnEdge {
+    /// History index of the earlier txn's invocation.
+    pub from: u64,
+    /// History index of the later txn's invocation.
+    pub to: u64,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub kind: String,
+    /// The key of a data dependency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// One anomaly, explained.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TxnAnomaly {
+    /// DESIGN's anomaly kind (`G-single`, `lost-update`, ...).
+    pub kind: String,
+    /// History indices of the invocations of the txns involved (`T12` is index 12).
+    pub txns: Vec<u64>,
+    /// The keys involved.
+    pub keys: Vec<String>,
+    /// What happened, in words.
+    pub explanation: String,
+    /// For cycles: the dependencies, in cycle order.
+    pub edges: Vec<TxnEdge>,
+}
+
+/// A cycle class the search could not finish within the time limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnknownClass {
+    /// The class (`G2-item`, ...).
+    pub kind: String,
+    /// Sizes of the SCCs not searched to the end.
+    pub scc_sizes: Vec<usize>,
+}
+
+/// Sizes and costs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TxnStats {
+    /// Txns (all outcomes).
+    pub txns: usize,
+    /// Committed / indeterminate / failed txns.
+    pub ok: usize,
+    /// Indeterminate txns.
+    pub info: usize,
+    /// Failed txns.
+    pub failed: usize,
+    /// Distinct keys.
+    pub keys: usize,
+    /// Edges of the dependency graph.
+    pub edges: usize,
+    /// Non-trivial SCCs of the whole graph.
+    pub scc_count: usize,
+    /// Their sizes, largest first (at most `max_listed`).
+    pub scc_sizes: Vec<usize>,
+    /// Wall time of the check, in milliseconds.
+    pub millis: u64,
+}
+
+/// The verdict with its anomalies and what they rule out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TxnResult {
+    /// Invalid if an anomaly violates a requested model; unknown if a search
+    /// that might have found one ran out of time.
+    pub valid: Validity,
+    /// The anomalies (at most `max_listed` per kind).
+    pub anomalies: Vec<TxnAnomaly>,
+    /// How many anomalies of each kind were found.
+    pub counts: BTreeMap<String, usize>,
+    /// The weakest models the anomalies rule out.
+    pub not: Vec<String>,
+    /// The stronger models ruled out as a consequence.
+    pub also_not: Vec<String>,
+    /// The strongest models the history may still satisfy.
+    pub may_satisfy: Vec<String>,
+    /// Cycle classes not searched to the end.
+    pub unknown: Vec<UnknownClass>,
+    /// Sizes and costs.
+    pub stats: TxnStats,
+}
+
+/// Checks a list-append history; see the module docs.
+pub fn check_list_append(history: &[Op], options: &TxnOptions) -> Result<TxnResult, TxnError> {
+    let started = Instant::now();
+    let mut requested: BTreeSet<&str> = BTreeSet::new();
+    for m in &options.consistency_models {
+        let known = MODELS
+            .iter()
+            .find(|(n, _)| n == m)
+            .ok_or_else(|| TxnError::UnknownModel(m.clone()))?;
+        requested.insert(known.0);
+    }
+    let deadline = options.time_limit.map(|l| started + l);
+    let (txns, keys) = parse::parse(history)?;
+    let inferred = infer::infer(&txns, &keys);
+    let g = graph::build(&txns, &inferred.edges);
+    let namer = infer::Namer {
+        txns: &txns,
+        keys: &keys,
+    };
+    let mut anomalies = inferred.anomalies;
+    let mut unknown = Vec::new();
+    let all = cycle::sccs(&g, WW | WR | RW | PROCESS | REALTIME);
+    if !all.is_empty() {
+        for class in cycle::classes() {
+            let found = cycle::search(&g, &class, deadline);
+            for c in &found.cycles {
+                anomalies.push(explain(&namer, &inferred.orders, class.name, c));
+            }
+            if !found.unfinished.is_empty() {
+                unknown.push(UnknownClass {
+                    kind: class.name.to_string(),
+                    scc_sizes: found.unfinished,
+                });
+            }
+        }
+    }
+    let stats = TxnStats {
+        txns: txns.len(),
+        ok: txns
+            .iter()
+            .filter(|t| t.status == parse::Status::Ok)
+            .count(),
+        info: txns
+            .iter()
+            .filter(|t| t.status == parse::Status::Info)
+            .count(),
+        failed: txns
+            .iter()
+            .filter(|t| t.status == parse::Status::Fail)
+            .count(),
+        keys: keys.names.len(),
+        edges: g.edge_count(),
+        scc_count: all.len(),
+        scc_sizes: all.iter().map(Vec::len).take(options.max_listed).collect(),
+        millis: 0,
+    };
+    let mut result = verdict(anomalies, unknown, &requested, options.max_listed, stats);
+    result.stats.millis = started.elapsed().as_millis() as u64;
+    Ok(result)
+}
+
+fn verdict(
+    anomalies: Vec<TxnAnomaly>,
+    unknown: Vec<UnknownClass>,
+    requested: &BTreeSet<&str>,
+    max_listed: usize,
+    stats: TxnStats,
+) -> TxnResult {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut listed = Vec::new();
+    for a in anomalies {
+        let c = counts.entry(a.kind.clone()).or_default();
+        *c += 1;
+        if *c <= max_listed {
+            listed.push(a);
+        }
+    }
+    let ruled_out = |kinds: &mut dyn Iterator<Item = &str>| -> BTreeSet<&'static str> {
+        kinds
+            .flat_map(|k| proscribed_by(k).iter().flat_map(|m| at_least(m)))
+            .collect()
+    };
+    let out = ruled_out(&mut counts.keys().map(String::as_str));
+    let maybe = ruled_out(&mut unknown.iter().map(|u| u.kind.as_str()));
+    let valid = if requested.iter().any(|m| out.contains(m)) {
+        Validity::Invalid
+    } else if requested.iter().any(|m| maybe.contains(m)) {
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    // The weakest ruled out: none of the models it implies is ruled out.
+    let implied = |m: &str| {
+        MODELS
+            .iter()
+            .find(|(n, _)| *n == m)
+            .map_or(&[][..], |(_, i)| i)
+    };
+    let (not, also_not): (Vec<&str>, Vec<&str>) = out
+        .iter()
+        .partition(|m| implied(m).iter().all(|i| !out.contains(i)));
+    // The strongest not ruled out: no model implying it survives.
+    let may_satisfy = MODELS
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|m| !out.contains(m))
+        .filter(|m| at_least(m).iter().all(|s| s == m || out.contains(s)))
+        .map(String::from)
+        .collect();
+    let strings = |v: Vec<&str>| v.into_iter().map(String::from).collect();
+    TxnResult {
+        valid,
+        anomalies: listed,
+        counts,
+        not: strings(not),
+        also_not: strings(also_not),
+        may_satisfy,
+        unknown,
+        stats,
+    }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        WW => "ww",
+        WR => "wr",
+        RW => "rw",
+        PROCESS => "process",
+        _ => "realtime",
+    }
+}
+
+/// A cycle as an anomaly, each edge explained in words.
+fn explain(
+    n: &infer::Namer,
+    orders: &[infer::KeyOrder],
+    kind: &str,
+    cycle: &[(u32, u32, Dep)],
+) -> TxnAnomaly {
+    let mut sentences = Vec::new();
+    let mut keys = BTreeSet::new();
+    let mut edges = Vec::new();
+    for &(a, b, d) in cycle {
+        sentences.push(explain_edge(n, orders, a, b, d));
+        let key = matches!(d.kind, WW | WR | RW).then(|| n.k(d.key));
+        if let Some(k) = &key {
+            keys.insert(k.clone());
+        }
+        edges.push(TxnEdge {
+            from: n.idx(a),
+            to: n.idx(b),
+            kind: kind_name(d.kind).to_string(),
+            key,
+        });
+    }
+    let first = cycle.first().map_or(String::new(), |e| n.t(e.0));
+    TxnAnomaly {
+        kind: kind.to_string(),
+        txns: cycle.iter().map(|e| n.idx(e.0)).collect(),
+        keys: keys.into_iter().collect(),
+        explanation: format!(
+            "{}; so {first} precedes itself: a cycle",
+            sentences.join("; ")
+        ),
+        edges,
+    }
+}
+
+fn explain_edge(n: &infer::Namer, orders: &[infer::KeyOrder], a: u32, b: u32, d: Dep) -> String {
+    let (ta, tb) = (n.t(a), n.t(b));
+    let order = orders.get(d.key as usize);
+    let elems = order.map_or(&[][..], |o| &o.elems);
+    let writers = order.map_or(&[][..], |o| &o.writers);
+    let read_len = |t: u32, fits: &dyn Fn(usize) -> bool| {
+        n.txns[t as usize].mops.iter().find_map(|m| match *m {
+            parse::Mop::Read { key, list: Some(l) } if key == d.key && fits(l.len()) => {
+                Some(l.len())
+            }
+            _ => None,
+        })
+    };
+    match d.kind {
+        WW => {
+            let i = (1..writers.len())
+                .find(|&i| writers[i - 1] == a && writers[i] == b)
+                .unwrap_or(1);
+            format!(
+                "{ta} appended {} to key {k} and {tb} appended {} right after it in key {k}'s version order, so {ta} precedes {tb} (ww)",
+                elems.get(i - 1).copied().unwrap_or_default(), elems.get(i).copied().unwrap_or_default(), k = n.k(d.key)
+            )
+        }
+        WR => {
+            let len = read_len(b, &|l| l > 0 && writers.get(l - 1) == Some(&a)).unwrap_or(1);
+            format!(
+                "{tb} read key {} and saw {}, which {ta} appended, so {ta} precedes {tb} (wr)",
+                n.k(d.key),
+                elems.get(len - 1).copied().unwrap_or_default()
+            )
+        }
+        RW => {
+            let len = read_len(a, &|l| writers.get(l) == Some(&b)).unwrap_or(0);
+            format!(
+                "{tb} appended {} to key {k} and {ta}'s read of key {k} did not see it, so {ta} precedes {tb} (rw)",
+                elems.get(len).copied().unwrap_or_default(), k = n.k(d.key)
+            )
+        }
+        PROCESS => format!(
+            "{ta} and {tb} ran on process {} in that order, so {ta} precedes {tb} (process)",
+            n.txns[a as usize].process
+        ),
+        _ => format!(
+            "{ta} completed (op {}) before {tb} was invoked, so {ta} precedes {tb} (realtime)",
+            n.txns[a as usize].complete.unwrap_or_default()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

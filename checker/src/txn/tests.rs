@@ -1,0 +1,385 @@
+//! Hand-made histories, one per anomaly class, and valid ones.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::history::{Op, OpType};
+
+/// A history built event by event: `inv` then `ok` / `fail` / `info` per process.
+#[derive(Default)]
+struct H {
+    ops: Vec<Op>,
+}
+
+impl H {
+    fn inv(mut self, p: u64, v: Value) -> Self {
+        self.ops.push(Op::invoke(p, "txn", v));
+        self
+    }
+    fn done(mut self, p: u64, t: OpType, v: Value) -> Self {
+        let mut op = Op::invoke(p, "txn", v);
+        op.op_type = t;
+        self.ops.push(op);
+        self
+    }
+    fn ok(self, p: u64, v: Value) -> Self {
+        self.done(p, OpType::Ok, v)
+    }
+    /// A txn invoked and completed ok at once (reads null in the invocation).
+    fn txn(self, p: u64, v: Value) -> Self {
+        let invoked = invocation(&v);
+        self.inv(p, invoked).ok(p, v)
+    }
+    fn check_with(&self, models: &[&str]) -> TxnResult {
+        let options = TxnOptions {
+            consistency_models: models.iter().map(|m| m.to_string()).collect(),
+            ..TxnOptions::default()
+        };
+        check_list_append(&self.ops, &options).expect("well-formed history")
+    }
+    fn check(&self) -> TxnResult {
+        self.check_with(&["strict-serializable"])
+    }
+}
+
+fn invocation(v: &Value) -> Value {
+    let mops = v.as_array().cloned().unwrap_or_default();
+    mops.into_iter()
+        .map(|m| {
+            if m[0] == "r" {
+                json!(["r", m[1], null])
+            } else {
+                m
+            }
+        })
+        .collect()
+}
+
+fn kinds(r: &TxnResult) -> Vec<&str> {
+    r.counts.keys().map(String::as_str).collect()
+}
+
+fn the<'r>(r: &'r TxnResult, kind: &str) -> &'r TxnAnomaly {
+    r.anomalies
+        .iter()
+        .find(|a| a.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {:#?}", r.anomalies))
+}
+
+#[test]
+fn a_serial_history_is_valid_and_strict_serializable() {
+    let r = H::default()
+        .txn(0, json!([["append", "x", 1], ["r", "x", [1]]]))
+        .txn(1, json!([["r", "x", [1]], ["append", "y", 1]]))
+        .txn(0, json!([["r", "y", [1]], ["r", "x", [1]]]))
+        .check();
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    assert!(r.anomalies.is_empty());
+    assert_eq!(r.may_satisfy, vec!["strict-serializable"]);
+    assert_eq!(r.stats.txns, 3);
+}
+
+#[test]
+fn write_cycle_is_g0() {
+    // T0 and T2 interleave appends to x and y: x = [1 2], y = [1 2] with
+    // opposite writers.
+    let r = H::default()
+        .inv(0, json!([["append", "x", 1], ["append", "y", 2]]))
+        .inv(1, json!([["append", "x", 2], ["append", "y", 1]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 2]]))
+        .ok(1, json!([["append", "x", 2], ["append", "y", 1]]))
+        .txn(2, json!([["r", "x", [1, 2]], ["r", "y", [1, 2]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["G0"], "{r:#?}");
+    let g0 = the(&r, "G0");
+    assert_eq!(g0.txns.len(), 2);
+    assert!(
+        g0.explanation.contains("(ww)") && g0.explanation.contains("a cycle"),
+        "{}",
+        g0.explanation
+    );
+    assert_eq!(r.not, vec!["read-uncommitted"]);
+    assert_eq!(r.valid, Validity::Invalid);
+    assert!(r.may_satisfy.is_empty());
+}
+
+#[test]
+fn circular_information_flow_is_g1c() {
+    let r = H::default()
+        .inv(0, json!([["append", "x", 1], ["r", "y", null]]))
+        .inv(1, json!([["append", "y", 1], ["r", "x", null]]))
+        .ok(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .ok(1, json!([["append", "y", 1], ["r", "x", [1]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["G1c"], "{r:#?}");
+    let a = the(&r, "G1c");
+    assert!(
+        a.explanation
+            .contains("T0 read key x and saw 1, which T1 appended")
+            || a.explanation
+                .contains("T1 read key x and saw 1, which T0 appended"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(r.not, vec!["read-committed"]);
+    assert_eq!(r.may_satisfy, vec!["read-uncommitted"]);
+}
+
+#[test]
+fn one_antidependency_cycle_is_g_single() {
+    // T0 saw T1's append to y but not its append to x.
+    let r = H::default()
+        .inv(0, json!([["r", "x", null], ["r", "y", null]]))
+        .inv(1, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(0, json!([["r", "x", []], ["r", "y", [1]]]))
+        .txn(2, json!([["r", "x", [1]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["G-single"], "{r:#?}");
+    let a = the(&r, "G-single");
+    assert!(
+        a.explanation.contains(
+            "T1 appended 1 to key x and T0's read of key x did not see it, so T0 precedes T1 (rw)"
+        ),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(a.edges.iter().filter(|e| e.kind == "rw").count(), 1);
+    assert_eq!(r.not, vec!["repeatable-read", "snapshot-isolation"]);
+    assert_eq!(r.may_satisfy, vec!["read-committed"]);
+}
+
+#[test]
+fn write_skew_is_g2_item_and_allowed_by_snapshot_isolation() {
+    let h = H::default()
+        .inv(0, json!([["r", "x", null], ["append", "y", 1]]))
+        .inv(1, json!([["r", "y", null], ["append", "x", 1]]))
+        .ok(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .ok(1, json!([["r", "y", []], ["append", "x", 1]]))
+        .txn(2, json!([["r", "x", [1]], ["r", "y", [1]]]));
+    let r = h.check();
+    assert_eq!(kinds(&r), vec!["G2-item"], "{r:#?}");
+    assert_eq!(
+        the(&r, "G2-item")
+            .edges
+            .iter()
+            .filter(|e| e.kind == "rw")
+            .count(),
+        2
+    );
+    assert_eq!(r.not, vec!["repeatable-read"]);
+    assert!(r.also_not.contains(&"serializable".to_string()));
+    assert_eq!(r.may_satisfy, vec!["snapshot-isolation"]);
+    assert_eq!(h.check_with(&["snapshot-isolation"]).valid, Validity::Valid);
+    assert_eq!(h.check_with(&["serializable"]).valid, Validity::Invalid);
+}
+
+#[test]
+fn reading_a_failed_append_is_g1a() {
+    let r = H::default()
+        .inv(0, json!([["append", "x", 1]]))
+        .done(0, OpType::Fail, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["G1a"], "{r:#?}");
+    assert!(the(&r, "G1a")
+        .explanation
+        .contains("T0 appended but then aborted"));
+    assert_eq!(the(&r, "G1a").txns, vec![0, 2]);
+}
+
+#[test]
+fn an_append_after_an_aborted_one_is_a_dirty_update() {
+    let r = H::default()
+        .inv(0, json!([["append", "x", 1]]))
+        .done(0, OpType::Fail, json!([["append", "x", 1]]))
+        .txn(1, json!([["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["G1a", "dirty-update"], "{r:#?}");
+    assert!(the(&r, "dirty-update")
+        .explanation
+        .contains("T2 appended 2 after it"));
+}
+
+#[test]
+fn reading_an_intermediate_append_is_g1b() {
+    let r = H::default()
+        .inv(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .txn(1, json!([["r", "x", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .txn(1, json!([["r", "x", [1, 2]]]))
+        .check();
+    assert!(kinds(&r).contains(&"G1b"), "{r:#?}");
+    assert!(the(&r, "G1b")
+        .explanation
+        .contains("intermediate append of T0"));
+    assert_eq!(r.not, vec!["read-committed"]);
+}
+
+#[test]
+fn not_reading_your_own_append_is_internal() {
+    let r = H::default()
+        .txn(0, json!([["append", "x", 1], ["r", "x", []]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["internal"], "{r:#?}");
+    assert!(the(&r, "internal")
+        .explanation
+        .contains("imply a list ending in [1]"));
+    let r = H::default()
+        .txn(0, json!([["append", "x", 5]]))
+        .txn(
+            0,
+            json!([["r", "x", [5]], ["append", "x", 6], ["r", "x", [5, 6]]]),
+        )
+        .check();
+    assert!(r.anomalies.is_empty(), "{r:#?}");
+}
+
+#[test]
+fn reads_that_diverge_are_incompatible_orders() {
+    let r = H::default()
+        .txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]]]))
+        .txn(3, json!([["r", "x", [2]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["incompatible-order"], "{r:#?}");
+    assert!(the(&r, "incompatible-order")
+        .explanation
+        .contains("[2], which is not a prefix of its longest read [1 2]"));
+}
+
+#[test]
+fn an_element_read_twice_is_a_duplicate() {
+    let r = H::default()
+        .txn(0, json!([["append", "x", 1]]))
+        .txn(2, json!([["r", "x", [1, 1]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["duplicate-elements"], "{r:#?}");
+}
+
+#[test]
+fn two_appends_on_one_read_version_are_a_lost_update() {
+    let r = H::default()
+        .inv(0, json!([["r", "x", null], ["append", "x", 1]]))
+        .inv(1, json!([["r", "x", null], ["append", "x", 2]]))
+        .ok(0, json!([["r", "x", []], ["append", "x", 1]]))
+        .ok(1, json!([["r", "x", []], ["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]]]))
+        .check();
+    assert_eq!(kinds(&r), vec!["G-single", "lost-update"], "{r:#?}");
+    assert_eq!(the(&r, "lost-update").txns, vec![0, 1]);
+}
+
+#[test]
+fn a_stale_read_after_a_completed_append_is_g_single_realtime() {
+    let h = H::default()
+        .txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", []]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    let r = h.check();
+    assert_eq!(kinds(&r), vec!["G-single-realtime"], "{r:#?}");
+    assert!(the(&r, "G-single-realtime")
+        .explanation
+        .contains("(realtime)"));
+    assert_eq!(r.not, vec!["strict-serializable"]);
+    assert_eq!(
+        r.may_satisfy,
+        vec!["snapshot-isolation", "strong-session-serializable"]
+    );
+    assert_eq!(h.check_with(&["serializable"]).valid, Validity::Valid);
+}
+
+#[test]
+fn one_process_seeing_its_appends_reordered_is_g0_process() {
+    let r = H::default()
+        .txn(0, json!([["append", "x", 1]]))
+        .txn(0, json!([["append", "x", 2]]))
+        .txn(1, json!([["r", "x", [2, 1]]]))
+        .check();
+    assert!(kinds(&r).contains(&"G0-process"), "{r:#?}");
+    assert!(the(&r, "G0-process")
+        .explanation
+        .contains("ran on process 0"));
+}
+
+#[test]
+fn indeterminate_txns_make_no_false_cycles() {
+    // An info append that nobody saw, an info append that was seen, and an
+    // info txn whose reads are unknown.
+    let r = H::default()
+        .inv(0, json!([["append", "x", 1], ["r", "y", null]]))
+        .done(0, OpType::Info, Value::Null)
+        .inv(1, json!([["append", "y", 1]]))
+        .done(1, OpType::Info, Value::Null)
+        .inv(2, json!([["append", "x", 2]]))
+        .txn(3, json!([["r", "y", []], ["r", "x", [2]]]))
+        .txn(3, json!([["r", "x", [2]], ["append", "y", 3]]))
+        .check();
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    assert_eq!(r.stats.info, 3);
+}
+
+#[test]
+fn unknown_models_are_an_error() {
+    let options = TxnOptions {
+        consistency_models: vec!["eventual".into()],
+        ..TxnOptions::default()
+    };
+    assert_eq!(
+        check_list_append(&[], &options),
+        Err(TxnError::UnknownModel("eventual".into()))
+    );
+}
+
+#[test]
+fn read_and_append_spellings_both_parse() {
+    let r = H::default()
+        .txn(0, json!([["a", 3, 1], ["read", 3, [1]]]))
+        .txn(1, json!([["r", 3, [1]]]))
+        .check();
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    assert_eq!(r.stats.keys, 1);
+}
+
+#[test]
+fn an_expired_budget_is_unknown_with_scc_sizes() {
+    let h = H::default()
+        .txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", []]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    let options = TxnOptions {
+        time_limit: Some(Duration::ZERO),
+        ..TxnOptions::default()
+    };
+    let r = check_list_append(&h.ops, &options).unwrap();
+    assert_eq!(r.valid, Validity::Unknown, "{r:#?}");
+    assert!(r
+        .unknown
+        .iter()
+        .any(|u| u.kind == "G-single-realtime" && u.scc_sizes == vec![2]));
+}
+
+#[test]
+fn a_process_reading_its_own_append_late_is_g1c_process() {
+    // Process 0 read an append that it only made in its next txn.
+    let r = H::default()
+        .txn(0, json!([["r", "x", [1]]]))
+        .txn(0, json!([["append", "x", 1]]))
+        .check();
+    assert!(kinds(&r).contains(&"G1c-process"), "{r:#?}");
+    assert!(the(&r, "G1c-process").explanation.contains("(wr)"));
+}
+
+#[test]
+fn results_serialize_with_jepsen_style_validity() {
+    let r = H::default()
+        .txn(0, json!([["append", "x", 1], ["r", "x", []]]))
+        .check();
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["valid"], json!(false));
+    assert_eq!(v["counts"]["internal"], json!(1));
+    assert_eq!(v["anomalies"][0]["txns"], json!([0]));
+    assert!(v["stats"]["txns"].is_number());
+}

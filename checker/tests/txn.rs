@@ -1,0 +1,264 @@
+//! The transactional (list-append) checker on generated histories.
+//!
+//! - serial executions with overlapping intervals are strict serializable;
+//! - injected faults (a reordered read, an append dropped after it was seen)
+//!   are found;
+//! - an `#[ignore]`d timing test: 1,000,000 txns over 10,000 keys.
+
+use std::time::Instant;
+
+use checker::history::{Op, OpType};
+use checker::txn::{check_list_append, TxnOptions};
+use checker::Validity;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+/// What to break in a generated history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Swap the last two elements of one read (not the final reads).
+    ReorderRead,
+    /// The database drops an append right after the first read that saw it.
+    DropSeenAppend,
+}
+
+struct Shape {
+    txns: usize,
+    keys: u64,
+    /// How far (in txn slots) an interval reaches either side of its serialization point.
+    spread: u64,
+    info_percent: u32,
+}
+
+struct Generated {
+    ops: Vec<Op>,
+    injected: bool,
+}
+
+/// Runs random txns serially (txn i at time 1000·i), each with an interval
+/// around its serialization point, then final reads of every key.
+fn generate(seed: u64, shape: &Shape, fault: Fault) -> Generated {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut state: Vec<Vec<i64>> = vec![Vec::new(); shape.keys as usize];
+    let mut next = 0i64;
+    let mut dropped: Option<(usize, i64)> = None;
+    let mut injected = false;
+    let mut spans: Vec<(u64, u64, Value, Value, bool)> = Vec::new();
+    let reach = 1000 * shape.spread;
+    let mut latest = 0;
+    for i in 0..=shape.txns {
+        let last = i == shape.txns;
+        let info = !last && rng.gen_range(0..100) < shape.info_percent;
+        let applied = !info || rng.gen_bool(0.5);
+        let mut mops = Vec::new();
+        let ops: Vec<(bool, usize)> = if last {
+            (0..shape.keys as usize).map(|k| (false, k)).collect()
+        } else {
+            (0..rng.gen_range(1..=4))
+                .map(|_| (rng.gen_bool(0.5), rng.gen_range(0..shape.keys as usize)))
+                .collect()
+        };
+        for (append, k) in ops {
+            if append {
+                next += 1;
+                if applied {
+                    state[k].push(next);
+                    if fault == Fault::DropSeenAppend
+                        && dropped.is_none()
+                        && !injected
+                        && rng.gen_bool(0.2)
+                    {
+                        dropped = Some((k, next));
+                    }
+                }
+                mops.push(json!(["append", k, next]));
+            } else {
+                mops.push(json!(["r", k, state[k].clone()]));
+                if let Some((dk, de)) = dropped {
+                    if dk == k && !last && !info && state[k].contains(&de) {
+                        state[k].retain(|&e| e != de);
+                        dropped = None;
+                        injected = true;
+                    }
+                }
+            }
+        }
+        let at = 1000 * (i as u64 + shape.spread + 1);
+        // The final reads begin once everything else has completed.
+        let (lo, hi) = if last {
+            (latest + 1, latest + 2)
+        } else {
+            (at - rng.gen_range(1..reach), at + rng.gen_range(1..reach))
+        };
+        latest = latest.max(hi);
+        let invoked: Value = mops
+            .iter()
+            .map(|m| {
+                if m[0] == "r" {
+                    json!(["r", m[1], null])
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
+        spans.push((lo, hi, invoked, Value::Array(mops), info));
+    }
+    if fault == Fault::ReorderRead {
+        let reads: Vec<(usize, usize)> = spans[..shape.txns]
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.4)
+            .flat_map(|(t, s)| {
+                s.3.as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(move |(m, v)| (t, m, v))
+            })
+            .filter(|(_, _, v)| v[0] == "r" && v[2].as_array().is_some_and(|l| l.len() >= 2))
+            .map(|(t, m, _)| (t, m))
+            .collect();
+        if !reads.is_empty() {
+            let (t, m) = reads[rng.gen_range(0..reads.len())];
+            if let Some(l) = spans[t].3[m][2].as_array_mut() {
+                let n = l.len();
+                l.swap(n - 1, n - 2);
+                injected = true;
+            }
+        }
+    }
+    Generated {
+        ops: assemble(spans),
+        injected,
+    }
+}
+
+/// Events in time order, with process ids: a process is reused once its last
+/// op completed; an `info` op retires it.
+fn assemble(spans: Vec<(u64, u64, Value, Value, bool)>) -> Vec<Op> {
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&t| spans[t].0);
+    let mut free_at: Vec<(u64, u64)> = Vec::new(); // (process, busy until)
+    let mut next_process = 0;
+    let mut events: Vec<(u64, bool, Op)> = Vec::new();
+    for t in order {
+        let (lo, hi, invoked, completed, info) = &spans[t];
+        let p = match free_at.iter().position(|&(_, until)| until < *lo) {
+            Some(i) => free_at.swap_remove(i).0,
+            None => {
+                next_process += 1;
+                next_process - 1
+            }
+        };
+        if !info {
+            free_at.push((p, *hi));
+        }
+        let inv = Op::invoke(p, "txn", invoked.clone());
+        let done = if *info {
+            inv.completed(OpType::Info, Value::Null)
+        } else {
+            inv.completed(OpType::Ok, completed.clone())
+        };
+        events.push((*lo, true, inv));
+        events.push((*hi, false, done));
+    }
+    events.sort_by_key(|e| (e.0, e.1));
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (time, _, mut op))| {
+            op.index = i as u64;
+            op.time = Some(time);
+            op
+        })
+        .collect()
+}
+
+fn small(txns: usize) -> Shape {
+    Shape {
+        txns,
+        keys: 4,
+        spread: 3,
+        info_percent: 5,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn serial_executions_with_overlapping_intervals_are_strict_serializable(seed in any::<u64>(), n in 1usize..60) {
+        let g = generate(seed, &small(n), Fault::None);
+        let r = check_list_append(&g.ops, &TxnOptions::default()).unwrap();
+        prop_assert_eq!(r.valid, Validity::Valid, "{:#?}", r.anomalies);
+        prop_assert!(r.anomalies.is_empty());
+    }
+
+    #[test]
+    fn a_reordered_read_is_found(seed in any::<u64>(), n in 2usize..60) {
+        let g = generate(seed, &small(n), Fault::ReorderRead);
+        let r = check_list_append(&g.ops, &TxnOptions::default()).unwrap();
+        if g.injected {
+            prop_assert_eq!(r.valid, Validity::Invalid);
+            prop_assert!(r.counts.contains_key("incompatible-order"), "{:?}", r.counts);
+        }
+    }
+
+    #[test]
+    fn an_append_dropped_after_it_was_seen_is_found(seed in any::<u64>(), n in 2usize..60) {
+        let g = generate(seed, &small(n), Fault::DropSeenAppend);
+        let r = check_list_append(&g.ops, &TxnOptions::default()).unwrap();
+        if g.injected {
+            prop_assert_eq!(r.valid, Validity::Invalid, "{:#?}", r);
+        }
+    }
+}
+
+#[test]
+fn elle_edn_list_append_histories_import_and_check() {
+    let edn = r#"{:type :invoke, :f :txn, :value [[:append :x 1] [:r :y nil]], :process 0, :index 0}
+{:type :invoke, :f :txn, :value [[:append :y 1] [:r :x nil]], :process 1, :index 1}
+{:type :ok, :f :txn, :value [[:append :x 1] [:r :y [1]]], :process 0, :index 2}
+{:type :ok, :f :txn, :value [[:append :y 1] [:r :x [1]]], :process 1, :index 3}
+"#;
+    let dir = std::env::temp_dir().join(format!("txn-edn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.edn");
+    std::fs::write(&path, edn).unwrap();
+    let ops = checker::import::read_history_file(&path, None).unwrap();
+    let r = check_list_append(&ops, &TxnOptions::default()).unwrap();
+    assert_eq!(r.counts.keys().collect::<Vec<_>>(), vec!["G1c"], "{r:#?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `cargo test --release -p checker --test txn -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn a_million_txns_over_ten_thousand_keys_check_in_under_five_seconds() {
+    // TXN_BENCH_TXNS overrides the size, for quicker looks.
+    let txns = std::env::var("TXN_BENCH_TXNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let shape = Shape {
+        txns,
+        keys: 10_000,
+        spread: 10,
+        info_percent: 1,
+    };
+    let started = Instant::now();
+    let g = generate(1, &shape, Fault::None);
+    let generated = started.elapsed();
+    let started = Instant::now();
+    let r = check_list_append(&g.ops, &TxnOptions::default()).unwrap();
+    let took = started.elapsed();
+    println!(
+        "generated {} ops in {generated:?}; checked {} txns ({} edges, {} keys) in {took:?}: {:.0} txns/s",
+        g.ops.len(), r.stats.txns, r.stats.edges, r.stats.keys, r.stats.txns as f64 / took.as_secs_f64()
+    );
+    assert_eq!(r.valid, Validity::Valid, "{:?}", r.counts);
+    assert!(took.as_secs_f64() < 5.0 * txns as f64 / 1e6);
+}

@@ -1,0 +1,246 @@
+//! Fault windows: when the nemesis had a fault in force, and which.
+//!
+//! A window runs from the completion (`info`) of a fault action
+//! (`partition`, `kill`, `crash`, `pause`, `clock`, `slow`, `flaky`) to the
+//! completion of its undo (`heal`; `start` for `kill`/`crash`; `resume`;
+//! `reset`; `fast` for `slow`/`flaky`), as DESIGN's history format says. An
+//! undo closes every open window of the actions it undoes; a window still open
+//! when the history ends runs to its end (`end_ns` is `None`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use checker::history::{Op, OpType, Process};
+use serde_json::Value;
+
+use crate::ops::compact;
+
+/// One fault in force over an interval of the test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultWindow {
+    /// The fault action: `partition`, `kill`, `crash`, ...
+    pub fault: String,
+    /// What it did, in words: `partition n1,n2 | n3`, `kill n2`, ...
+    pub label: String,
+    /// When it was applied, ns since the test started.
+    pub start_ns: u64,
+    /// When it was undone, if it was.
+    pub end_ns: Option<u64>,
+    /// History index of the action's completion.
+    pub index: u64,
+}
+
+impl FaultWindow {
+    /// Whether `time_ns` falls in the window (an open window never ends).
+    pub fn contains(&self, time_ns: u64) -> bool {
+        time_ns >= self.start_ns
+            && match self.end_ns {
+                Some(end) => time_ns <= end,
+                None => true,
+            }
+    }
+}
+
+/// The undo of a fault action, or `None` if `f` is not a fault action.
+pub fn undo_of(f: &str) -> Option<&'static str> {
+    Some(match f {
+        "partition" => "heal",
+        "kill" | "crash" => "start",
+        "pause" => "resume",
+        "clock" => "reset",
+        "slow" | "flaky" => "fast",
+        _ => return None,
+    })
+}
+
+/// The fault windows of `history`, in the order they started.
+pub fn fault_windows(history: &[Op]) -> Vec<FaultWindow> {
+    let mut windows: Vec<FaultWindow> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut last_time = 0u64;
+    for op in history {
+        last_time = op.time.unwrap_or(last_time);
+        if op.process != Process::Nemesis || op.op_type == OpType::Invoke {
+            continue;
+        }
+        if undo_of(&op.f).is_some() {
+            if op.op_type == OpType::Fail {
+                continue;
+            }
+            open.push(windows.len());
+            windows.push(FaultWindow {
+                fault: op.f.clone(),
+                label: label(&op.f, &op.value),
+                start_ns: last_time,
+                end_ns: None,
+                index: op.index,
+            });
+        } else {
+            open.retain(|&at| {
+                let window = &mut windows[at];
+                let undone = undo_of(&window.fault) == Some(op.f.as_str());
+                if undone {
+                    window.end_ns = Some(last_time);
+                }
+                !undone
+            });
+        }
+    }
+    windows
+}
+
+/// A fault action's value in words.
+pub fn label(fault: &str, value: &Value) -> String {
+    let what = match (fault, value) {
+        ("partition", Value::Object(grudge)) => partition_label(grudge),
+        (_, Value::Array(nodes)) if nodes.iter().all(Value::is_string) => nodes
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        ("clock", Value::Object(map)) => match map.get("offsets_ms") {
+            Some(Value::Object(offsets)) => offsets
+                .iter()
+                .map(|(node, ms)| format!("{node} {ms:+}ms").replace("+-", "-"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => compact(value),
+        },
+        ("flaky", Value::Object(map)) => {
+            let links = map
+                .get("links")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let loss = map.get("loss").and_then(Value::as_f64).unwrap_or(0.0);
+            format!("{:.0}% loss on {links} links", loss * 100.0)
+        }
+        _ => compact(value),
+    };
+    if what.is_empty() {
+        fault.to_string()
+    } else {
+        format!("{fault} {what}")
+    }
+}
+
+/// A grudge (node → nodes whose traffic it drops) as its sides, `n1,n2 | n3`,
+/// when the nodes that still talk form groups; else the cut links.
+fn partition_label(grudge: &serde_json::Map<String, Value>) -> String {
+    let mut nodes: BTreeSet<&str> = grudge.keys().map(String::as_str).collect();
+    let mut cut: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for (node, dropped) in grudge {
+        for other in dropped
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            nodes.insert(other);
+            let pair = if node.as_str() < other {
+                (node.as_str(), other)
+            } else {
+                (other, node.as_str())
+            };
+            cut.insert(pair);
+        }
+    }
+    // Groups: the connected components of the "still talks" graph.
+    let mut group_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut groups: Vec<Vec<&str>> = Vec::new();
+    for &start in &nodes {
+        if group_of.contains_key(start) {
+            continue;
+        }
+        let id = groups.len();
+        let mut members = vec![start];
+        group_of.insert(start, id);
+        let mut next = 0;
+        while next < members.len() {
+            let a = members[next];
+            next += 1;
+            for &b in &nodes {
+                let pair = if a < b { (a, b) } else { (b, a) };
+                if a != b && !cut.contains(&pair) && !group_of.contains_key(b) {
+                    group_of.insert(b, id);
+                    members.push(b);
+                }
+            }
+        }
+        members.sort_unstable();
+        groups.push(members);
+    }
+    // Clean sides: no cut link inside a group, every cross-group link cut.
+    let clean = groups.len() > 1
+        && cut.iter().all(|(a, b)| group_of[a] != group_of[b])
+        && groups.iter().map(Vec::len).sum::<usize>() == nodes.len()
+        && cut.len() == cross_pairs(&groups);
+    if clean {
+        groups
+            .iter()
+            .map(|g| g.join(","))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    } else {
+        let links: Vec<String> = cut.iter().map(|(a, b)| format!("{a}×{b}")).collect();
+        format!("cut {}", links.join(" "))
+    }
+}
+
+fn cross_pairs(groups: &[Vec<&str>]) -> usize {
+    let total: usize = groups.iter().map(Vec::len).sum();
+    let within: usize = groups
+        .iter()
+        .map(|g| g.len() * g.len().saturating_sub(1) / 2)
+        .sum();
+    total * total.saturating_sub(1) / 2 - within
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nemesis(index: u64, time: u64, f: &str, value: Value) -> Op {
+        Op {
+            index,
+            time: Some(time),
+            process: Process::Nemesis,
+            op_type: OpType::Info,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_window_runs_from_the_fault_to_its_undo() {
+        let history = vec![
+            nemesis(
+                0,
+                10,
+                "partition",
+                json!({"n1":["n3"],"n2":["n3"],"n3":["n1","n2"]}),
+            ),
+            nemesis(1, 20, "kill", json!(["n2"])),
+            nemesis(2, 30, "heal", json!(null)),
+            nemesis(3, 40, "clock", json!({"offsets_ms": {"n4": -3978}})),
+        ];
+        let windows = fault_windows(&history);
+        assert_eq!(windows.len(), 3);
+        assert_eq!(windows[0].label, "partition n1,n2 | n3");
+        assert_eq!(windows[0].end_ns, Some(30));
+        assert_eq!(windows[1].label, "kill n2");
+        assert_eq!(windows[1].end_ns, None);
+        assert_eq!(windows[2].label, "clock n4 -3978ms");
+        assert!(windows[1].contains(1_000));
+    }
+
+    #[test]
+    fn a_partition_without_clean_sides_is_labelled_by_its_cut_links() {
+        let sides = json!({"n1":["n3","n4"],"n3":["n1","n5"],"n4":["n1","n5"],"n5":["n3","n4"]});
+        assert_eq!(label("partition", &sides), "partition n1,n5 | n3,n4");
+        let bridge = json!({"n1":["n2"],"n2":["n1"],"n3":[]});
+        assert_eq!(label("partition", &bridge), "partition cut n1×n2");
+    }
+}

@@ -1,0 +1,151 @@
+//! Client ops as intervals: each invocation paired with its completion.
+//!
+//! Decisions:
+//! - Pairing is by process, as in [`mod@crate::stats`]: a process has at most one
+//!   op outstanding, so its next completion is its op's.
+//! - An invocation never completed is an `info` op with no completion time:
+//!   its outcome is unknown, as the checkers treat it.
+//! - Nemesis ops are not client ops; they become fault windows
+//!   ([`crate::faults`]).
+
+use std::collections::HashMap;
+
+use checker::history::{Op, OpType, Process};
+use serde_json::Value;
+
+/// One client op: an invocation and its completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientOp {
+    /// History index of the invocation.
+    pub index: u64,
+    /// History index of the completion, if it completed.
+    pub complete_index: Option<u64>,
+    /// The client process.
+    pub process: u64,
+    /// The function of the invocation.
+    pub f: String,
+    /// The key, when the history is over keys.
+    pub key: Option<String>,
+    /// `Ok`, `Fail` or `Info` (never completed counts as `Info`).
+    pub outcome: OpType,
+    /// Invocation time, ns since the test started.
+    pub invoke_ns: u64,
+    /// Completion time, ns since the test started, if it completed.
+    pub complete_ns: Option<u64>,
+    /// The invocation's value.
+    pub invoke_value: Value,
+    /// The completion's value (the invocation's if it never completed).
+    pub value: Value,
+    /// The node that answered, when known.
+    pub node: Option<String>,
+}
+
+impl ClientOp {
+    /// Completion minus invocation time, in ns, when it completed.
+    pub fn latency_ns(&self) -> Option<u64> {
+        self.complete_ns.map(|c| c.saturating_sub(self.invoke_ns))
+    }
+
+    /// A short text: `write 3`, `read → [1,2]`, `cas [1,2]`.
+    pub fn describe(&self) -> String {
+        let (asked, got) = (compact(&self.invoke_value), compact(&self.value));
+        match (asked.is_empty(), got.is_empty()) {
+            _ if asked == got && !asked.is_empty() => format!("{} {asked}", self.f),
+            (true, true) => self.f.clone(),
+            (true, false) => format!("{} → {got}", self.f),
+            (false, true) => format!("{} {asked}", self.f),
+            (false, false) if self.outcome != OpType::Ok => format!("{} {asked}", self.f),
+            (false, false) => format!("{} {asked} → {got}", self.f),
+        }
+    }
+}
+
+/// A JSON value in at most 40 characters (`null` is empty).
+pub fn compact(value: &Value) -> String {
+    let text = match value {
+        Value::Null => return String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 40 {
+        let cut: String = text.chars().take(39).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+/// The client ops of `history`, in invocation order. Ops without times get
+/// the time of the last timed event before them (or 0).
+pub fn client_ops(history: &[Op]) -> Vec<ClientOp> {
+    let mut ops: Vec<ClientOp> = Vec::new();
+    let mut outstanding: HashMap<u64, usize> = HashMap::new();
+    let mut last_time = 0u64;
+    for event in history {
+        let time = event.time.unwrap_or(last_time);
+        last_time = time;
+        let Process::Client(process) = event.process else {
+            continue;
+        };
+        if event.op_type == OpType::Invoke {
+            outstanding.insert(process, ops.len());
+            ops.push(ClientOp {
+                index: event.index,
+                complete_index: None,
+                process,
+                f: event.f.clone(),
+                key: event.key.clone(),
+                outcome: OpType::Info,
+                invoke_ns: time,
+                complete_ns: None,
+                invoke_value: event.value.clone(),
+                value: event.value.clone(),
+                node: None,
+            });
+        } else if let Some(at) = outstanding.remove(&process) {
+            let op = &mut ops[at];
+            op.complete_index = Some(event.index);
+            op.outcome = event.op_type;
+            op.complete_ns = Some(time.max(op.invoke_ns));
+            op.value = event.value.clone();
+            op.node = event.node.clone();
+        }
+    }
+    ops
+}
+
+/// The latest time in `history` (0 when it has none).
+pub fn end_ns(history: &[Op]) -> u64 {
+    history.iter().filter_map(|op| op.time).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pairs_invocations_with_completions_by_process() {
+        let w = Op::invoke(1, "write", json!(3));
+        let r = Op::invoke(2, "read", json!(null));
+        let mut history = vec![
+            w.clone(),
+            r.clone(),
+            r.completed(OpType::Ok, json!(3)),
+            w.completed(OpType::Info, json!(3)),
+            Op::invoke(3, "read", json!(null)),
+        ];
+        for (i, op) in history.iter_mut().enumerate() {
+            op.index = i as u64;
+            op.time = Some(i as u64 * 10);
+        }
+        let ops = client_ops(&history);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[0].outcome, OpType::Info);
+        assert_eq!(ops[0].complete_index, Some(3));
+        assert_eq!(ops[1].latency_ns(), Some(10));
+        assert_eq!(ops[1].describe(), "read → 3");
+        assert_eq!(ops[2].complete_ns, None);
+        assert_eq!(end_ns(&history), 40);
+    }
+}

@@ -1,0 +1,641 @@
+//! The run report: everything a person looks at after a run, written into
+//! the run directory from `history.jsonl`, `results.json`, `test.json` and
+//! `nodes/*.log`.
+//!
+//! Files written: `report.html` (one self-contained page: inline CSS, plots
+//! as data URIs, SVGs inline, no scripts, no network), the plots
+//! ([`crate::plots`], PNG and SVG), `timeline.html` and its further pages
+//! ([`crate::timeline`]) and `junit.xml` ([`crate::junit`]).
+//!
+//! Decisions:
+//! - A run without `results.json` (checking never finished) still gets a
+//!   report, with an unknown verdict and statistics from the history.
+//! - Node logs are matched to history times through the run directory's
+//!   name, the run's start in UTC to the millisecond; log lines that start
+//!   with an RFC 3339 UTC time within [`LOG_WINDOW_NS`] of an anomaly are
+//!   shown. This is approximate (the history's clock starts a little after
+//!   the directory is made), which the report says.
+//! - At most [`ANOMALIES_SHOWN`] anomalies of each kind are written out; the
+//!   counts are always complete.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use checker::history::{read_jsonl, HistoryError, Op};
+use checker::Validity;
+use serde_json::Value;
+
+use crate::faults::{fault_windows, FaultWindow};
+use crate::junit::junit_xml;
+use crate::linear_svg::{window_svg, Explanation};
+use crate::markup::{escape, seconds};
+use crate::ops::{client_ops, end_ns, ClientOp};
+use crate::plots::{write_plots, PlotError, PlotFiles, PlotInput};
+use crate::results::{Results, NOT_LINEARIZABLE};
+use crate::stats::stats;
+use crate::store::{RunDir, StoreError};
+use crate::timeline::{page_name, write_timeline, OPS_PER_PAGE};
+
+/// How many anomalies of one kind the report writes out.
+pub const ANOMALIES_SHOWN: usize = 25;
+/// Log lines within this many ns of an anomaly's time are excerpted.
+pub const LOG_WINDOW_NS: u64 = 1_500_000_000;
+const LOG_LINES_PER_NODE: usize = 30;
+const EXCERPTED_TIMES: usize = 4;
+
+/// The report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The run directory or one of its JSON files is missing or malformed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `history.jsonl` is missing or malformed.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// A plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// The files [`write_report`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportFiles {
+    /// `report.html`.
+    pub report_html: PathBuf,
+    /// `timeline.html` and its further pages, first page first.
+    pub timeline_pages: Vec<PathBuf>,
+    /// `junit.xml`.
+    pub junit_xml: PathBuf,
+    /// The plots, PNG and SVG each.
+    pub plots: Vec<PlotFiles>,
+}
+
+/// Everything the report is made from.
+struct Run {
+    dir: RunDir,
+    history: Vec<Op>,
+    results: Results,
+    test: Value,
+    ops: Vec<ClientOp>,
+    windows: Vec<FaultWindow>,
+}
+
+/// Writes the report of the run in `run_dir` (see the module docs).
+pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
+    let run = load(run_dir)?;
+    let path = run.dir.path().to_path_buf();
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| ReportError::Io { path: p, source }
+    };
+    let input = PlotInput {
+        ops: &run.ops,
+        windows: &run.windows,
+        anomalies: &run.results.anomalies,
+        end_ns: end_ns(&run.history),
+    };
+    let plots = write_plots(&path, &input)?;
+    let title = format!("{} {}", run.dir.test_name(), run.dir.timestamp());
+    let timeline_pages = write_timeline(&path, &title, &run.ops, &run.windows)
+        .map_err(io(&path.join("timeline.html")))?;
+    let junit_path = path.join("junit.xml");
+    fs::write(&junit_path, junit_xml(run.dir.test_name(), &run.results))
+        .map_err(io(&junit_path))?;
+    let report_path = path.join("report.html");
+    let html = report_html(&run, &plots)?;
+    fs::write(&report_path, html).map_err(io(&report_path))?;
+    Ok(ReportFiles {
+        report_html: report_path,
+        timeline_pages,
+        junit_xml: junit_path,
+        plots,
+    })
+}
+
+fn load(run_dir: &Path) -> Result<Run, ReportError> {
+    let dir = RunDir::open(run_dir)?;
+    let history_path = dir.history_path();
+    let file = fs::File::open(&history_path).map_err(|source| StoreError::Io {
+        path: history_path.clone(),
+        source,
+    })?;
+    let history = read_jsonl(BufReader::new(file), &history_path)?;
+    let results = if dir.results_json_path().exists() {
+        dir.read_results()?
+    } else {
+        Results::compose(BTreeMap::new(), Vec::new(), stats(&history))
+    };
+    let test = if dir.test_json_path().exists() {
+        dir.read_test_json()?
+    } else {
+        Value::Null
+    };
+    let ops = client_ops(&history);
+    let windows = fault_windows(&history);
+    Ok(Run {
+        dir,
+        history,
+        results,
+        test,
+        ops,
+        windows,
+    })
+}
+
+fn verdict_word(v: Validity) -> &'static str {
+    match v {
+        Validity::Valid => "valid",
+        Validity::Invalid => "invalid",
+        Validity::Unknown => "unknown",
+    }
+}
+
+fn report_html(run: &Run, plots: &[PlotFiles]) -> Result<String, ReportError> {
+    let mut html = String::with_capacity(1 << 20);
+    let title = format!("{} — {}", run.dir.test_name(), run.dir.timestamp());
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style></head><body>\n",
+        escape(&title)
+    );
+    banner(&mut html, run, &title);
+    summary(&mut html, run);
+    parameters(&mut html, run);
+    checkers(&mut html, run);
+    faults(&mut html, run);
+    plots_section(&mut html, plots)?;
+    anomalies(&mut html, run);
+    log_excerpts(&mut html, run);
+    raw_files(&mut html, run);
+    html.push_str("</body></html>\n");
+    Ok(html)
+}
+
+fn banner(html: &mut String, run: &Run, title: &str) {
+    let r = &run.results;
+    let word = verdict_word(r.valid);
+    let counts: Vec<String> = r
+        .anomaly_counts()
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let found = if counts.is_empty() {
+        "no anomalies".to_string()
+    } else {
+        counts.join(", ")
+    };
+    let _ = writeln!(
+        html,
+        "<header class=\"banner {word}\"><div class=\"verdict\">{}</div><div><b>{}</b><br>{} · {} ops ({} ok, {} fail, {} info) over {:.1} s · {} faults</div></header>",
+        word.to_uppercase(),
+        escape(title),
+        escape(&found),
+        r.stats.ops.total(),
+        r.stats.ops.ok,
+        r.stats.ops.fail,
+        r.stats.ops.info,
+        r.stats.duration_s,
+        run.windows.len()
+    );
+}
+
+/// The fault windows in force at `time`, as labels.
+fn faults_at(run: &Run, time: u64) -> Vec<&str> {
+    run.windows
+        .iter()
+        .filter(|w| w.contains(time))
+        .map(|w| w.label.as_str())
+        .collect()
+}
+
+fn summary(html: &mut String, run: &Run) {
+    let counts = run.results.anomaly_counts();
+    if counts.is_empty() {
+        return;
+    }
+    html.push_str("<section><h2>What broke</h2><ul>\n");
+    for (kind, count) in &counts {
+        let listed: Vec<_> = run
+            .results
+            .anomalies
+            .iter()
+            .filter(|a| &a.kind == kind)
+            .collect();
+        let times: Vec<u64> = listed.iter().filter_map(|a| a.time).collect();
+        let mut during: BTreeMap<String, usize> = BTreeMap::new();
+        let mut outside = 0;
+        for &t in &times {
+            let labels = faults_at(run, t);
+            if labels.is_empty() {
+                outside += 1;
+            }
+            for label in labels {
+                *during.entry(label.to_string()).or_default() += 1;
+            }
+        }
+        let _ = write!(
+            html,
+            "<li><a href=\"#kind-{0}\"><b>{0}</b></a> × {count}",
+            escape(kind)
+        );
+        if let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) {
+            let _ = write!(
+                html,
+                ", {} listed, from {} to {}",
+                listed.len(),
+                seconds(*first),
+                seconds(*last)
+            );
+        }
+        for (label, n) in &during {
+            let _ = write!(
+                html,
+                "; {n} during <span class=\"fault\">{}</span>",
+                escape(label)
+            );
+        }
+        if outside > 0 {
+            let _ = write!(html, "; {outside} outside any fault window");
+        }
+        html.push_str("</li>\n");
+    }
+    html.push_str("</ul></section>\n");
+}
+
+fn parameters(html: &mut String, run: &Run) {
+    html.push_str("<section><h2>Test</h2>\n");
+    let test_json = run.dir.test_json_path();
+    let seed = run
+        .results
+        .seed
+        .or_else(|| run.test.get("seed").and_then(Value::as_u64));
+    if let Some(seed) = seed {
+        let _ = write!(html, "<p>seed <b>{seed}</b></p>");
+    }
+    let _ = writeln!(
+        html,
+        "<p>Rerun it exactly:</p><pre class=\"cmd\">faultline run --test {}</pre>",
+        escape(&test_json.display().to_string())
+    );
+    if let Value::Object(map) = &run.test {
+        html.push_str("<table class=\"params\">");
+        for (k, v) in map {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(
+                html,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(k),
+                escape(&text)
+            );
+        }
+        html.push_str("</table>\n");
+    } else {
+        html.push_str("<p>(no test.json in the run directory)</p>\n");
+    }
+    html.push_str("</section>\n");
+}
+
+fn checkers(html: &mut String, run: &Run) {
+    html.push_str("<section><h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>anomalies</th><th>details</th></tr>\n");
+    if run.results.checkers.is_empty() {
+        html.push_str("<tr><td colspan=\"4\">no checker ran (no results.json)</td></tr>\n");
+    }
+    for (name, checker) in &run.results.checkers {
+        let word = verdict_word(checker.valid);
+        let counts: Vec<String> = checker
+            .anomalies
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        let mut details = serde_json::to_string_pretty(&checker.details).unwrap_or_default();
+        if details.len() > 4_000 {
+            let cut = (0..=4_000)
+                .rev()
+                .find(|&i| details.is_char_boundary(i))
+                .unwrap_or(0);
+            details.truncate(cut);
+            details.push_str("\n… (cut; the whole of it is in results.json)");
+        }
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td class=\"{word}\">{word}</td><td>{}</td><td><details><summary>details</summary><pre>{}</pre></details></td></tr>",
+            escape(name),
+            escape(&counts.join(", ")),
+            escape(&details)
+        );
+    }
+    html.push_str("</table></section>\n");
+}
+
+fn faults(html: &mut String, run: &Run) {
+    html.push_str("<section><h2>Faults</h2>\n");
+    if run.windows.is_empty() {
+        html.push_str("<p>No fault was injected.</p></section>\n");
+        return;
+    }
+    html.push_str("<table><tr><th>fault</th><th>from</th><th>to</th><th>lasted</th><th>history index</th></tr>\n");
+    for w in &run.windows {
+        let (to, lasted) = match w.end_ns {
+            Some(end) => (seconds(end), seconds(end.saturating_sub(w.start_ns))),
+            None => ("end of test".to_string(), String::new()),
+        };
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"fault\">{}</td><td>{}</td><td>{to}</td><td>{lasted}</td><td>{}</td></tr>",
+            escape(&w.label),
+            seconds(w.start_ns),
+            w.index
+        );
+    }
+    html.push_str("</table></section>\n");
+}
+
+fn plots_section(html: &mut String, plots: &[PlotFiles]) -> Result<(), ReportError> {
+    html.push_str(
+        "<section><h2>Performance</h2><p>Shaded: fault windows. Red ▲ and lines: anomalies.</p>\n",
+    );
+    for plot in plots {
+        let png = fs::read(&plot.png).map_err(|source| ReportError::Io {
+            path: plot.png.clone(),
+            source,
+        })?;
+        let name = plot.plot.name();
+        let _ = writeln!(
+            html,
+            "<figure><img alt=\"{name}\" src=\"data:image/png;base64,{}\"><figcaption>{name} (<a href=\"{name}.svg\">SVG</a>, <a href=\"{name}.png\">PNG</a>)</figcaption></figure>",
+            base64::engine::general_purpose::STANDARD.encode(png)
+        );
+    }
+    html.push_str("</section>\n");
+    Ok(())
+}
+
+/// A link to the timeline page that shows history index `index`.
+fn op_link(run: &Run, index: u64) -> String {
+    let at = run.ops.partition_point(|op| op.index < index);
+    let at = match run.ops.get(at) {
+        Some(op) if op.index == index => at,
+        // A completion index: the op it completes started before it.
+        _ => at.saturating_sub(1),
+    };
+    format!(
+        "<a href=\"{}\">{index}</a>",
+        page_name(at / OPS_PER_PAGE + 1)
+    )
+}
+
+fn anomalies(html: &mut String, run: &Run) {
+    html.push_str("<section><h2>Anomalies</h2>\n");
+    if run.results.anomalies.is_empty() {
+        html.push_str("<p>None found.</p></section>\n");
+        return;
+    }
+    let mut by_kind: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+    for a in &run.results.anomalies {
+        by_kind.entry(a.kind.as_str()).or_default().push(a);
+    }
+    let counts = run.results.anomaly_counts();
+    for (kind, list) in by_kind {
+        let total = counts
+            .get(kind)
+            .copied()
+            .unwrap_or(list.len())
+            .max(list.len());
+        let _ = writeln!(html, "<h3 id=\"kind-{0}\">{0} ({total})</h3>", escape(kind));
+        for a in list.iter().take(ANOMALIES_SHOWN) {
+            html.push_str("<div class=\"anomaly\">");
+            let time = a.time.map(seconds).unwrap_or_else(|| "time unknown".into());
+            let during = a.time.map(|t| faults_at(run, t)).unwrap_or_default();
+            let during = if during.is_empty() {
+                "outside any fault window".to_string()
+            } else {
+                format!(
+                    "during <span class=\"fault\">{}</span>",
+                    escape(&during.join(" + "))
+                )
+            };
+            let key = a
+                .key
+                .as_deref()
+                .map(|k| format!(" · key {}", escape(k)))
+                .unwrap_or_default();
+            let ops: Vec<String> = a.ops.iter().map(|&i| op_link(run, i)).collect();
+            let _ = write!(
+                html,
+                "<p class=\"meta\"><b>{}</b> at {time} · {during}{key} · checker {} · ops {}</p><p>{}</p>",
+                escape(kind),
+                escape(&a.checker),
+                ops.join(", "),
+                escape(&a.explanation)
+            );
+            if a.kind == NOT_LINEARIZABLE {
+                let details = run.results.checkers.get(&a.checker).map(|c| &c.details);
+                if let Some(explanation) =
+                    details.and_then(|d| Explanation::from_details(d, a.key.as_deref()))
+                {
+                    html.push_str("<div class=\"svg\">");
+                    html.push_str(&window_svg(&explanation, &run.ops, a.key.as_deref()));
+                    html.push_str("</div>");
+                }
+            }
+            html.push_str("</div>\n");
+        }
+        if list.len() > ANOMALIES_SHOWN || total > ANOMALIES_SHOWN {
+            let _ = writeln!(
+                html,
+                "<p>… and {} more (all listed ones are in results.json)</p>",
+                total - ANOMALIES_SHOWN.min(total)
+            );
+        }
+    }
+    html.push_str("</section>\n");
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix ns of `YYYY MM DD hh mm ss` and a fraction of a second in digits.
+fn unix_ns(parts: [&str; 6], fraction: &str) -> Option<i64> {
+    let n: Vec<i64> = parts
+        .iter()
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let days = days_from_civil(n[0], n[1], n[2]);
+    let secs = days * 86_400 + n[3] * 3_600 + n[4] * 60 + n[5];
+    let digits: String = fraction.chars().take(9).collect();
+    let frac = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32)
+    };
+    Some(secs * 1_000_000_000 + frac)
+}
+
+/// The unix ns of a run directory name, `20261126T041503.123Z[-n]`.
+fn run_start_ns(name: &str) -> Option<i64> {
+    let b = name.get(..20)?;
+    if &b[8..9] != "T" || &b[19..20] != "Z" {
+        return None;
+    }
+    unix_ns(
+        [
+            &b[0..4],
+            &b[4..6],
+            &b[6..8],
+            &b[9..11],
+            &b[11..13],
+            &b[13..15],
+        ],
+        &b[16..19],
+    )
+}
+
+/// The unix ns of a log line starting `2026-11-26T05:11:05.193038Z`.
+fn log_line_ns(line: &str) -> Option<i64> {
+    let b = line.get(..20)?;
+    if &b[4..5] != "-" || &b[10..11] != "T" {
+        return None;
+    }
+    let rest = &line[19..];
+    let fraction: String = rest
+        .strip_prefix('.')
+        .unwrap_or("")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    unix_ns(
+        [
+            &b[0..4],
+            &b[5..7],
+            &b[8..10],
+            &b[11..13],
+            &b[14..16],
+            &b[17..19],
+        ],
+        &fraction,
+    )
+}
+
+fn node_logs(run: &Run) -> Vec<(String, String)> {
+    let Ok(entries) = fs::read_dir(run.dir.nodes_dir()) else {
+        return Vec::new();
+    };
+    let mut logs: Vec<(String, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let node = name.strip_suffix(".log")?.to_string();
+            Some((node, fs::read_to_string(e.path()).ok()?))
+        })
+        .collect();
+    logs.sort();
+    logs
+}
+
+fn log_excerpts(html: &mut String, run: &Run) {
+    let mut times: Vec<(u64, &str)> = Vec::new();
+    for a in &run.results.anomalies {
+        if let Some(t) = a.time {
+            if !times
+                .iter()
+                .any(|(s, k)| *k == a.kind || s.abs_diff(t) < LOG_WINDOW_NS)
+            {
+                times.push((t, &a.kind));
+            }
+        }
+    }
+    times.truncate(EXCERPTED_TIMES);
+    let (Some(start), false) = (run_start_ns(run.dir.timestamp()), times.is_empty()) else {
+        return;
+    };
+    let logs = node_logs(run);
+    html.push_str("<section><h2>Node logs around the anomalies</h2><p>Log times are matched to the history by the run's start time (the directory name), so they are approximate to a fraction of a second.</p>\n");
+    for (t, kind) in times {
+        let _ = writeln!(html, "<h3>around {} ({})</h3>", seconds(t), escape(kind));
+        let centre = start + t as i64;
+        let window = LOG_WINDOW_NS as i64;
+        for (node, text) in &logs {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| log_line_ns(l).is_some_and(|ns| (ns - centre).abs() <= window))
+                .take(LOG_LINES_PER_NODE)
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(html, "<details open><summary>{} (<a href=\"nodes/{}.log\">whole log</a>)</summary><pre class=\"log\">{}</pre></details>", escape(node), escape(node), escape(&lines.join("\n")));
+        }
+    }
+    html.push_str("</section>\n");
+}
+
+fn raw_files(html: &mut String, run: &Run) {
+    html.push_str("<section><h2>Files</h2><ul>");
+    let mut names = vec![
+        "history.jsonl",
+        "results.json",
+        "test.json",
+        "junit.xml",
+        "timeline.html",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    names.extend(
+        node_logs(run)
+            .into_iter()
+            .map(|(node, _)| format!("nodes/{node}.log")),
+    );
+    for name in names {
+        let _ = write!(html, "<li><a href=\"{0}\">{0}</a></li>", escape(&name));
+    }
+    html.push_str("</ul></section>\n");
+}
+
+const CSS: &str = "body{font:14px/1.45 'DejaVu Sans',Verdana,sans-serif;margin:0 auto;max-width:1240px;padding:0 16px 40px;color:#222}\
+h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:28px}h3{margin-bottom:6px}\
+.banner{display:flex;gap:18px;align-items:center;padding:14px 18px;margin:16px 0;border-radius:6px;color:#fff}\
+.banner .verdict{font-size:30px;font-weight:bold}.banner.valid{background:#2a8a2a}.banner.invalid{background:#c00000}\
+.banner.unknown{background:#b07800}td.valid{color:#2a8a2a;font-weight:bold}td.invalid{color:#c00000;font-weight:bold}\
+td.unknown{color:#b07800;font-weight:bold}table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}\
+.params th{background:#f4f4f4}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}\
+pre.cmd{background:#222;color:#eee}.fault{background:#f6e7b2;padding:0 3px;border-radius:3px}\
+.anomaly{border-left:4px solid #c00000;padding:2px 10px;margin:10px 0}.anomaly .meta{color:#555;margin:0}\
+figure{margin:10px 0}img{max-width:100%;border:1px solid #eee}.svg{overflow-x:auto}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_run_and_log_times() {
+        let start = run_start_ns("20261126T051104.678Z").unwrap();
+        let line = log_line_ns("2026-11-26T05:11:05.193038Z  INFO n1 following").unwrap();
+        assert_eq!(line - start, 515_038_000);
+        assert_eq!(run_start_ns("20261126T051104.678Z-1"), Some(start));
+        assert_eq!(log_line_ns("== faultline: starting n1"), None);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+}
