@@ -15,11 +15,16 @@ use checker::linearizable::{
 use checker::model::{ModelKind, ModelSpec, NilRead};
 use serde_json::Value;
 
+use harness::workload::{workload, WorkloadKind, WorkloadOptions};
+
 use crate::cli::{CheckArgs, FormatArg, NilReadArg};
 use crate::exit::{self, Failure};
 
 /// Runs the command; returns the exit code of the verdict.
 pub fn run(args: CheckArgs) -> Result<u8, Failure> {
+    if args.workload != WorkloadKind::Register {
+        return run_workload_checker(&args);
+    }
     let spec = spec(&args)?;
     let format = match args.format {
         FormatArg::Auto => None,
@@ -81,6 +86,49 @@ fn with_progress<T: Send>(keys: u64, done: &AtomicUsize, work: impl FnOnce() -> 
     });
     bar.finish_and_clear();
     result
+}
+
+/// `--workload set|append`: the workload's own checker, as `faultline run`
+/// uses it (verdict, anomalies one per line; `--json` for the whole result).
+fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
+    let format = match args.format {
+        FormatArg::Auto => None,
+        FormatArg::Jsonl => Some(Format::Jsonl),
+        FormatArg::Edn => Some(Format::Edn),
+    };
+    let history =
+        read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let work = workload(args.workload, WorkloadOptions::default());
+    let outcomes = work.check(&history);
+    let mut verdict = checker::Validity::Valid;
+    for outcome in &outcomes {
+        verdict = verdict.and(outcome.result.valid);
+        if args.json {
+            let mut out = serde_json::to_value(&outcome.result).map_err(anyhow::Error::from)?;
+            out["checker"] = Value::String(outcome.checker.clone());
+            out["file"] = Value::String(args.file.display().to_string());
+            out["anomalies_found"] =
+                serde_json::to_value(&outcome.anomalies).map_err(anyhow::Error::from)?;
+            println!("{out}");
+            continue;
+        }
+        println!(
+            "{}: {} ops, checker {}",
+            args.file.display(),
+            history.len(),
+            outcome.checker
+        );
+        for anomaly in &outcome.anomalies {
+            println!("anomaly {}: {}", anomaly.kind, anomaly.explanation);
+        }
+        if let Some(reason) = outcome.result.details.get("reason").and_then(Value::as_str) {
+            println!("unknown: {reason}");
+        }
+    }
+    if !args.json {
+        println!("verdict: {verdict}");
+    }
+    Ok(exit::verdict(verdict))
 }
 
 fn spec(args: &CheckArgs) -> Result<ModelSpec, Failure> {

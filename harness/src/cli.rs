@@ -165,6 +165,11 @@ pub struct CheckArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The workload that recorded the history, which picks the checker:
+    /// `register` (linearizability against `--model`), `set` (lost, stale,
+    /// unexpected elements), `append` (Elle-style transactional anomalies).
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: harness::workload::WorkloadKind,
 }
 
 pub use harness::test_spec::parse_duration;

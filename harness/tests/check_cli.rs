@@ -326,3 +326,40 @@ fn edn_file_read_as_jsonl_exits_4() {
     let out = faultline_check(&file, &["--format", "jsonl"]);
     assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn workload_append_checks_transactions_and_names_the_anomaly() {
+    // T0 appends 1 to x; T1, invoked after T0 completed, reads x empty; T2
+    // reads [1]. T1 missed a completed append: a G-single-realtime cycle.
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[]]]}\n",
+            "{\"process\":2,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":2,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[1]]]}\n",
+        ),
+        ".jsonl",
+    );
+    let out = faultline_check(&history, &["--workload", "append"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("anomaly G-single"),
+        "{}",
+        stdout(&out)
+    );
+    let serial = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[1]]]}\n",
+        ),
+        ".jsonl",
+    );
+    assert_eq!(
+        code(&faultline_check(&serial, &["--workload", "append"])),
+        0
+    );
+}
