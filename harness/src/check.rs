@@ -98,8 +98,25 @@ fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
     };
     let history =
         read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let work = workload(args.workload, WorkloadOptions::default());
-    let outcomes = work.check(&history);
+    let outcomes = if args.workload == WorkloadKind::Append {
+        let options = checker::txn::TxnOptions {
+            consistency_models: args.consistency_models.clone(),
+            time_limit: args
+                .time_limit
+                .or(checker::txn::TxnOptions::default().time_limit),
+            ..checker::txn::TxnOptions::default()
+        };
+        if let Err(e @ checker::txn::TxnError::UnknownModel(_)) =
+            checker::txn::check_list_append(&[], &options)
+        {
+            return Err(Failure::Usage(format!("--consistency-models: {e}")));
+        }
+        vec![harness::workload::append::check_list_append_with(
+            &history, &options,
+        )]
+    } else {
+        workload(args.workload, WorkloadOptions::default()).check(&history)
+    };
     let mut verdict = checker::Validity::Valid;
     for outcome in &outcomes {
         verdict = verdict.and(outcome.result.valid);

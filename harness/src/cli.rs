@@ -170,6 +170,12 @@ pub struct CheckArgs {
     /// unexpected elements), `append` (Elle-style transactional anomalies).
     #[arg(long, value_enum, default_value = "register")]
     pub workload: harness::workload::WorkloadKind,
+    /// With `--workload append`: the consistency models the history must
+    /// satisfy, a comma list (read-uncommitted, read-committed,
+    /// repeatable-read, snapshot-isolation, serializable,
+    /// strong-session-serializable, strict-serializable).
+    #[arg(long, value_delimiter = ',', default_value = "strict-serializable")]
+    pub consistency_models: Vec<String>,
 }
 
 pub use harness::test_spec::parse_duration;

@@ -363,3 +363,37 @@ fn workload_append_checks_transactions_and_names_the_anomaly() {
         0
     );
 }
+
+#[test]
+fn consistency_models_choose_what_counts_as_invalid() {
+    // Two txns each read x empty, then append: a lost update, which rules out
+    // snapshot isolation but not read committed.
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null],[\"append\",\"x\",1]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null],[\"append\",\"x\",2]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[]],[\"append\",\"x\",1]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[]],[\"append\",\"x\",2]]}\n",
+            "{\"process\":2,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":2,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[1,2]]]}\n",
+        ),
+        ".jsonl",
+    );
+    let strict = faultline_check(&history, &["--workload", "append"]);
+    assert_eq!(code(&strict), 1, "{}", stdout(&strict));
+    let weak = faultline_check(
+        &history,
+        &[
+            "--workload",
+            "append",
+            "--consistency-models",
+            "read-committed",
+        ],
+    );
+    assert_eq!(code(&weak), 0, "{}", stdout(&weak));
+    let bad = faultline_check(
+        &history,
+        &["--workload", "append", "--consistency-models", "bogus"],
+    );
+    assert_eq!(code(&bad), 3);
+}

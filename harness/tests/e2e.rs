@@ -201,3 +201,90 @@ fn kernel_rules_in_a_private_namespace_also_make_the_async_design_lose_writes() 
     }
     assert_no_node_left(&store);
 }
+
+/// The anomaly kinds of a run's results.json.
+fn kinds(results: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    results["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+#[ignore = "e2e: about 10 s; run with --ignored"]
+fn the_strong_mode_shows_no_transactional_anomalies_without_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (code, stdout, results) = run(
+        &store,
+        &[
+            "--workload",
+            "append",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "6s",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(kinds(&results).is_empty(), "{:?}", kinds(&results));
+    assert!(results["stats"]["ops"]["ok"].as_u64().unwrap() > 500);
+    assert_no_node_left(&store);
+}
+
+#[test]
+#[ignore = "e2e: about 15 s; run with --ignored"]
+fn split_brain_in_the_weak_mode_shows_transactional_anomalies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (code, stdout, results) = run(
+        &store,
+        &[
+            "--workload",
+            "append",
+            "--nodes",
+            "3",
+            "--write-concern",
+            "one",
+            "--election",
+            "bully",
+            "--reads",
+            "local",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "2s",
+            "--time-limit",
+            "10s",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    let found = kinds(&results);
+    // Which anomalies split brain shows (recorded in the closing note): the
+    // rolled-back and diverged appends break the version orders and the
+    // cycles between them.
+    eprintln!("anomaly kinds: {found:?}");
+    let expected = [
+        "incompatible-order",
+        "lost-update",
+        "G-single-realtime",
+        "G1c",
+        "G0",
+        "G-single",
+        "G2-item",
+        "G1c-realtime",
+        "G0-realtime",
+        "G2-item-realtime",
+    ];
+    assert!(
+        found.iter().any(|k| expected.contains(&k.as_str())),
+        "{found:?}"
+    );
+    assert_no_node_left(&store);
+}

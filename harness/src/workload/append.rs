@@ -130,10 +130,19 @@ impl Workload for AppendWorkload {
     }
 }
 
-/// The list-append (Elle-style) analysis of a history, as a checker outcome.
+/// The list-append (Elle-style) analysis of a history, as a checker
+/// outcome, invalid when it rules out strict serializability.
 pub fn check_list_append(history: &[checker::history::Op]) -> CheckOutcome {
-    let options = checker::txn::TxnOptions::default();
-    let result = match checker::txn::check_list_append(history, &options) {
+    check_list_append_with(history, &checker::txn::TxnOptions::default())
+}
+
+/// [`check_list_append`] with chosen options (which consistency models must
+/// hold, the time limit).
+pub fn check_list_append_with(
+    history: &[checker::history::Op],
+    options: &checker::txn::TxnOptions,
+) -> CheckOutcome {
+    let result = match checker::txn::check_list_append(history, options) {
         Ok(result) => result,
         Err(e) => return CheckOutcome::unknown(CHECKER, format!("malformed history: {e}")),
     };
