@@ -252,6 +252,15 @@ fn a_million_txns_over_ten_thousand_keys_check_in_under_five_seconds() {
     let started = Instant::now();
     let g = generate(1, &shape, Fault::None);
     let generated = started.elapsed();
+    // TXN_BENCH_OUT=FILE also writes the history, to measure `faultline check`.
+    if let Ok(out) = std::env::var("TXN_BENCH_OUT") {
+        let mut writer = checker::history::HistoryWriter::new(std::io::BufWriter::new(
+            std::fs::File::create(&out).unwrap(),
+        ));
+        for op in &g.ops {
+            writer.append(&mut op.clone()).unwrap();
+        }
+    }
     let started = Instant::now();
     let r = check_list_append(&g.ops, &TxnOptions::default()).unwrap();
     let took = started.elapsed();
