@@ -12,6 +12,29 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The asynchronous, bully-elected design with primary reads, under
+/// partitions that isolate the primary, with the set workload.
+const WEAK_SET_UNDER_PRIMARY_ISOLATION: &[&str] = &[
+    "--workload",
+    "set",
+    "--nodes",
+    "3",
+    "--write-concern",
+    "one",
+    "--election",
+    "bully",
+    "--reads",
+    "primary",
+    "--nemesis",
+    "partition-primary",
+    "--nemesis-interval",
+    "4s",
+    "--time-limit",
+    "16s",
+    "--seed",
+    "1",
+];
+
 fn run(store: &Path, args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("run")
@@ -63,29 +86,7 @@ fn assert_no_node_left(store: &Path) {
 fn async_bully_loses_acknowledged_writes_when_the_primary_is_isolated() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let (code, stdout, results) = run(
-        &store,
-        &[
-            "--workload",
-            "set",
-            "--nodes",
-            "3",
-            "--write-concern",
-            "one",
-            "--election",
-            "bully",
-            "--reads",
-            "primary",
-            "--nemesis",
-            "partition-primary",
-            "--nemesis-interval",
-            "4s",
-            "--time-limit",
-            "16s",
-            "--seed",
-            "1",
-        ],
-    );
+    let (code, stdout, results) = run(&store, WEAK_SET_UNDER_PRIMARY_ISOLATION);
     assert_eq!(code, Some(1), "{stdout}");
     let kinds: Vec<&str> = results["anomalies"]
         .as_array()
@@ -164,28 +165,7 @@ fn kernel_rules_in_a_private_namespace_also_make_the_async_design_lose_writes() 
     let store = dir.path().join("store");
     let (code, stdout, results) = run(
         &store,
-        &[
-            "--workload",
-            "set",
-            "--nodes",
-            "3",
-            "--write-concern",
-            "one",
-            "--election",
-            "bully",
-            "--reads",
-            "primary",
-            "--nemesis",
-            "partition-primary",
-            "--nemesis-interval",
-            "4s",
-            "--time-limit",
-            "16s",
-            "--seed",
-            "1",
-            "--net",
-            "netns",
-        ],
+        &[WEAK_SET_UNDER_PRIMARY_ISOLATION, &["--net", "netns"]].concat(),
     );
     assert_eq!(code, Some(1), "{stdout}");
     assert_eq!(results["test"]["net"], serde_json::json!("netns"));
