@@ -348,6 +348,14 @@ impl Processes {
         self.running.get(node).map(NodeProcess::pid)
     }
 
+    /// Every started node's pid (each leads its own process group).
+    pub(crate) fn pids(&self) -> Vec<(String, u32)> {
+        self.running
+            .iter()
+            .map(|(node, p)| (node.clone(), p.pid()))
+            .collect()
+    }
+
     /// SIGKILLs `node` (its whole group) and reaps it; no-op when not running.
     pub(crate) fn kill(&mut self, node: &str) {
         if let Some(p) = self.running.remove(node) {

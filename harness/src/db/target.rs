@@ -410,10 +410,7 @@ impl Db for TargetNodeDb {
     }
 
     fn pids(&self) -> Vec<(String, u32)> {
-        self.nodes
-            .iter()
-            .filter_map(|n| Some((n.id.clone(), self.pid(&n.id)?)))
-            .collect()
+        self.processes.pids()
     }
 }
 
