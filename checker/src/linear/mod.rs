@@ -503,7 +503,10 @@ impl<S: Clone + Eq + Hash> Furthest<S> {
         if rank > self.rank || self.op == NONE {
             self.rank = rank;
             self.op = id as u32;
-            self.prefix = stack.iter().map(|f| events.op[f.call as usize]).collect();
+            // Reuse the buffer: the furthest point moves often in a failing search.
+            self.prefix.clear();
+            self.prefix
+                .extend(stack.iter().map(|f| events.op[f.call as usize]));
             self.states.clear();
         }
         if refused() && !self.states.contains(state) {
