@@ -213,6 +213,27 @@ pub(crate) fn next_random(state: &mut u64) -> u64 {
     x
 }
 
+/// The append a node has in flight to a peer: `(seq, sent at ms)`. Each
+/// replication state machine keeps one per peer; these are its transitions.
+pub(crate) type InFlight = Option<(u64, u64)>;
+
+/// Forgets the append in flight if it is `seq` (its answer came, or sending
+/// it failed); returns whether it was.
+pub(crate) fn settle(in_flight: &mut InFlight, seq: u64) -> bool {
+    let current = in_flight.is_some_and(|(s, _)| s == seq);
+    if current {
+        *in_flight = None;
+    }
+    current
+}
+
+/// Forgets an append in flight for `timeout_ms` or more, so it is resent.
+pub(crate) fn expire(in_flight: &mut InFlight, now: u64, timeout_ms: u64) {
+    if in_flight.is_some_and(|(_, sent)| sent + timeout_ms <= now) {
+        *in_flight = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use crate::oplog::{Entry, Op, Oplog};
 struct Progress {
     next_index: u64,
     match_index: u64,
-    in_flight: Option<(u64, u64)>,
+    in_flight: super::InFlight,
     last_sent_ms: u64,
 }
 
@@ -162,10 +162,7 @@ impl MultiPrimary {
         let Some(progress) = self.progress.get_mut(&reply.from) else {
             return;
         };
-        let current = progress.in_flight.is_some_and(|(seq, _)| seq == reply.seq);
-        if current {
-            progress.in_flight = None;
-        }
+        let current = super::settle(&mut progress.in_flight, reply.seq);
         if reply.success {
             progress.match_index = progress.match_index.max(reply.match_index);
         }
@@ -250,24 +247,14 @@ impl Replication for MultiPrimary {
     fn send_failed(&mut self, to: &NodeId, request: &PeerRequest, _now: u64) {
         if let (PeerRequest::Append(request), Some(progress)) = (request, self.progress.get_mut(to))
         {
-            if progress
-                .in_flight
-                .is_some_and(|(seq, _)| seq == request.seq)
-            {
-                progress.in_flight = None;
-            }
+            super::settle(&mut progress.in_flight, request.seq);
         }
     }
 
     fn tick(&mut self, now: u64) {
         let rpc_timeout = self.cfg.rpc_timeout_ms;
         for progress in self.progress.values_mut() {
-            if progress
-                .in_flight
-                .is_some_and(|(_, sent)| sent + rpc_timeout <= now)
-            {
-                progress.in_flight = None;
-            }
+            super::expire(&mut progress.in_flight, now, rpc_timeout);
         }
         let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
         for peer in peers {

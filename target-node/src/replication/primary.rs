@@ -41,7 +41,7 @@ struct Progress {
     /// Highest index known to be on the secondary.
     match_index: u64,
     /// (seq, sent at) of the append in flight.
-    in_flight: Option<(u64, u64)>,
+    in_flight: super::InFlight,
     last_sent_ms: u64,
     sent_round: u64,
     /// Last time it answered in this term.
@@ -457,10 +457,7 @@ impl Replica {
         let Some(progress) = self.progress.get_mut(&reply.from) else {
             return;
         };
-        let current = progress.in_flight.is_some_and(|(seq, _)| seq == reply.seq);
-        if current {
-            progress.in_flight = None;
-        }
+        let current = super::settle(&mut progress.in_flight, reply.seq);
         if self.role != Role::Primary || reply.term != self.term {
             return;
         }
@@ -642,24 +639,14 @@ impl Replication for Replica {
     fn send_failed(&mut self, to: &NodeId, request: &PeerRequest, _now: u64) {
         if let (PeerRequest::Append(request), Some(progress)) = (request, self.progress.get_mut(to))
         {
-            if progress
-                .in_flight
-                .is_some_and(|(seq, _)| seq == request.seq)
-            {
-                progress.in_flight = None;
-            }
+            super::settle(&mut progress.in_flight, request.seq);
         }
     }
 
     fn tick(&mut self, now: u64) {
         let rpc_timeout = self.cfg.rpc_timeout_ms;
         for progress in self.progress.values_mut() {
-            if progress
-                .in_flight
-                .is_some_and(|(_, sent)| sent + rpc_timeout <= now)
-            {
-                progress.in_flight = None;
-            }
+            super::expire(&mut progress.in_flight, now, rpc_timeout);
         }
         match self.role {
             Role::Primary
