@@ -27,6 +27,36 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Write (again) a run's report: report.html, plots, timeline, junit.xml.
     Report(ReportArgs),
+    /// Run a campaign: a matrix of tests, each run several times with an
+    /// expectation (valid, or anomaly kinds to detect). With no file, the
+    /// built-in demo (about 3 minutes).
+    Campaign(CampaignArgs),
+}
+
+/// `faultline campaign`.
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// The campaign file (TOML); the built-in demo when not given.
+    pub file: Option<PathBuf>,
+    /// Run every cell this many times (min-detections scales with it).
+    #[arg(long)]
+    pub runs_per_cell: Option<usize>,
+    /// Length of every run's main phase: 20s, 2m, ...
+    #[arg(long, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// The campaign's seed; every run's seed derives from it (random when
+    /// not given; printed and stored).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where runs are stored; the campaign goes in <store>/campaigns/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Only the cells whose name contains one of these (a comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Print the cells and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// `faultline report`.

@@ -18,9 +18,12 @@
 //! - [`cleanup`]: the run's state file and `faultline cleanup`.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`run`]: the life of a test, from setup to stored results.
+//! - [`campaign`]: campaigns: cells of tests with expectations, their
+//!   verdicts and documents.
 
 #![deny(missing_docs)]
 
+pub mod campaign;
 pub mod cleanup;
 pub mod client;
 pub mod db;

@@ -8,10 +8,13 @@
 //! - `report` (in `main`): `faultline report RUN_DIR`, over `results::write_report`.
 //! - [`run_cmd`]: `faultline run`: run a test (the life of a test is in the
 //!   library's `run` module).
+//! - [`campaign_cmd`]: `faultline campaign`: run a campaign's cells (the
+//!   campaign file, verdicts and documents are in the library's `campaign`).
 //!
 //! `faultline node ...` runs the shipped target-node in this executable, so
 //! the harness launches itself and one build gives everything.
 
+mod campaign_cmd;
 mod check;
 mod cli;
 mod exit;
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         cli::Command::Node(args) => node(args),
         cli::Command::Cleanup(args) => cleanup(args),
         cli::Command::Report(args) => report(args),
+        cli::Command::Campaign(args) => campaign_cmd::run(args),
     };
     exit::finish(outcome)
 }

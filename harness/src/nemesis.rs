@@ -64,7 +64,7 @@ fn fault_ops(fault: &str) -> Option<(Invocation, Invocation)> {
         "pause" => (op("pause", json!("random")), op("resume", json!("all"))),
         "pause-primary" => (op("pause", json!("primary")), op("resume", json!("all"))),
         "clock" => (op("clock", json!("random")), op("reset", Value::Null)),
-        "crash" => (op("crash", json!("one")), op("start", json!("all"))),
+        "crash" => (op("crash", json!("random")), op("start", json!("all"))),
         "slow" => (op("slow", Value::Null), op("fast", Value::Null)),
         "flaky" => (op("flaky", Value::Null), op("fast", Value::Null)),
         _ => return None,

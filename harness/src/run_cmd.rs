@@ -30,7 +30,9 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         if spec.test_count > 1 {
             println!("== run {} of {}", i + 1, spec.test_count);
         }
-        let outcome = runtime.block_on(interruptible(&this))?;
+        let outcome = runtime
+            .block_on(interruptible(&this))
+            .map_err(Stop::into_failure)?;
         report(&outcome);
         worst = worst.and(outcome.results.valid);
     }
@@ -41,7 +43,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
 /// private network namespace, so its rules can never touch the host and
 /// vanish with it, even on SIGKILL. Outside one: re-executes this command
 /// inside a new one and returns its exit code. Inside: brings up loopback.
-fn enter_private_netns(spec: &TestSpec) -> Result<Option<u8>, Failure> {
+pub(crate) fn enter_private_netns(spec: &TestSpec) -> Result<Option<u8>, Failure> {
     use nemesis::net::netns;
     if spec.db.is_some() {
         return Err(Failure::Usage(
@@ -109,11 +111,32 @@ fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
     Ok(spec)
 }
 
+/// Why a run did not give results.
+pub(crate) enum Stop {
+    /// Ctrl-C (`SIGINT`) or `SIGTERM`: the run was torn down.
+    Signal(&'static str),
+    /// The run itself failed.
+    Failed(Failure),
+}
+
+impl Stop {
+    /// The error to exit with.
+    pub(crate) fn into_failure(self) -> Failure {
+        match self {
+            Stop::Signal(signal) => Failure::Internal(anyhow::anyhow!(
+                "interrupted by {signal}: nodes stopped; the partial history is in the run directory"
+            )),
+            Stop::Failed(failure) => failure,
+        }
+    }
+}
+
 /// Runs once; Ctrl-C or SIGTERM stops the run, tears the nodes down (the
 /// run's future is dropped, and its parts undo themselves) and fails.
-async fn interruptible(spec: &TestSpec) -> Result<RunOutcome, Failure> {
+pub(crate) async fn interruptible(spec: &TestSpec) -> Result<RunOutcome, Stop> {
+    let internal = |e: anyhow::Error| Stop::Failed(Failure::Internal(e));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::Internal(e.into()))?;
+        .map_err(|e| internal(e.into()))?;
     // The run is a task on the runtime's workers (not on this thread), so
     // the interpreter shares the cores with the clients rather than adding a
     // third busy thread. Aborting it drops its future: everything undoes itself.
@@ -122,8 +145,8 @@ async fn interruptible(spec: &TestSpec) -> Result<RunOutcome, Failure> {
     let stopped = tokio::select! {
         outcome = &mut run => {
             return match outcome {
-                Ok(outcome) => outcome.map_err(|e| Failure::Internal(e.into())),
-                Err(e) => Err(Failure::Internal(anyhow::anyhow!("the run panicked: {e}"))),
+                Ok(outcome) => outcome.map_err(|e| internal(e.into())),
+                Err(e) => Err(internal(anyhow::anyhow!("the run panicked: {e}"))),
             };
         }
         _ = tokio::signal::ctrl_c() => "SIGINT",
@@ -131,17 +154,11 @@ async fn interruptible(spec: &TestSpec) -> Result<RunOutcome, Failure> {
     };
     run.abort();
     let _ = run.await;
-    Err(interrupted(stopped))
-}
-
-fn interrupted(signal: &str) -> Failure {
-    Failure::Internal(anyhow::anyhow!(
-        "interrupted by {signal}: nodes stopped; the partial history is in the run directory"
-    ))
+    Err(Stop::Signal(stopped))
 }
 
 /// The last lines: the verdict per checker, one line per anomaly, the run dir.
-fn report(outcome: &RunOutcome) {
+pub(crate) fn report(outcome: &RunOutcome) {
     let results = &outcome.results;
     let s = &results.stats;
     println!(

@@ -24,7 +24,7 @@
 pub mod faults;
 pub mod junit;
 pub mod linear_svg;
-mod markup;
+pub mod markup;
 pub mod ops;
 pub mod plots;
 pub mod recorder;
