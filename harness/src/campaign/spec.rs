@@ -568,6 +568,22 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_campaign_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../campaigns");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let campaign = Campaign::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!campaign.cells.is_empty());
+                names.push(campaign.name);
+            }
+        }
+        names.sort();
+        assert_eq!(names, ["ci", "demo", "modes"]);
+    }
+
+    #[test]
     fn the_demo_campaign_parses() {
         let demo = Campaign::parse(DEMO, "built-in demo", "demo").unwrap();
         assert!(demo.cells.iter().any(|c| c.expect == Expect::Valid));
