@@ -27,6 +27,22 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Write (again) a run's report: report.html, plots, timeline, junit.xml.
     Report(ReportArgs),
+    /// Browse the store in a web browser (read-only): runs, verdicts, reports.
+    Serve(ServeArgs),
+}
+
+/// `faultline serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The store to show.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// The port to listen on; 0 picks a free one (the URL printed says which).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
 }
 
 /// `faultline report`.

@@ -18,6 +18,7 @@
 //! - [`cleanup`]: the run's state file and `faultline cleanup`.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`run`]: the life of a test, from setup to stored results.
+//! - [`serve`]: `faultline serve`, the read-only web view of the store.
 
 #![deny(missing_docs)]
 
@@ -28,5 +29,6 @@ pub mod generator;
 pub mod interpreter;
 pub mod nemesis;
 pub mod run;
+pub mod serve;
 pub mod test_spec;
 pub mod workload;
