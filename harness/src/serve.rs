@@ -3,7 +3,7 @@
 //! - `/` is the index: a table of every run (name, time, mode, workload,
 //!   faults, verdict, anomaly counts by kind, links to its report and
 //!   files), sorted and filtered by the query string
-//!   ([`pages`](self::pages) documents it), and a table of the campaigns.
+//!   ([`pages`] documents it), and a table of the campaigns.
 //! - Every other path names a file or directory of the store, relative to
 //!   its root: `/<test-name>/<timestamp>/report.html`. A report's relative
 //!   links (plots, timeline) therefore work as they do from disk. A
