@@ -31,6 +31,8 @@ pub enum Command {
     /// expectation (valid, or anomaly kinds to detect). With no file, the
     /// built-in demo (about 3 minutes).
     Campaign(CampaignArgs),
+    /// Browse the store in a web browser (read-only): runs, verdicts, reports.
+    Serve(ServeArgs),
 }
 
 /// `faultline campaign`.
@@ -57,6 +59,20 @@ pub struct CampaignArgs {
     /// Print the cells and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+/// `faultline serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The store to show.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// The port to listen on; 0 picks a free one (the URL printed says which).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
 }
 
 /// `faultline report`.

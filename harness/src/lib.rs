@@ -20,6 +20,7 @@
 //! - [`run`]: the life of a test, from setup to stored results.
 //! - [`campaign`]: campaigns: cells of tests with expectations, their
 //!   verdicts and documents.
+//! - [`serve`]: `faultline serve`, the read-only web view of the store.
 
 #![deny(missing_docs)]
 
@@ -31,5 +32,6 @@ pub mod generator;
 pub mod interpreter;
 pub mod nemesis;
 pub mod run;
+pub mod serve;
 pub mod test_spec;
 pub mod workload;

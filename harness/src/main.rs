@@ -10,6 +10,7 @@
 //!   library's `run` module).
 //! - [`campaign_cmd`]: `faultline campaign`: run a campaign's cells (the
 //!   campaign file, verdicts and documents are in the library's `campaign`).
+//! - `serve` (in `main`): `faultline serve`, over the library's `serve`.
 //!
 //! `faultline node ...` runs the shipped target-node in this executable, so
 //! the harness launches itself and one build gives everything.
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Cleanup(args) => cleanup(args),
         cli::Command::Report(args) => report(args),
         cli::Command::Campaign(args) => campaign_cmd::run(args),
+        cli::Command::Serve(args) => serve(args),
     };
     exit::finish(outcome)
 }
@@ -86,5 +88,51 @@ fn report(args: cli::ReportArgs) -> Result<u8, exit::Failure> {
             Err(exit::Failure::BadInput(e.to_string()))
         }
         Err(e) => Err(exit::Failure::Internal(e.into())),
+    }
+}
+
+/// `faultline serve`: print the URL, serve the store until SIGINT/SIGTERM.
+fn serve(args: cli::ServeArgs) -> Result<u8, exit::Failure> {
+    let internal = |e: harness::serve::ServeError| exit::Failure::Internal(e.into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| exit::Failure::Internal(e.into()))?;
+    runtime.block_on(async {
+        let addr = std::net::SocketAddr::new(args.bind, args.port);
+        let server = harness::serve::Server::bind(addr, &args.store)
+            .await
+            .map_err(internal)?;
+        if !args.store.is_dir() {
+            eprintln!(
+                "faultline: serve: {} does not exist yet; the index stays empty until a run is stored",
+                args.store.display()
+            );
+        }
+        // Tests and scripts read the bound address (port 0) from this line.
+        println!(
+            "serving {} at http://{}/",
+            args.store.display(),
+            server.local_addr()
+        );
+        server.run_until(shutdown_signal()).await.map_err(internal)?;
+        Ok(exit::VALID)
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = tokio::signal::ctrl_c();
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = interrupt => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = interrupt.await;
+        }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`timeline`]: `timeline.html`, ops per process over time, in pages.
 //! - [`junit`]: `junit.xml`, one test case per checker.
 //! - [`report`]: `report.html` and everything above, written into a run directory.
+//! - [`markup`]: HTML/SVG/XML escaping, the one place it is done.
 #![deny(missing_docs)]
 
 pub mod faults;
