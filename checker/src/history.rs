@@ -211,6 +211,16 @@ pub enum HistoryError {
         /// What is wrong.
         message: String,
     },
+    /// An op is wrong where only its position is known (an EDN form).
+    #[error("{path}: op {index}: {message}")]
+    Op {
+        /// The file.
+        path: PathBuf,
+        /// Its index in the history (0-based).
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl HistoryError {
@@ -244,7 +254,7 @@ pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<Op>, HistoryError> {
     if text.len() < PARALLEL_ABOVE || threads == 1 {
         return parse_jsonl_chunk(text, path, 1);
     }
-    let chunks = split_at_lines(text, threads);
+    let chunks = split_at_lines(text, threads, 1);
     let parsed: Vec<Result<Vec<Op>, HistoryError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .iter()
@@ -268,10 +278,10 @@ pub fn parse_jsonl(text: &str, path: &Path) -> Result<Vec<Op>, HistoryError> {
 }
 
 /// Splits `text` into about `n` pieces that end at line ends, each with the
-/// 1-based number of its first line.
-fn split_at_lines(text: &str, n: usize) -> Vec<(usize, &str)> {
+/// 1-based number of its first line (`text` starting at line `first_line`).
+pub(crate) fn split_at_lines(text: &str, n: usize, first_line: usize) -> Vec<(usize, &str)> {
     let mut pieces = Vec::with_capacity(n);
-    let (mut start, mut line) = (0, 1);
+    let (mut start, mut line) = (0, first_line);
     let target = text.len().div_ceil(n);
     while start < text.len() {
         let mut end = (start + target).min(text.len());
@@ -327,6 +337,14 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     match msg.rfind(" at line ") {
         Some(pos) => format!("{} (column {})", &msg[..pos], e.column()),
         None => msg,
+    }
+}
+
+/// A serde_json message without the " at line L column C" it appends.
+pub(crate) fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(pos) if msg[pos..].contains(" column ") => &msg[..pos],
+        _ => msg,
     }
 }
 

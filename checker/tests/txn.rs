@@ -3,12 +3,19 @@
 //! - serial executions with overlapping intervals are strict serializable;
 //! - injected faults (a reordered read, an append dropped after it was seen)
 //!   are found;
-//! - an `#[ignore]`d timing test: 1,000,000 txns over 10,000 keys.
+//! - the same for rw-register: serial executions are valid even assuming
+//!   linearizable keys; a read of a write whose txn is then marked failed is
+//!   found;
+//! - Elle's EDN histories of both kinds import and check;
+//! - an `#[ignore]`d timing test: 1,000,000 txns over 10,000 keys, in
+//!   process and (with `TXN_BENCH_OUT`) read back from its JSONL file.
 
 use std::time::Instant;
 
 use checker::history::{Op, OpType};
-use checker::txn::{check_list_append, TxnOptions};
+use checker::txn::{
+    check, check_list_append, check_rw_register, RegisterOrder, TxnHistory, TxnOptions, TxnWorkload,
+};
 use checker::Validity;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -186,6 +193,84 @@ fn small(txns: usize) -> Shape {
     }
 }
 
+/// Runs random register txns serially (as [`generate`]): reads see the
+/// latest write (the txn's own included), every written value is unique.
+fn generate_register(seed: u64, shape: &Shape) -> Vec<Op> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut state: Vec<Option<i64>> = vec![None; shape.keys as usize];
+    let mut next = 0i64;
+    let mut spans = Vec::new();
+    let reach = 1000 * shape.spread;
+    for i in 0..shape.txns {
+        let info = rng.gen_range(0..100) < shape.info_percent;
+        let applied = !info || rng.gen_bool(0.5);
+        let mut own = state.clone();
+        let mut mops = Vec::new();
+        for _ in 0..rng.gen_range(1..=4) {
+            let k = rng.gen_range(0..shape.keys as usize);
+            if rng.gen_bool(0.5) {
+                next += 1;
+                own[k] = Some(next);
+                mops.push(json!(["w", k, next]));
+            } else {
+                mops.push(json!(["r", k, own[k]]));
+            }
+        }
+        if applied {
+            state = own;
+        }
+        let at = 1000 * (i as u64 + shape.spread + 1);
+        let (lo, hi) = (at - rng.gen_range(1..reach), at + rng.gen_range(1..reach));
+        let invoked: Value = mops
+            .iter()
+            .map(|m| {
+                if m[0] == "r" {
+                    json!(["r", m[1], null])
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
+        spans.push((lo, hi, invoked, Value::Array(mops), info));
+    }
+    assemble(spans)
+}
+
+/// Marks failed the first committed txn one of whose writes a later
+/// committed txn read; whether there was one.
+fn fail_a_seen_write(ops: &mut [Op]) -> bool {
+    let read = |op: &Op, k: &Value, v: &Value| {
+        op.op_type == OpType::Ok
+            && op
+                .value
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m[0] == "r" && &m[1] == k && &m[2] == v))
+    };
+    for i in 0..ops.len() {
+        if ops[i].op_type != OpType::Ok {
+            continue;
+        }
+        let writes: Vec<(Value, Value)> = ops[i]
+            .value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m[0] == "w")
+            .map(|m| (m[1].clone(), m[2].clone()))
+            .collect();
+        let seen = writes.iter().any(|(k, v)| {
+            ops.iter()
+                .enumerate()
+                .any(|(j, op)| j != i && op.process != ops[i].process && read(op, k, v))
+        });
+        if seen {
+            ops[i].op_type = OpType::Fail;
+            return true;
+        }
+    }
+    false
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -215,6 +300,60 @@ proptest! {
             prop_assert_eq!(r.valid, Validity::Invalid, "{:#?}", r);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn serial_register_executions_are_valid_even_assuming_linearizable_keys(seed in any::<u64>(), n in 1usize..60) {
+        let ops = generate_register(seed, &small(n));
+        for order in [RegisterOrder::Inferred, RegisterOrder::Process, RegisterOrder::Realtime] {
+            let options = TxnOptions { register_order: order, ..TxnOptions::default() };
+            let r = check_rw_register(&ops, &options).unwrap();
+            prop_assert_eq!(r.valid, Validity::Valid, "{:?}: {:#?}", order, r.anomalies);
+        }
+    }
+
+    #[test]
+    fn a_read_of_a_write_whose_txn_failed_is_found(seed in any::<u64>(), n in 2usize..60) {
+        let mut ops = generate_register(seed, &small(n));
+        if fail_a_seen_write(&mut ops) {
+            let r = check_rw_register(&ops, &TxnOptions::default()).unwrap();
+            prop_assert_eq!(r.valid, Validity::Invalid);
+            prop_assert!(r.counts.contains_key("G1a"), "{:?}", r.counts);
+        }
+    }
+}
+
+#[test]
+fn the_failed_write_fault_is_injected_in_a_typical_history() {
+    let injected = (0..20)
+        .filter(|&seed| fail_a_seen_write(&mut generate_register(seed, &small(40))))
+        .count();
+    assert!(injected >= 10, "injected in {injected} of 20 histories");
+}
+
+#[test]
+fn elle_edn_rw_register_histories_import_and_check() {
+    // Write skew: each txn read the other's key as nil and wrote its own.
+    let edn = r#"[{:type :invoke, :f :txn, :value [[:r :x nil] [:w :y 1]], :process 0, :index 0}
+{:type :invoke, :f :txn, :value [[:r :y nil] [:w :x 1]], :process 1, :index 1}
+{:type :ok, :f :txn, :value [[:r :x nil] [:w :y 1]], :process 0, :index 2}
+{:type :ok, :f :txn, :value [[:r :y nil] [:w :x 1]], :process 1, :index 3}]
+"#;
+    let dir = std::env::temp_dir().join(format!("txn-rw-edn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.edn");
+    std::fs::write(&path, edn).unwrap();
+    let h = TxnHistory::read_file(&path, None, TxnWorkload::RwRegister).unwrap();
+    let r = check(&h, &TxnOptions::default()).unwrap();
+    assert_eq!(
+        r.counts.keys().collect::<Vec<_>>(),
+        vec!["G2-item"],
+        "{r:#?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -262,12 +401,24 @@ fn a_million_txns_over_ten_thousand_keys_check_in_under_five_seconds() {
         }
     }
     let started = Instant::now();
-    let r = check_list_append(&g.ops, &TxnOptions::default()).unwrap();
+    let h = TxnHistory::from_ops(&g.ops, TxnWorkload::ListAppend).unwrap();
+    let converted = started.elapsed();
+    drop(g.ops);
+    let started = Instant::now();
+    let r = check(&h, &TxnOptions::default()).unwrap();
     let took = started.elapsed();
     println!(
-        "generated {} ops in {generated:?}; checked {} txns ({} edges, {} keys) in {took:?}: {:.0} txns/s",
-        g.ops.len(), r.stats.txns, r.stats.edges, r.stats.keys, r.stats.txns as f64 / took.as_secs_f64()
+        "generated {} ops in {generated:?}, read them into txns in {converted:?}; checked {} txns ({} edges, {} keys) in {took:?}: {:.0} txns/s",
+        h.ops(), r.stats.txns, r.stats.edges, r.stats.keys, r.stats.txns as f64 / took.as_secs_f64()
     );
     assert_eq!(r.valid, Validity::Valid, "{:?}", r.counts);
+    if let Ok(out) = std::env::var("TXN_BENCH_OUT") {
+        let started = Instant::now();
+        let from_file =
+            TxnHistory::read_file(std::path::Path::new(&out), None, TxnWorkload::ListAppend)
+                .unwrap();
+        println!("read {out} into txns in {:?}", started.elapsed());
+        assert_eq!(from_file.ops(), h.ops());
+    }
     assert!(took.as_secs_f64() < 5.0 * txns as f64 / 1e6);
 }

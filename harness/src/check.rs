@@ -13,6 +13,7 @@ use checker::linearizable::{
     check, partition_count, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options,
 };
 use checker::model::{ModelKind, ModelSpec, NilRead};
+use checker::txn::{RegisterOrder, TxnHistory, TxnOptions, TxnWorkload};
 use serde_json::Value;
 
 use harness::workload::{workload, WorkloadKind, WorkloadOptions};
@@ -88,34 +89,34 @@ fn with_progress<T: Send>(keys: u64, done: &AtomicUsize, work: impl FnOnce() -> 
     result
 }
 
-/// `--workload set|append`: the workload's own checker, as `faultline run`
-/// uses it (verdict, anomalies one per line; `--json` for the whole result).
+/// `--workload set|append|rw-register`: the workload's own checker, as
+/// `faultline run` uses it (verdict, anomalies one per line; `--json` for
+/// the whole result). Transactional histories in JSONL are read straight
+/// into the checker's compact form, never as generic ops.
 fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
     let format = match args.format {
         FormatArg::Auto => None,
         FormatArg::Jsonl => Some(Format::Jsonl),
         FormatArg::Edn => Some(Format::Edn),
     };
-    let history =
-        read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let outcomes = if args.workload == WorkloadKind::Append {
-        let options = checker::txn::TxnOptions {
-            consistency_models: args.consistency_models.clone(),
-            time_limit: args
-                .time_limit
-                .or(checker::txn::TxnOptions::default().time_limit),
-            ..checker::txn::TxnOptions::default()
-        };
-        if let Err(e @ checker::txn::TxnError::UnknownModel(_)) =
-            checker::txn::check_list_append(&[], &options)
-        {
-            return Err(Failure::Usage(format!("--consistency-models: {e}")));
+    let (outcomes, ops) = match args.workload {
+        WorkloadKind::Append | WorkloadKind::RwRegister => {
+            let options = txn_options(args)?;
+            let kind = match args.workload {
+                WorkloadKind::Append => TxnWorkload::ListAppend,
+                _ => TxnWorkload::RwRegister,
+            };
+            let history = TxnHistory::read_file(&args.file, format, kind)
+                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let outcome = harness::workload::append::check_txn(&history, &options);
+            (vec![outcome], history.ops())
         }
-        vec![harness::workload::append::check_list_append_with(
-            &history, &options,
-        )]
-    } else {
-        workload(args.workload, WorkloadOptions::default()).check(&history)
+        _ => {
+            let history = read_history_file(&args.file, format)
+                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let outcomes = workload(args.workload, WorkloadOptions::default()).check(&history);
+            (outcomes, history.len())
+        }
     };
     let mut verdict = checker::Validity::Valid;
     for outcome in &outcomes {
@@ -132,7 +133,7 @@ fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
         println!(
             "{}: {} ops, checker {}",
             args.file.display(),
-            history.len(),
+            ops,
             outcome.checker
         );
         for anomaly in &outcome.anomalies {
@@ -146,6 +147,33 @@ fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
         println!("verdict: {verdict}");
     }
     Ok(exit::verdict(verdict))
+}
+
+/// The transactional checker's options from `--consistency-models`,
+/// `--register-order` and `--time-limit`.
+fn txn_options(args: &CheckArgs) -> Result<TxnOptions, Failure> {
+    let register_order = match args.register_order.as_str() {
+        "inferred" => RegisterOrder::Inferred,
+        "process" => RegisterOrder::Process,
+        "realtime" => RegisterOrder::Realtime,
+        other => {
+            return Err(Failure::Usage(format!(
+                "--register-order {other:?}: expected inferred, process or realtime"
+            )))
+        }
+    };
+    let options = TxnOptions {
+        consistency_models: args.consistency_models.clone(),
+        time_limit: args.time_limit.or(TxnOptions::default().time_limit),
+        register_order,
+        ..TxnOptions::default()
+    };
+    if let Err(e @ checker::txn::TxnError::UnknownModel(_)) =
+        checker::txn::check_list_append(&[], &options)
+    {
+        return Err(Failure::Usage(format!("--consistency-models: {e}")));
+    }
+    Ok(options)
 }
 
 fn spec(args: &CheckArgs) -> Result<ModelSpec, Failure> {

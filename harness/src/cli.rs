@@ -213,15 +213,23 @@ pub struct CheckArgs {
     pub json: bool,
     /// The workload that recorded the history, which picks the checker:
     /// `register` (linearizability against `--model`), `set` (lost, stale,
-    /// unexpected elements), `append` (Elle-style transactional anomalies).
+    /// unexpected elements), `append` and `rw-register` (Elle-style
+    /// transactional anomalies).
     #[arg(long, value_enum, default_value = "register")]
     pub workload: harness::workload::WorkloadKind,
-    /// With `--workload append`: the consistency models the history must
+    /// With `--workload append` or `rw-register`: the consistency models the history must
     /// satisfy, a comma list (read-uncommitted, read-committed,
     /// repeatable-read, snapshot-isolation, serializable,
     /// strong-session-serializable, strict-serializable).
     #[arg(long, value_delimiter = ',', default_value = "strict-serializable")]
     pub consistency_models: Vec<String>,
+    /// With `--workload rw-register`: where each key's version order may
+    /// come from besides the reads: `inferred` (only what the history
+    /// proves), `process` (also each process's writes of a key in order:
+    /// sequential keys), `realtime` (also writes ordered in real time:
+    /// linearizable keys).
+    #[arg(long, default_value = "inferred")]
+    pub register_order: String,
 }
 
 pub use harness::test_spec::parse_duration;

@@ -397,3 +397,48 @@ fn consistency_models_choose_what_counts_as_invalid() {
     );
     assert_eq!(code(&bad), 3);
 }
+
+#[test]
+fn workload_rw_register_finds_a_stale_nil_read_and_names_it() {
+    // T0 writes x = 1 and completes; T1, invoked after, reads x as nil.
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"w\",\"x\",1]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"w\",\"x\",1]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+        ),
+        ".jsonl",
+    );
+    let out = faultline_check(&history, &["--workload", "rw-register"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("checker rw-register"), "{text}");
+    assert!(text.contains("anomaly G-single-realtime: "), "{text}");
+    let bad = faultline_check(
+        &history,
+        &["--workload", "rw-register", "--register-order", "sideways"],
+    );
+    assert_eq!(code(&bad), 3, "{}", stderr(&bad));
+}
+
+#[test]
+fn a_bad_micro_op_exits_4_naming_file_line_and_field() {
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",\"one\"]]}\n",
+        ),
+        ".jsonl",
+    );
+    let out = faultline_check(&history, &["--workload", "append"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:2: field `value`: micro-op 1: appended values must be integers",
+            history.path().display()
+        )),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::parse::{elem, Keys, Mop, Status, Txn};
+use super::parse::{ListRef, Mop, Status, TxnHistory};
 use super::{Dep, TxnAnomaly, TxnEdge, RW, WR, WW};
 
 /// No writer is known for an element.
@@ -32,6 +32,9 @@ pub(crate) struct KeyOrder {
     pub writers: Vec<u32>,
     /// Whether some element was appended by a failed txn.
     pub any_failed: bool,
+    /// The read list it came from, when it is that list exactly (no
+    /// duplicates): a read of the same list no longer than it is a prefix.
+    source: Option<ListRef>,
 }
 
 /// The result of inference: orders, non-cycle anomalies, data edges.
@@ -42,24 +45,33 @@ pub(crate) struct Inferred {
 }
 
 /// Names txns and keys in explanations.
-pub(crate) struct Namer<'a, 'h> {
-    pub txns: &'a [Txn<'h>],
-    pub keys: &'a Keys,
+#[derive(Clone, Copy)]
+pub(crate) struct Namer<'a> {
+    pub h: &'a TxnHistory,
 }
 
-impl Namer<'_, '_> {
+impl Namer<'_> {
     pub fn t(&self, t: u32) -> String {
-        format!("T{}", self.txns[t as usize].invoke)
+        format!("T{}", self.h.txns[t as usize].invoke)
     }
     pub fn k(&self, k: u32) -> String {
-        self.keys.names[k as usize].clone()
+        self.h.keys[k as usize].clone()
     }
     pub fn idx(&self, t: u32) -> u64 {
-        self.txns[t as usize].invoke as u64
+        self.h.txns[t as usize].invoke as u64
+    }
+    pub fn status(&self, t: u32) -> Status {
+        self.h.txns[t as usize].status
     }
 }
 
-fn anomaly(n: &Namer, kind: &str, txns: &[u32], key: u32, explanation: String) -> TxnAnomaly {
+pub(crate) fn anomaly(
+    n: &Namer,
+    kind: &str,
+    txns: &[u32],
+    key: u32,
+    explanation: String,
+) -> TxnAnomaly {
     TxnAnomaly {
         kind: kind.to_string(),
         txns: txns.iter().map(|&t| n.idx(t)).collect(),
@@ -71,16 +83,18 @@ fn anomaly(n: &Namer, kind: &str, txns: &[u32], key: u32, explanation: String) -
 
 /// Infers version orders and data edges; reports duplicate-elements,
 /// incompatible-order, G1a, G1b, internal, lost-update and dirty-update.
-pub(crate) fn infer(txns: &[Txn], keys: &Keys) -> Inferred {
-    let n = Namer { txns, keys };
-    let nkeys = keys.names.len();
+pub(crate) fn infer(h: &TxnHistory) -> Inferred {
+    let n = Namer { h };
+    let txns = &h.txns;
+    let nkeys = h.keys.len();
     let mut writers: FxHashMap<(u32, i64), Writer> = FxHashMap::default();
-    let mut longest: Vec<Option<&[serde_json::Value]>> = vec![None; nkeys];
+    let mut longest: Vec<Option<ListRef>> = vec![None; nkeys];
     for (t, txn) in txns.iter().enumerate() {
-        for (i, m) in txn.mops.iter().enumerate() {
+        let mops = h.mops(txn);
+        for (i, m) in mops.iter().enumerate() {
             match *m {
                 Mop::Append { key, elem } => {
-                    let last_of_txn = !txn.mops[i + 1..]
+                    let last_of_txn = !mops[i + 1..]
                         .iter()
                         .any(|m| matches!(m, Mop::Append { key: k, .. } if *k == key));
                     writers.entry((key, elem)).or_insert(Writer {
@@ -93,11 +107,11 @@ pub(crate) fn infer(txns: &[Txn], keys: &Keys) -> Inferred {
                     list: Some(list),
                 } if txn.status == Status::Ok => {
                     let slot = &mut longest[key as usize];
-                    if slot.is_none_or(|l| l.len() < list.len()) {
+                    if slot.is_none_or(|l| l.len < list.len) {
                         *slot = Some(list);
                     }
                 }
-                Mop::Read { .. } => {}
+                _ => {}
             }
         }
     }
@@ -109,8 +123,7 @@ pub(crate) fn infer(txns: &[Txn], keys: &Keys) -> Inferred {
     for (key, list) in longest.iter().enumerate() {
         let mut order = KeyOrder::default();
         let mut seen = rustc_hash::FxHashSet::default();
-        for v in list.unwrap_or(&[]) {
-            let e = elem(v);
+        for &e in list.map_or(&[][..], |l| h.list(l)) {
             if seen.insert(e) {
                 order.elems.push(e);
                 let w = writers.get(&(key as u32, e));
@@ -121,6 +134,7 @@ pub(crate) fn infer(txns: &[Txn], keys: &Keys) -> Inferred {
             .writers
             .iter()
             .any(|&w| w != NONE && txns[w as usize].status == Status::Fail);
+        order.source = list.filter(|l| l.len as usize == order.elems.len());
         version_anomalies(&n, key as u32, &order, &mut out);
         out.orders[key] = order;
     }
@@ -130,13 +144,13 @@ pub(crate) fn infer(txns: &[Txn], keys: &Keys) -> Inferred {
             internal(&n, t as u32, txn, &mut out.anomalies);
         }
     }
-    lost_updates(&n, txns, &mut out.anomalies);
+    lost_updates(&n, &mut out.anomalies);
     out
 }
 
 /// ww edges and dirty updates along one key's version order.
 fn version_anomalies(n: &Namer, key: u32, order: &KeyOrder, out: &mut Inferred) {
-    let status = |t: u32| (t != NONE).then(|| n.txns[t as usize].status);
+    let status = |t: u32| (t != NONE).then(|| n.status(t));
     let mut aborted: Option<usize> = None;
     let mut reported = false;
     for (i, &w) in order.writers.iter().enumerate() {
@@ -168,28 +182,33 @@ fn version_anomalies(n: &Namer, key: u32, order: &KeyOrder, out: &mut Inferred) 
 fn reads(
     n: &Namer,
     t: u32,
-    txn: &Txn,
+    txn: &super::parse::Txn,
     writers: &FxHashMap<(u32, i64), Writer>,
     out: &mut Inferred,
 ) {
-    for m in &txn.mops {
+    for m in n.h.mops(txn) {
         let Mop::Read {
             key,
-            list: Some(list),
+            list: Some(read),
         } = *m
         else {
             continue;
         };
+        let list = n.h.list(read);
         let order = &out.orders[key as usize];
-        let prefix = list.len() <= order.elems.len()
-            && list.iter().zip(&order.elems).all(|(v, &e)| elem(v) == e);
-        let shown = |l: &[serde_json::Value]| {
+        let same_list = order
+            .source
+            .is_some_and(|s| s.list == read.list && read.len <= s.len);
+        let prefix = same_list
+            || (list.len() <= order.elems.len()
+                && list.iter().zip(&order.elems).all(|(v, e)| v == e));
+        let shown = |l: &[i64]| {
             let v: Vec<String> = l.iter().map(|v| v.to_string()).collect();
             format!("[{}]", v.join(" "))
         };
         if !prefix {
             let mut seen = rustc_hash::FxHashSet::default();
-            let kind = if list.iter().all(|v| seen.insert(elem(v))) {
+            let kind = if list.iter().all(|v| seen.insert(*v)) {
                 super::INCOMPATIBLE_ORDER
             } else {
                 super::DUPLICATE_ELEMENTS
@@ -199,15 +218,14 @@ fn reads(
                 n.t(t),
                 n.k(key),
                 shown(list),
-                shown(&order.elems.iter().map(|&e| e.into()).collect::<Vec<_>>())
+                shown(&order.elems)
             );
             out.anomalies.push(anomaly(n, kind, &[t], key, e));
         }
         // A prefix holds only the order's aborted elements; any other read is
         // looked up element by element.
         let aborted: Vec<(i64, u32)> = if prefix {
-            let failed =
-                |&(_, w): &(i64, u32)| w != NONE && n.txns[w as usize].status == Status::Fail;
+            let failed = |&(_, w): &(i64, u32)| w != NONE && n.status(w) == Status::Fail;
             match order.any_failed {
                 true => order.elems[..list.len()]
                     .iter()
@@ -219,8 +237,8 @@ fn reads(
             }
         } else {
             list.iter()
-                .filter_map(|v| writers.get(&(key, elem(v))).map(|w| (elem(v), w.txn)))
-                .filter(|&(_, w)| n.txns[w as usize].status == Status::Fail)
+                .filter_map(|&v| writers.get(&(key, v)).map(|w| (v, w.txn)))
+                .filter(|&(_, w)| n.status(w) == Status::Fail)
                 .collect()
         };
         for (e, w) in aborted {
@@ -239,8 +257,8 @@ fn reads(
             ));
         }
         if let Some(last) = list.last() {
-            if let Some(w) = writers.get(&(key, elem(last))) {
-                if w.txn != t && !w.last_of_txn && n.txns[w.txn as usize].status != Status::Fail {
+            if let Some(w) = writers.get(&(key, *last)) {
+                if w.txn != t && !w.last_of_txn && n.status(w.txn) != Status::Fail {
                     out.anomalies.push(anomaly(n, super::G1B, &[w.txn, t], key, format!(
                         "{} read key {} as {}, ending in {}, an intermediate append of {} which appended to key {} again later",
                         n.t(t), n.k(key), shown(list), last, n.t(w.txn), n.k(key)
@@ -252,7 +270,7 @@ fn reads(
             continue;
         }
         let len = list.len();
-        let live = |w: u32| w != NONE && w != t && n.txns[w as usize].status != Status::Fail;
+        let live = |w: u32| w != NONE && w != t && n.status(w) != Status::Fail;
         if len > 0 && live(order.writers[len - 1]) {
             out.edges
                 .push((order.writers[len - 1], t, Dep { kind: WR, key }));
@@ -265,16 +283,15 @@ fn reads(
 }
 
 /// A txn's reads must agree with its own earlier reads and appends of the key.
-fn internal(n: &Namer, t: u32, txn: &Txn, out: &mut Vec<TxnAnomaly>) {
-    if txn.mops.len() < 2 {
+fn internal(n: &Namer, t: u32, txn: &super::parse::Txn, out: &mut Vec<TxnAnomaly>) {
+    let mops = n.h.mops(txn);
+    if mops.len() < 2 {
         return;
     }
     // Per key: the full list when read before (`Some`), and appends since.
     let mut state: Vec<(u32, Option<Vec<i64>>, Vec<i64>)> = Vec::new();
-    for m in &txn.mops {
-        let key = match *m {
-            Mop::Append { key, .. } | Mop::Read { key, .. } => key,
-        };
+    for m in mops {
+        let key = m.key();
         let i = match state.iter().position(|s| s.0 == key) {
             Some(i) => i,
             None => {
@@ -286,7 +303,7 @@ fn internal(n: &Namer, t: u32, txn: &Txn, out: &mut Vec<TxnAnomaly>) {
         match *m {
             Mop::Append { elem, .. } => since.push(elem),
             Mop::Read { list, .. } => {
-                let got: Vec<i64> = list.unwrap_or(&[]).iter().map(elem).collect();
+                let got: Vec<i64> = list.map_or(&[][..], |l| n.h.list(l)).to_vec();
                 let ok = match known {
                     Some(k) => {
                         got.len() == k.len() + since.len()
@@ -317,25 +334,26 @@ fn internal(n: &Namer, t: u32, txn: &Txn, out: &mut Vec<TxnAnomaly>) {
                 *known = Some(got);
                 since.clear();
             }
+            Mop::Write { .. } | Mop::Get { .. } => {}
         }
     }
 }
 
 /// Two committed txns that read the same version of a key and both appended
 /// to it: each update was made without seeing the other's (Elle's lost update).
-fn lost_updates(n: &Namer, txns: &[Txn], out: &mut Vec<TxnAnomaly>) {
+fn lost_updates(n: &Namer, out: &mut Vec<TxnAnomaly>) {
     let mut by_version: FxHashMap<(u32, usize), Vec<u32>> = FxHashMap::default();
-    for (t, txn) in txns.iter().enumerate() {
+    for (t, txn) in n.h.txns.iter().enumerate() {
         if txn.status != Status::Ok {
             continue;
         }
         let mut first_reads: Vec<(u32, usize)> = Vec::new();
         let mut touched: Vec<u32> = Vec::new();
-        for m in &txn.mops {
+        for m in n.h.mops(txn) {
             match *m {
                 Mop::Read { key, list: Some(l) } if !touched.contains(&key) => {
                     touched.push(key);
-                    first_reads.push((key, l.len()));
+                    first_reads.push((key, l.len as usize));
                 }
                 Mop::Append { key, .. } => {
                     touched.push(key);
@@ -347,6 +365,7 @@ fn lost_updates(n: &Namer, txns: &[Txn], out: &mut Vec<TxnAnomaly>) {
                     }
                 }
                 Mop::Read { key, .. } => touched.push(key),
+                Mop::Write { .. } | Mop::Get { .. } => {}
             }
         }
     }

@@ -1,4 +1,13 @@
-//! The transactional checker (after Elle) for list-append histories.
+//! The transactional checker (after Elle) for list-append and rw-register
+//! histories.
+//!
+//! # Layout
+//! - `parse`: the compact [`TxnHistory`] (interned keys, micro-ops in one
+//!   arena, shared read lists) and pairing into txns.
+//! - `load`: a JSONL file streamed straight into it, in parallel blocks.
+//! - `infer`: list-append version orders, anomalies and edges.
+//! - `register`: rw-register version orders, anomalies and edges.
+//! - `graph`, `cycle`: the dependency graph and the cycle search.
 //!
 //! # Workload
 //!
@@ -26,6 +35,19 @@
 //! observed (their reads are unknown), so unobserved ones never close a
 //! cycle; failed txns take part only in G1a / dirty-update.
 //!
+//! # rw-register
+//!
+//! `["w", k, v]` (also `"write"`) writes `v` (unique per key) and
+//! `["r", k, v]` reads one value (`null` in an `ok` completion: nothing
+//! written yet); Elle's `[:w :x 1]` / `[:r :x 1]` import as these. Registers
+//! prove much less than lists: the only version orders are the initial nil
+//! before every write, a txn's read of a key before its own write of it, and
+//! on request ([`RegisterOrder`]) process or realtime order of writes. From
+//! them: wr, ww and rw edges and the same cycle classes, plus `G1a`, `G1b`,
+//! `internal`, `lost-update` and `garbage-read`. Two blind writes stay
+//! unordered, so many stale reads that list-append would prove are not
+//! anomalies here unless realtime order is assumed. Details in `register`.
+//!
 //! # Models
 //!
 //! Elle's hierarchy, weakest first: `read-uncommitted` < `read-committed` <
@@ -38,7 +60,11 @@
 mod cycle;
 mod graph;
 mod infer;
+mod load;
 mod parse;
+mod register;
+
+pub use parse::{TxnHistory, TxnWorkload};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -62,6 +88,8 @@ pub const INTERNAL: &str = "internal";
 pub const LOST_UPDATE: &str = "lost-update";
 /// Anomaly kind: a committed append ordered after an aborted one.
 pub const DIRTY_UPDATE: &str = "dirty-update";
+/// Anomaly kind (rw-register): a read of a value no txn wrote.
+pub const GARBAGE_READ: &str = "garbage-read";
 
 pub(crate) const WW: u8 = 1;
 pub(crate) const WR: u8 = 2;
@@ -99,7 +127,9 @@ fn proscribed_by(kind: &str) -> &'static [&'static str] {
         return &["strong-session-serializable"];
     }
     match kind {
-        "G0" | INCOMPATIBLE_ORDER | DUPLICATE_ELEMENTS | INTERNAL => &["read-uncommitted"],
+        "G0" | INCOMPATIBLE_ORDER | DUPLICATE_ELEMENTS | INTERNAL | GARBAGE_READ => {
+            &["read-uncommitted"]
+        }
         G1A | G1B | "G1c" | DIRTY_UPDATE => &["read-committed"],
         LOST_UPDATE | "G-single" => &["repeatable-read", "snapshot-isolation"],
         _ => &["repeatable-read", "serializable"],
@@ -126,7 +156,23 @@ fn at_least(m: &str) -> BTreeSet<&'static str> {
     out
 }
 
-/// Options of [`check_list_append`].
+/// Where an rw-register analysis may take each key's version order from,
+/// beyond what the reads prove (see the module docs, "rw-register").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RegisterOrder {
+    /// Only what the history proves: the initial nil precedes every write,
+    /// and a txn's own read precedes its write of the key.
+    #[default]
+    Inferred,
+    /// Also: the writes of one key by one process are in process order
+    /// (Elle's `sequential-keys`).
+    Process,
+    /// Also: a write of a key that completed before another write of it was
+    /// invoked precedes it (Elle's `linearizable-keys`; implies `Process`).
+    Realtime,
+}
+
+/// Options of [`check`] and [`check_list_append`].
 #[derive(Clone, Debug)]
 pub struct TxnOptions {
     /// The models the history must satisfy; an anomaly any of them proscribes
@@ -136,6 +182,8 @@ pub struct TxnOptions {
     pub time_limit: Option<Duration>,
     /// At most this many anomalies of each kind are listed (counts are complete).
     pub max_listed: usize,
+    /// rw-register only: what each key's version order may be taken from.
+    pub register_order: RegisterOrder,
 }
 
 impl Default for TxnOptions {
@@ -144,6 +192,7 @@ impl Default for TxnOptions {
             consistency_models: vec!["strict-serializable".to_string()],
             time_limit: Some(Duration::from_secs(60)),
             max_listed: 32,
+            register_order: RegisterOrder::Inferred,
         }
     }
 }
@@ -249,7 +298,24 @@ pub struct TxnResult {
 
 /// Checks a list-append history; see the module docs.
 pub fn check_list_append(history: &[Op], options: &TxnOptions) -> Result<TxnResult, TxnError> {
-    let started = Instant::now();
+    check_requested(options)?;
+    check(
+        &TxnHistory::from_ops(history, TxnWorkload::ListAppend)?,
+        options,
+    )
+}
+
+/// Checks an rw-register history; see the module docs.
+pub fn check_rw_register(history: &[Op], options: &TxnOptions) -> Result<TxnResult, TxnError> {
+    check_requested(options)?;
+    check(
+        &TxnHistory::from_ops(history, TxnWorkload::RwRegister)?,
+        options,
+    )
+}
+
+/// The requested models, each checked against the hierarchy.
+fn check_requested(options: &TxnOptions) -> Result<BTreeSet<&'static str>, TxnError> {
     let mut requested: BTreeSet<&str> = BTreeSet::new();
     for m in &options.consistency_models {
         let known = MODELS
@@ -258,22 +324,45 @@ pub fn check_list_append(history: &[Op], options: &TxnOptions) -> Result<TxnResu
             .ok_or_else(|| TxnError::UnknownModel(m.clone()))?;
         requested.insert(known.0);
     }
+    Ok(requested)
+}
+
+/// Checks a transactional history with its workload's analysis.
+pub fn check(h: &TxnHistory, options: &TxnOptions) -> Result<TxnResult, TxnError> {
+    let started = Instant::now();
+    let requested = check_requested(options)?;
     let deadline = options.time_limit.map(|l| started + l);
-    let (txns, keys) = parse::parse(history)?;
-    let inferred = infer::infer(&txns, &keys);
-    let g = graph::build(&txns, &inferred.edges);
-    let namer = infer::Namer {
-        txns: &txns,
-        keys: &keys,
+    let namer = infer::Namer { h };
+    let (mut anomalies, edges, explainer) = match h.workload {
+        TxnWorkload::ListAppend => {
+            let infer::Inferred {
+                orders,
+                anomalies,
+                edges,
+            } = infer::infer(h);
+            let explainer: Box<dyn Fn(u32, u32, Dep) -> String + '_> =
+                Box::new(move |a, b, d| explain_edge(&namer, &orders, a, b, d));
+            (anomalies, edges, explainer)
+        }
+        TxnWorkload::RwRegister => {
+            let (anomalies, edges, why) = register::infer(h, options.register_order)?;
+            let explainer: Box<dyn Fn(u32, u32, Dep) -> String + '_> = Box::new(move |a, b, d| {
+                explain_order_edge(&namer, a, b, d)
+                    .unwrap_or_else(|| why.explain_edge(&namer, a, b, d))
+            });
+            (anomalies, edges, explainer)
+        }
     };
-    let mut anomalies = inferred.anomalies;
+    let txns = &h.txns;
+    let g = graph::build(txns, &edges);
+    drop(edges);
     let mut unknown = Vec::new();
     let all = cycle::sccs(&g, WW | WR | RW | PROCESS | REALTIME);
     if !all.is_empty() {
         for class in cycle::classes() {
             let found = cycle::search(&g, &class, deadline);
             for c in &found.cycles {
-                anomalies.push(explain(&namer, &inferred.orders, class.name, c));
+                anomalies.push(explain(&namer, &*explainer, class.name, c));
             }
             if !found.unfinished.is_empty() {
                 unknown.push(UnknownClass {
@@ -297,7 +386,7 @@ pub fn check_list_append(history: &[Op], options: &TxnOptions) -> Result<TxnResu
             .iter()
             .filter(|t| t.status == parse::Status::Fail)
             .count(),
-        keys: keys.names.len(),
+        keys: h.keys.len(),
         edges: g.edge_count(),
         scc_count: all.len(),
         scc_sizes: all.iter().map(Vec::len).take(options.max_listed).collect(),
@@ -382,7 +471,7 @@ fn kind_name(kind: u8) -> &'static str {
 /// A cycle as an anomaly, each edge explained in words.
 fn explain(
     n: &infer::Namer,
-    orders: &[infer::KeyOrder],
+    explain_edge: &dyn Fn(u32, u32, Dep) -> String,
     kind: &str,
     cycle: &[(u32, u32, Dep)],
 ) -> TxnAnomaly {
@@ -390,7 +479,7 @@ fn explain(
     let mut keys = BTreeSet::new();
     let mut edges = Vec::new();
     for &(a, b, d) in cycle {
-        sentences.push(explain_edge(n, orders, a, b, d));
+        sentences.push(explain_edge(a, b, d));
         let key = matches!(d.kind, WW | WR | RW).then(|| n.k(d.key));
         if let Some(k) = &key {
             keys.insert(k.clone());
@@ -421,14 +510,15 @@ fn explain_edge(n: &infer::Namer, orders: &[infer::KeyOrder], a: u32, b: u32, d:
     let elems = order.map_or(&[][..], |o| &o.elems);
     let writers = order.map_or(&[][..], |o| &o.writers);
     let read_len = |t: u32, fits: &dyn Fn(usize) -> bool| {
-        n.txns[t as usize].mops.iter().find_map(|m| match *m {
-            parse::Mop::Read { key, list: Some(l) } if key == d.key && fits(l.len()) => {
-                Some(l.len())
+        let txn = &n.h.txns[t as usize];
+        n.h.mops(txn).iter().find_map(|m| match *m {
+            parse::Mop::Read { key, list: Some(l) } if key == d.key && fits(l.len as usize) => {
+                Some(l.len as usize)
             }
             _ => None,
         })
     };
-    match d.kind {
+    explain_order_edge(n, a, b, d).unwrap_or_else(|| match d.kind {
         WW => {
             let i = (1..writers.len())
                 .find(|&i| writers[i - 1] == a && writers[i] == b)
@@ -453,16 +543,27 @@ fn explain_edge(n: &infer::Namer, orders: &[infer::KeyOrder], a: u32, b: u32, d:
                 elems.get(len).copied().unwrap_or_default(), k = n.k(d.key)
             )
         }
-        PROCESS => format!(
+        _ => String::new(),
+    })
+}
+
+/// A process or realtime edge in words (`None` for a data dependency).
+fn explain_order_edge(n: &infer::Namer, a: u32, b: u32, d: Dep) -> Option<String> {
+    let (ta, tb) = (n.t(a), n.t(b));
+    match d.kind {
+        PROCESS => Some(format!(
             "{ta} and {tb} ran on process {} in that order, so {ta} precedes {tb} (process)",
-            n.txns[a as usize].process
-        ),
-        _ => format!(
+            n.h.txns[a as usize].process
+        )),
+        REALTIME => Some(format!(
             "{ta} completed (op {}) before {tb} was invoked, so {ta} precedes {tb} (realtime)",
-            n.txns[a as usize].complete.unwrap_or_default()
-        ),
+            n.h.txns[a as usize].complete.unwrap_or_default()
+        )),
+        _ => None,
     }
 }
 
+#[cfg(test)]
+mod register_tests;
 #[cfg(test)]
 mod tests;

@@ -7,16 +7,19 @@
 //! - `set`: unique integers added to one set, read throughout and once on
 //!   every node at the end; the set checker (lost, stale, unexpected,
 //!   duplicated elements).
-//! - `append`: list-append transactions over a few hot keys; recorded, but
-//!   judged `unknown` until the transactional checker exists (issue 7).
+//! - `append`: list-append transactions over a few hot keys; the
+//!   transactional checker (Elle's list-append analysis).
+//! - `rw-register`: register read/write transactions over the same keys; the
+//!   transactional checker's rw-register analysis (proves less: see
+//!   `checker::txn`).
 //!
-//! All three talk to target-node through [`kv_client::NodeClient`], which
+//! All of them talk to target-node through [`kv_client::NodeClient`], which
 //! routes each op to a node and maps errors to `ok`/`fail`/`info`.
 //!
 //! # Layout
 //! - [`kv_client`]: the target-node client of a worker: routing, redirects,
 //!   error mapping.
-//! - [`register`], [`set`], [`append`]: the workloads.
+//! - [`register`], [`set`], [`append`] (append and rw-register): the workloads.
 
 pub mod append;
 pub mod kv_client;
@@ -76,14 +79,17 @@ pub enum WorkloadKind {
     Set,
     /// List-append transactions (Elle).
     Append,
+    /// Read/write register transactions (Elle's rw-register).
+    RwRegister,
 }
 
 impl WorkloadKind {
     /// Every workload, in the order `--help` lists them.
-    pub const ALL: [WorkloadKind; 3] = [
+    pub const ALL: [WorkloadKind; 4] = [
         WorkloadKind::Register,
         WorkloadKind::Set,
         WorkloadKind::Append,
+        WorkloadKind::RwRegister,
     ];
 
     /// The name on the command line, in TOML and in `test.json`.
@@ -92,6 +98,7 @@ impl WorkloadKind {
             WorkloadKind::Register => "register",
             WorkloadKind::Set => "set",
             WorkloadKind::Append => "append",
+            WorkloadKind::RwRegister => "rw-register",
         }
     }
 }
@@ -108,7 +115,9 @@ impl FromStr for WorkloadKind {
         WorkloadKind::ALL
             .into_iter()
             .find(|w| w.name() == s)
-            .ok_or_else(|| format!("unknown workload {s:?}; expected register, set or append"))
+            .ok_or_else(|| {
+                format!("unknown workload {s:?}; expected register, set, append or rw-register")
+            })
     }
 }
 
@@ -164,6 +173,7 @@ pub fn workload(kind: WorkloadKind, options: WorkloadOptions) -> Box<dyn Workloa
         WorkloadKind::Register => Box::new(register::RegisterWorkload::new(options)),
         WorkloadKind::Set => Box::new(set::SetWorkload::new(options)),
         WorkloadKind::Append => Box::new(append::AppendWorkload::new(options)),
+        WorkloadKind::RwRegister => Box::new(append::AppendWorkload::rw_register(options)),
     }
 }
 
