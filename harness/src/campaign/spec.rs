@@ -36,7 +36,7 @@ use crate::test_spec::TestSpec;
 
 /// The anomaly kinds a detection expectation may name (DESIGN's
 /// vocabulary); the cycle kinds also with `-process` and `-realtime`.
-pub const ANOMALY_KINDS: [&str; 15] = [
+pub const ANOMALY_KINDS: [&str; 16] = [
     "not-linearizable",
     "lost-write",
     "stale-read",
@@ -52,6 +52,7 @@ pub const ANOMALY_KINDS: [&str; 15] = [
     "lost-update",
     "dirty-update",
     "internal",
+    "garbage-read",
 ];
 
 /// Cycle kinds that also come with `-process` / `-realtime` suffixes.
