@@ -2,12 +2,15 @@
 //! with its code.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use checker::history::Op;
 use checker::import::{read_history_file, Format};
 use checker::linearizable::{
     check, partition_count, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options,
@@ -58,7 +61,75 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
     } else {
         print!("{}", render(&result, &args));
     }
+    if let Some(dir) = &args.out {
+        let (checker, anomalies) =
+            results::CheckerResult::from_linearizable("linearizable", &result);
+        let checkers = std::collections::BTreeMap::from([("linearizable".to_string(), checker)]);
+        write_run_dir(&args, dir, &history, checkers, anomalies)?;
+    }
     Ok(exit::verdict(result.valid))
+}
+
+/// `--out DIR`: the history as `history.jsonl` (the file itself when it is
+/// JSONL, converted when it is EDN), `results.json`, and the report. An
+/// existing non-empty directory is refused, so nothing is overwritten.
+fn write_run_dir(
+    args: &CheckArgs,
+    dir: &Path,
+    history: &[Op],
+    checkers: std::collections::BTreeMap<String, results::CheckerResult>,
+    anomalies: Vec<results::Anomaly>,
+) -> Result<(), Failure> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::Internal(anyhow::anyhow!("--out {}: {what}: {e}", dir.display()))
+    };
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(Failure::Usage(format!(
+            "--out {}: the directory exists and is not empty; give a new one",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| fail("creating it", &e))?;
+    let history_path = dir.join("history.jsonl");
+    let is_jsonl = match args.format {
+        FormatArg::Jsonl => true,
+        FormatArg::Edn => false,
+        FormatArg::Auto => {
+            use std::io::Read as _;
+            let mut head = Vec::new();
+            std::fs::File::open(&args.file)
+                .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+                .map_err(|e| fail("reading the history", &e))?;
+            checker::import::detect_format(&String::from_utf8_lossy(&head)) == Format::Jsonl
+        }
+    };
+    if is_jsonl {
+        std::fs::copy(&args.file, &history_path).map_err(|e| fail("copying the history", &e))?;
+    } else {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&history_path).map_err(|e| fail("history.jsonl", &e))?,
+        );
+        for op in history {
+            serde_json::to_writer(&mut out, op).map_err(|e| fail("history.jsonl", &e))?;
+            out.write_all(b"\n")
+                .map_err(|e| fail("history.jsonl", &e))?;
+        }
+        out.flush().map_err(|e| fail("history.jsonl", &e))?;
+    }
+    let test = serde_json::json!({
+        "name": args.file.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        "workload": harness::test_spec::mode_name(args.workload),
+        "checked-from": args.file.display().to_string(),
+    });
+    let results = results::Results::compose(checkers, anomalies, results::stats(history))
+        .with_test(test)
+        .with_run_dir(dir.to_path_buf());
+    let run = results::RunDir::open(dir).map_err(|e| fail("opening it", &e))?;
+    run.write_results(&results)
+        .map_err(|e| fail("results.json", &e))?;
+    let files = results::write_report(dir).map_err(|e| fail("the report", &e))?;
+    eprintln!("report: {}", files.report_html.display());
+    Ok(())
 }
 
 /// Runs `work` while a progress bar on stderr counts checked keys (hidden when
@@ -145,6 +216,17 @@ fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
     }
     if !args.json {
         println!("verdict: {verdict}");
+    }
+    if let Some(dir) = &args.out {
+        let history =
+            read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let mut checkers = std::collections::BTreeMap::new();
+        let mut anomalies = Vec::new();
+        for outcome in outcomes {
+            anomalies.extend(outcome.anomalies);
+            checkers.insert(outcome.checker, outcome.result);
+        }
+        write_run_dir(args, dir, &history, checkers, anomalies)?;
     }
     Ok(exit::verdict(verdict))
 }

@@ -211,6 +211,11 @@ pub struct CheckArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write a run directory for the history here (history.jsonl,
+    /// results.json, report.html, plots, timeline, junit.xml), as
+    /// `faultline run` does; the directory must not exist or be empty.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// The workload that recorded the history, which picks the checker:
     /// `register` (linearizability against `--model`), `set` (lost, stale,
     /// unexpected elements), `append` and `rw-register` (Elle-style

@@ -442,3 +442,39 @@ fn a_bad_micro_op_exits_4_naming_file_line_and_field() {
         "{err}"
     );
 }
+
+/// `--out DIR` turns a checked history (here imported from EDN) into a run
+/// directory with the report, and never writes into a non-empty directory.
+#[test]
+fn out_writes_a_run_directory_with_the_report_for_an_imported_history() {
+    let edn = history_file(
+        "{:process 0 :type :invoke :f :write :value 1}\n{:process 0 :type :ok :f :write :value 1}\n{:process 1 :type :invoke :f :read :value nil}\n{:process 1 :type :ok :f :read :value 2}\n",
+        ".edn",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("imported");
+    let out_arg = out_dir.to_str().unwrap();
+    let out = faultline_check(&edn, &["--model", "register", "--out", out_arg]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let history = std::fs::read_to_string(out_dir.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 4, "{history}");
+    assert!(history
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["valid"], false, "Jepsen's :valid? false");
+    assert_eq!(results["anomalies"][0]["kind"], "not-linearizable");
+    let report = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(report.contains("not-linearizable"));
+    assert!(out_dir.join("junit.xml").is_file());
+    // Again into the same, now non-empty, directory: refused, nothing touched.
+    let again = faultline_check(&edn, &["--model", "register", "--out", out_arg]);
+    assert_eq!(code(&again), 3, "{}", stderr(&again));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("history.jsonl")).unwrap(),
+        history
+    );
+}
