@@ -75,6 +75,14 @@ pub trait Db: Send {
         status::primary_of(self.nodes(), STATUS_TIMEOUT)
     }
 
+    /// Whether the cluster has settled after the faults healed (one primary
+    /// everyone follows, every oplog caught up: [`status::converged`]), so
+    /// the final reads see the state it keeps. Blocks for at most
+    /// [`STATUS_TIMEOUT`].
+    fn converged(&self) -> bool {
+        status::converged(self.nodes(), STATUS_TIMEOUT)
+    }
+
     /// This database's [`Kill`] ability, if it has one (for callers that
     /// hold a `Box<dyn Db>`, like jepsen's `satisfies?`).
     fn as_kill(&mut self) -> Option<&mut dyn Kill> {

@@ -72,6 +72,38 @@ pub fn primary_of(nodes: &[NodeInfo], timeout: Duration) -> Option<String> {
     primary_among(&answered).map(|s| s.id.0.clone())
 }
 
+/// Whether the cluster has settled after the faults healed: every node
+/// answers; in the primary topology exactly one node is primary, every node
+/// is in its term and follows it, and every oplog has caught up with the
+/// primary's (same last position). In multi-primary topology: every node
+/// answers.
+pub fn converged(nodes: &[NodeInfo], timeout: Duration) -> bool {
+    let answered: Vec<Status> = match statuses(nodes, timeout).into_iter().collect() {
+        Ok(all) => all,
+        Err(_) => return false,
+    };
+    let Some(first) = answered.first() else {
+        return true;
+    };
+    if first.mode.topology == target_node::mode::Topology::MultiPrimary {
+        // Every node is primary and writes its own oplog: positions are not
+        // comparable across nodes, so answering is all that can be asked.
+        return true;
+    }
+    let primaries: Vec<&Status> = answered
+        .iter()
+        .filter(|s| s.role == target_node::api::Role::Primary)
+        .collect();
+    let [primary] = primaries[..] else {
+        return false;
+    };
+    answered.iter().all(|s| {
+        s.term == primary.term
+            && s.primary.as_ref() == Some(&primary.id)
+            && s.oplog == primary.oplog
+    })
+}
+
 /// Whether a TCP connection to `url`'s host and port succeeds within `timeout`.
 pub fn accepts_connections(url: &str, timeout: Duration) -> bool {
     address(url).is_ok_and(|addr| TcpStream::connect_timeout(&addr, timeout).is_ok())
