@@ -146,22 +146,18 @@ impl NodeLog {
 }
 
 /// An excerpt as the text of a `<pre>`: each line labelled with its
-/// history time (`+    12.345 s │ `), continuation lines with a blank label;
+/// history time (`   +12.345 s │ `), continuation lines with a blank label;
 /// past `max_lines`, the first and last halves with a count between.
 pub fn excerpt_text(lines: &[(i64, bool, &str)], max_lines: usize) -> String {
     let line = |(t, continuation, text): &(i64, bool, &str)| {
         if *continuation {
-            format!("{:>13} │ {}\n", "", escape(text))
+            format!("{:>12} │ {}\n", "", escape(text))
         } else {
             let sign = if *t < 0 { '-' } else { '+' };
             // To the nearest millisecond, as the rest of the report shows times.
             let ms = (t.unsigned_abs() + 500_000) / 1_000_000;
-            format!(
-                "{sign}{:>6}.{:03} s │ {}\n",
-                ms / 1_000,
-                ms % 1_000,
-                escape(text)
-            )
+            let time = format!("{sign}{}.{:03}", ms / 1_000, ms % 1_000);
+            format!("{time:>10} s │ {}\n", escape(text))
         }
     };
     if lines.len() <= max_lines {
@@ -171,7 +167,7 @@ pub fn excerpt_text(lines: &[(i64, bool, &str)], max_lines: usize) -> String {
     let mut out: String = lines[..half].iter().map(line).collect();
     let _ = writeln!(
         out,
-        "{:>13} │ … {} more lines in the window (see the whole log) …",
+        "{:>12} │ … {} more lines in the window (see the whole log) …",
         "",
         lines.len() - 2 * half
     );
@@ -202,7 +198,7 @@ mod tests {
         assert_eq!(texts, ["1970-01-01T00:00:01.000000Z INFO a", "  wrapped a"]);
         assert_eq!(lines[1], (1_000_000_000, true, "  wrapped a"));
         let text = excerpt_text(&lines, 10);
-        assert!(text.starts_with("+     1.000 s │ 1970"), "{text}");
+        assert!(text.starts_with("    +1.000 s │ 1970"), "{text}");
     }
 
     #[test]

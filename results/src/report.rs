@@ -398,16 +398,18 @@ fn plots_section(html: &mut String, plots: &[PlotFiles]) -> Result<(), ReportErr
 
 /// A link to the timeline page that shows history index `index`.
 fn op_link(run: &Run, index: u64) -> String {
+    format!("<a href=\"{}\">{index}</a>", op_page(run, index))
+}
+
+/// The timeline page that shows history index `index`.
+fn op_page(run: &Run, index: u64) -> String {
     let at = run.ops.partition_point(|op| op.index < index);
     let at = match run.ops.get(at) {
         Some(op) if op.index == index => at,
         // A completion index: the op it completes started before it.
         _ => at.saturating_sub(1),
     };
-    format!(
-        "<a href=\"{}\">{index}</a>",
-        page_name(at / OPS_PER_PAGE + 1)
-    )
+    page_name(at / OPS_PER_PAGE + 1)
 }
 
 fn anomalies(html: &mut String, run: &Run) {
@@ -533,7 +535,7 @@ fn set_anomalies(
         .map(|(key, element, ops)| set_row(kind, key, element, ops, index))
         .collect();
     html.push_str(&set_table_html(&rows, total, &run.windows, &|i| {
-        op_link(run, i)
+        op_page(run, i)
     }));
     let shown = listed.len().min(EXPLAINED_SET_ANOMALIES);
     let _ = write!(
@@ -654,4 +656,6 @@ td.unknown{color:#b07800;font-weight:bold}table{border-collapse:collapse}th,td{b
 .params th{background:#f4f4f4}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}\
 pre.cmd{background:#222;color:#eee}.fault{background:#f6e7b2;padding:0 3px;border-radius:3px}\
 .anomaly{border-left:4px solid #c00000;padding:2px 10px;margin:10px 0}.anomaly .meta{color:#555;margin:0}\
-figure{margin:10px 0}img{max-width:100%;border:1px solid #eee}.svg{overflow-x:auto}";
+figure{margin:10px 0}img{max-width:100%;border:1px solid #eee}.svg{overflow-x:auto}\
+table.set td{white-space:nowrap}table.set td.element{font-weight:bold}table.txns td.txn{font-family:'DejaVu Sans Mono',monospace;font-size:12px}\
+.anomaly svg.cycle{margin:6px 0}";

@@ -151,7 +151,7 @@ pub fn row(
         .iter()
         .filter(|op| op.f == "read" && op.outcome == OpType::Ok);
     let missed_by = reads.clone().find(|op| !lists(op)).map(|op| op_at(op));
-    let seen = reads.filter(|op| lists(op)).last().map(|op| op_at(op));
+    let seen = reads.clone().rfind(|op| lists(op)).map(|op| op_at(op));
     SetRow {
         kind: kind.to_string(),
         key,
@@ -163,41 +163,59 @@ pub fn row(
     }
 }
 
+/// The fault windows in force at `time`; when none is, the next one if it
+/// began within a second (an ack just before a partition is often its victim).
 fn faults_at(windows: &[FaultWindow], time: u64) -> String {
+    let label = |w: &FaultWindow| format!("<span class=\"fault\">{}</span>", escape(&w.label));
     let labels: Vec<String> = windows
         .iter()
         .filter(|w| w.contains(time))
-        .map(|w| format!("<span class=\"fault\">{}</span>", escape(&w.label)))
+        .map(label)
         .collect();
-    if labels.is_empty() {
-        "none".to_string()
-    } else {
-        labels.join(" ")
+    if !labels.is_empty() {
+        return labels.join(" ");
+    }
+    let next = windows
+        .iter()
+        .filter(|w| w.start_ns > time && w.start_ns - time <= 1_000_000_000)
+        .min_by_key(|w| w.start_ns);
+    match next {
+        Some(w) => format!(
+            "none ({} began {:.1} ms later)",
+            label(w),
+            (w.start_ns - time) as f64 / 1e6
+        ),
+        None => "none".to_string(),
     }
 }
 
-/// `12.345 s on n2` for a read; `—` for none.
-fn read_cell(op: Option<&OpAt>, windows: Option<&[FaultWindow]>) -> String {
+/// A link (to `page`) reading `12.345 s on n2`; `—` for no op.
+fn op_cell(op: Option<&OpAt>, href: &dyn Fn(u64) -> String) -> String {
     let Some(op) = op else {
         return "—".to_string();
     };
-    let mut cell = seconds(op.invoke_ns);
-    if let Some(node) = &op.node {
-        let _ = write!(cell, " on {}", escape(node));
-    }
-    if let Some(windows) = windows {
-        let _ = write!(cell, "<br>faults: {}", faults_at(windows, op.invoke_ns));
-    }
-    cell
+    let node = op
+        .node
+        .as_deref()
+        .map(|n| format!(" on {}", escape(n)))
+        .unwrap_or_default();
+    format!(
+        "<a href=\"{}\" title=\"op {}\">{}{node}</a>",
+        escape(&href(op.index)),
+        op.index,
+        seconds(op.invoke_ns)
+    )
 }
 
 /// The table of `rows` (all of one kind); `total` is how many there are in
-/// all, `link` renders a history index as a link to the timeline.
+/// all; `href` gives the timeline page of a history index. Times are when
+/// the ops began, except "acknowledged" (the add's completion); each links
+/// to the op in the timeline.
 pub fn table_html(
     rows: &[SetRow],
     total: usize,
     windows: &[FaultWindow],
-    link: &dyn Fn(u64) -> String,
+    href: &dyn Fn(u64) -> String,
 ) -> String {
     let Some(kind) = rows.first().map(|r| r.kind.as_str()) else {
         return String::new();
@@ -212,30 +230,38 @@ pub fn table_html(
         "<th>element</th><th>add invoked</th><th>acknowledged</th><th>by node</th><th>faults at the ack</th>",
     );
     html.push_str(if stale {
-        "<th>stale read (began)</th><th>seen again</th>"
+        "<th>stale read began</th><th>faults at the stale read</th><th>seen again (read began)</th></tr>\n"
     } else {
-        "<th>last seen</th><th>first read without it</th>"
+        "<th>last seen (read began)</th><th>first read without it began</th></tr>\n"
     });
-    html.push_str("<th>ops</th></tr>\n");
     for (n, r) in rows.iter().take(ROWS_SHOWN).enumerate() {
         let _ = write!(html, "<tr><td>{}</td>", n + 1);
         if with_keys {
             let _ = write!(html, "<td>{}</td>", escape(r.key.as_deref().unwrap_or("")));
         }
-        let (invoked, acked, node) = match &r.add {
+        let (acked, node) = match &r.add {
             Some(add) => (
-                seconds(add.invoke_ns),
                 match (add.outcome, add.complete_ns) {
                     (OpType::Ok, Some(t)) => seconds(t),
                     _ => "not acknowledged (indeterminate add)".to_string(),
                 },
                 add.node.clone().unwrap_or_else(|| "—".into()),
             ),
-            None => ("—".into(), "—".into(), "—".into()),
+            None => ("—".into(), "—".into()),
         };
         let faults = r
             .ack_ns()
             .map_or_else(|| "—".to_string(), |t| faults_at(windows, t));
+        let invoked = op_cell(
+            r.add
+                .as_ref()
+                .map(|a| OpAt {
+                    node: None,
+                    ..a.clone()
+                })
+                .as_ref(),
+            href,
+        );
         let _ = write!(
             html,
             "<td class=\"element\">{}</td><td>{invoked}</td><td>{}</td><td>{}</td><td>{faults}</td>",
@@ -243,30 +269,32 @@ pub fn table_html(
             escape(&acked),
             escape(&node)
         );
-        let (first, second) = if stale {
-            (
-                read_cell(r.missed_by.as_ref(), Some(windows)),
-                read_cell(r.seen.as_ref(), None),
-            )
+        if stale {
+            let read_faults = r
+                .missed_by
+                .as_ref()
+                .map_or_else(|| "—".to_string(), |op| faults_at(windows, op.invoke_ns));
+            let _ = writeln!(
+                html,
+                "<td>{}</td><td>{read_faults}</td><td>{}</td></tr>",
+                op_cell(r.missed_by.as_ref(), href),
+                op_cell(r.seen.as_ref(), href)
+            );
         } else {
-            (
-                read_cell(r.seen.as_ref(), None),
-                read_cell(r.missed_by.as_ref(), None),
-            )
-        };
-        let links: Vec<String> = r.ops.iter().map(|&i| link(i)).collect();
-        let _ = writeln!(
-            html,
-            "<td>{first}</td><td>{second}</td><td class=\"ops\">{}</td></tr>",
-            links.join(" ")
-        );
+            let _ = writeln!(
+                html,
+                "<td>{}</td><td>{}</td></tr>",
+                op_cell(r.seen.as_ref(), href),
+                op_cell(r.missed_by.as_ref(), href)
+            );
+        }
     }
     html.push_str("</table>\n");
     let shown = rows.len().min(ROWS_SHOWN);
     if total > shown {
         let _ = writeln!(
             html,
-            "<p>… and {} more {} not shown (the counts are complete; `faultline check` lists them all).</p>",
+            "<p>… and {} more {} not shown (the counts are complete).</p>",
             total - shown,
             escape(kind)
         );
@@ -321,5 +349,23 @@ mod tests {
         assert_eq!(r.ack_ns(), Some(1_000_000_000));
         // A completion index finds its op too.
         assert_eq!(index.get(3).map(|op| op.index), Some(2));
+    }
+
+    #[test]
+    fn an_ack_just_before_a_fault_names_the_fault_that_followed() {
+        let window = |start_ns: u64| FaultWindow {
+            fault: "partition".into(),
+            label: "partition n1 | n2".into(),
+            start_ns,
+            end_ns: Some(start_ns + 1_000),
+            index: 0,
+        };
+        let during = "<span class=\"fault\">partition n1 | n2</span>";
+        assert_eq!(faults_at(&[window(100)], 100), during);
+        assert_eq!(
+            faults_at(&[window(1_000_000)], 0),
+            format!("none ({during} began 1.0 ms later)")
+        );
+        assert_eq!(faults_at(&[window(2_000_000_000)], 0), "none");
     }
 }

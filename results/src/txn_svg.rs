@@ -35,7 +35,9 @@ const LABEL_CHARS: usize = 110;
 const LIST_SHOWN: usize = 6;
 
 const BOX_H: f64 = 24.0;
+/// The space between boxes, for an arrow and its label; less in long cycles.
 const GAP: f64 = 46.0;
+const GAP_LONG: f64 = 30.0;
 const MARGIN: f64 = 12.0;
 /// The advance of one character of 12 px DejaVu Sans Mono.
 const CHAR_W: f64 = 7.3;
@@ -231,7 +233,8 @@ pub fn cycle_svg(txns: &[Txn], ids: &[u64], edges: &[AnomalyEdge]) -> String {
     let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
     let box_w = (widest as f64 * CHAR_W + 16.0).max(120.0);
     let right = MARGIN + box_w;
-    let top = |row: usize| MARGIN + row as f64 * (BOX_H + GAP);
+    let gap = if order.len() > 8 { GAP_LONG } else { GAP };
+    let top = |row: usize| MARGIN + row as f64 * (BOX_H + gap);
     let row_of = |id: u64| order.iter().position(|&o| o == id).unwrap_or(0);
     let mut body = String::new();
     let mut arcs = 0usize;
@@ -299,7 +302,7 @@ pub fn cycle_svg(txns: &[Txn], ids: &[u64], edges: &[AnomalyEdge]) -> String {
         );
     }
     let width = right + widest_arc + 70.0 + MARGIN;
-    let height = 2.0 * MARGIN + order.len() as f64 * BOX_H + (order.len().max(1) - 1) as f64 * GAP;
+    let height = 2.0 * MARGIN + order.len() as f64 * BOX_H + (order.len().max(1) - 1) as f64 * gap;
     format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="cycle" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans Mono, monospace" font-size="12">{body}</svg>"#
     )

@@ -507,15 +507,16 @@ fn a_set_run_tables_lost_and_stale_elements_with_their_node_and_fault() {
             "{row}"
         );
         assert!(
-            row.contains(&format!("<td>{acked}</td><td>n1</td>")),
+            row.contains(&format!("<td>{acked}</td><td>n1</td><td>{fault}</td>")),
+            "acked by n1 during the partition: {row}"
+        );
+        // Never seen; first missed by the read that began at 0.060 s on n1 (op 12).
+        assert!(
+            row.contains(
+                "<td>—</td><td><a href=\"timeline.html\" title=\"op 12\">0.060 s on n1</a></td>"
+            ),
             "{row}"
         );
-        assert!(
-            row.contains(fault),
-            "the ack was during the partition: {row}"
-        );
-        // Never seen; first missed by the read that began at 0.060 s on n1.
-        assert!(row.contains("<td>—</td><td>0.060 s on n1</td>"), "{row}");
     }
 
     let stale = table_rows(&html, "id=\"kind-stale-read\"");
@@ -523,14 +524,14 @@ fn a_set_run_tables_lost_and_stale_elements_with_their_node_and_fault() {
     let row = stale[0];
     assert!(row.contains("<td class=\"element\">1</td>"), "{row}");
     assert!(
-        row.contains("<td>0.020 s</td><td>0.021 s</td><td>n1</td>"),
+        row.contains("title=\"op 3\">0.020 s</a></td><td>0.021 s</td><td>n1</td>"),
         "{row}"
     );
-    assert!(row.contains(fault), "{row}");
-    // The read that missed it (began 0.030 s on n2, during the partition), seen again at 0.060 s.
+    // The read that missed it (op 5: began 0.030 s on n2, during the
+    // partition), and the one that saw it again (op 12, after the heal).
     assert!(
         row.contains(&format!(
-            "<td>0.030 s on n2<br>faults: {fault}</td><td>0.060 s on n1</td>"
+            "<td>{fault}</td><td><a href=\"timeline.html\" title=\"op 5\">0.030 s on n2</a></td><td>{fault}</td><td><a href=\"timeline.html\" title=\"op 12\">0.060 s on n1</a></td></tr>"
         )),
         "{row}"
     );
@@ -578,9 +579,10 @@ fn txn_results(history: &[Op], with_edges: bool) -> Results {
     )
 }
 
-/// An append run with a write skew (G2-item: T0 and T2 each read the key the
-/// other appends to, missing the append) and a stale read after a completed
-/// append (G-single-realtime: T8 misses T6's append to z).
+/// An append run with a write skew (G2-item: T0 and T1 each read the key the
+/// other appends to, missing the append), a stale read after a completed
+/// append (G-single-realtime: T8 misses T6's append to z) and a lost update
+/// (T12 and T13 both read w empty and append to it).
 fn append_run(store: &Store, with_edges: bool) -> RunDir {
     let run = store.create_run("append-cycles").unwrap();
     use OpType::*;
@@ -639,7 +641,41 @@ fn append_run(store: &Store, with_edges: bool) -> RunDir {
         .on(30, 1, Invoke, "txn", txn(json!([["r", "z", null]])), "n2")
         .on(31, 1, Ok, "txn", txn(json!([["r", "z", []]])), "n2")
         .on(40, 2, Invoke, "txn", txn(json!([["r", "z", null]])), "n3")
-        .on(41, 2, Ok, "txn", txn(json!([["r", "z", [1]]])), "n3");
+        .on(41, 2, Ok, "txn", txn(json!([["r", "z", [1]]])), "n3")
+        .on(
+            50,
+            0,
+            Invoke,
+            "txn",
+            txn(json!([["r", "w", null], ["append", "w", 1]])),
+            "n1",
+        )
+        .on(
+            51,
+            1,
+            Invoke,
+            "txn",
+            txn(json!([["r", "w", null], ["append", "w", 2]])),
+            "n2",
+        )
+        .on(
+            55,
+            0,
+            Ok,
+            "txn",
+            txn(json!([["r", "w", []], ["append", "w", 1]])),
+            "n1",
+        )
+        .on(
+            56,
+            1,
+            Ok,
+            "txn",
+            txn(json!([["r", "w", []], ["append", "w", 2]])),
+            "n2",
+        )
+        .on(60, 2, Invoke, "txn", txn(json!([["r", "w", null]])), "n3")
+        .on(61, 2, Ok, "txn", txn(json!([["r", "w", [1, 2]]])), "n3");
     history.write(&run);
     run.write_test_json(&json!({"workload": "append", "seed": 1}))
         .unwrap();
@@ -672,7 +708,12 @@ fn an_append_run_draws_its_cycles_with_txn_and_edge_labels() {
         // from the checker's details.
         let temp = TempStore::new("append");
         let run = append_run(&Store::new(&temp.0), with_edges);
-        let html = read(&write_report(run.path()).unwrap().report_html);
+        let files = write_report(run.path()).unwrap();
+        // To look at it: FAULTLINE_REPORT_KEEP_APPEND=<file> keeps a copy of report.html.
+        if let (Some(keep), true) = (std::env::var_os("FAULTLINE_REPORT_KEEP_APPEND"), with_edges) {
+            std::fs::copy(&files.report_html, keep).unwrap();
+        }
+        let html = read(&files.report_html);
 
         let g2 = svgs_of(&html, "G2-item");
         assert_eq!(g2.len(), 1, "one G2-item drawing (with_edges {with_edges})");
@@ -704,6 +745,20 @@ fn an_append_run_draws_its_cycles_with_txn_and_edge_labels() {
         let after = &html[html.find(single[0]).unwrap() + single[0].len()..];
         assert!(after.starts_with("</div><p>"), "{}", &after[..80]);
         assert!(after.contains("precedes itself"));
+
+        // Not a cycle: a table row with both txns.
+        let lost_update = table_rows(&html, "id=\"kind-lost-update\"");
+        assert_eq!(lost_update.len(), 1, "{lost_update:#?}");
+        for label in [
+            "T12 p0 n1: r w []; append w 1",
+            "T13 p1 n2: r w []; append w 2",
+        ] {
+            assert!(
+                lost_update[0].contains(label),
+                "lost-update row lacks {label:?}: {}",
+                lost_update[0]
+            );
+        }
     }
 }
 
@@ -781,10 +836,10 @@ fn log_excerpts_are_exactly_the_lines_within_a_second_of_the_anomaly() {
     assert_eq!(
         lines,
         [
-            "+     1.000 s │ 2026-11-26T05:11:05.678001Z  INFO n1 secondary t1 first inside",
-            &format!("{:13} │   continuation of a line inside", ""),
-            "+     1.822 s │ == faultline: starting n1 at unix 1795669866.500: target-node ...",
-            "+     4.000 s │ 2026-11-26T05:11:08.678000Z  WARN n1 primary t2 last inside",
+            "    +1.000 s │ 2026-11-26T05:11:05.678001Z  INFO n1 secondary t1 first inside",
+            &format!("{:12} │   continuation of a line inside", ""),
+            "    +1.822 s │ == faultline: starting n1 at unix 1795669866.500: target-node ...",
+            "    +4.000 s │ 2026-11-26T05:11:08.678000Z  WARN n1 primary t2 last inside",
         ]
     );
     assert_eq!(
@@ -818,5 +873,5 @@ fn without_a_recorded_start_log_excerpts_fall_back_to_the_directory_time() {
     let excerpt = log_excerpt(&html, "n1").expect("an n1 excerpt");
     let lines: Vec<&str> = excerpt.lines().collect();
     assert_eq!(lines.len(), 1, "{excerpt}");
-    assert!(lines[0].starts_with("+     2.100 s │ ") && lines[0].ends_with("INFO n1 inside"));
+    assert!(lines[0].starts_with("    +2.100 s │ ") && lines[0].ends_with("INFO n1 inside"));
 }
