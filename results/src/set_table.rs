@@ -7,9 +7,9 @@
 //! Decisions:
 //! - `results.json` lists a sample of each kind (the set checker lists 32
 //!   per kind and key). When the counts say there are more, the report runs
-//!   [`checker::set`] again on the history, listing up to [`ROWS_SHOWN`] per
-//!   kind, so the table is complete up to that cap; the count of the rest is
-//!   printed below it.
+//!   [`checker::set`] again on the history (once for both kinds), listing up
+//!   to [`ROWS_SHOWN`] per kind, so the table is complete up to that cap; the
+//!   count of the rest is printed below it.
 //! - A row is built from the anomaly's ops alone (history indices): the `add`
 //!   among them is the element's add, and among its `ok` reads the earliest
 //!   invoked one whose value lacks the element is "the read that missed it",
@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 
 use checker::history::{Op, OpType};
-use checker::set::{check_set_with, SetOptions, LOST_WRITE, STALE_READ};
+use checker::set::{check_set_with, SetOptions, SetResult, LOST_WRITE, STALE_READ};
 use serde_json::Value;
 
 use crate::faults::FaultWindow;
@@ -79,37 +79,42 @@ impl SetRow {
     }
 }
 
-/// The anomalies to tabulate for `kind`: the ones `results.json` lists, or,
-/// when `total` says there are more, the set checker's fresh list from the
-/// history (at most [`ROWS_SHOWN`]). Each is (key, element if known, ops).
-pub fn sources(
-    kind: &str,
-    listed: &[&Anomaly],
-    total: usize,
-    history: &[Op],
-) -> Vec<(Option<String>, Option<Value>, Vec<u64>)> {
-    let from_listed = || {
-        listed
-            .iter()
-            .map(|a| (a.key.clone(), a.element.clone(), a.ops.clone()))
-            .collect()
-    };
-    if total <= listed.len() {
-        return from_listed();
-    }
+/// The set checker run again on `history`, listing up to [`ROWS_SHOWN`]
+/// anomalies per kind and key; `None` if it is not a set history.
+pub fn recheck(history: &[Op]) -> Option<SetResult> {
     let options = SetOptions {
         max_listed: ROWS_SHOWN,
         ..SetOptions::default()
     };
-    match check_set_with(history, &options) {
-        Ok(result) => result
+    check_set_with(history, &options).ok()
+}
+
+/// The anomalies to tabulate for `kind`: the ones `results.json` lists, or,
+/// when `total` says there are more, those of `recheck` (see [`recheck`];
+/// called only then). Each is (key, element if known, ops).
+pub fn sources<'r>(
+    kind: &str,
+    listed: &[&Anomaly],
+    total: usize,
+    recheck: impl FnOnce() -> Option<&'r SetResult>,
+) -> Vec<(Option<String>, Option<Value>, Vec<u64>)> {
+    let rechecked = if total > listed.len() {
+        recheck()
+    } else {
+        None
+    };
+    match rechecked {
+        Some(result) => result
             .anomalies
-            .into_iter()
+            .iter()
             .filter(|a| a.kind == kind)
-            .map(|a| (a.key, Some(a.element), a.ops))
+            .map(|a| (a.key.clone(), Some(a.element.clone()), a.ops.clone()))
             .collect(),
-        // Not a set history after all: the sample is all there is.
-        Err(_) => from_listed(),
+        // Complete already, or not a set history after all: the sample is all there is.
+        None => listed
+            .iter()
+            .map(|a| (a.key.clone(), a.element.clone(), a.ops.clone()))
+            .collect(),
     }
 }
 

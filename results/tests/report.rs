@@ -875,3 +875,102 @@ fn without_a_recorded_start_log_excerpts_fall_back_to_the_directory_time() {
     assert_eq!(lines.len(), 1, "{excerpt}");
     assert!(lines[0].starts_with("    +2.100 s │ ") && lines[0].ends_with("INFO n1 inside"));
 }
+
+/// Report generation time for a 100k-op set history over 100 keys with 2%
+/// of the elements lost and 2% stale (`FAULTLINE_BENCH_OPS` to change the
+/// size), where `results.json` lists one anomaly per kind and key, so the
+/// report re-runs the set checker for its tables. `FAULTLINE_BENCH_KEEP=1`
+/// keeps the run directory (to report it with another version).
+#[test]
+#[ignore = "a benchmark: run with --release -- --ignored --nocapture"]
+fn report_of_a_100k_op_set_history_with_lost_writes_is_fast() {
+    let n: u64 = std::env::var("FAULTLINE_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let temp = TempStore::new("bench-set");
+    let run = Store::new(&temp.0).create_run("bench-set").unwrap();
+    let keys = 100u64;
+    let mut added: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    let mut unseen_stale: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    let mut history = History::default();
+    for i in 0..n {
+        let (t, key) = (i * 2, (i / 10) % keys);
+        let k = key as usize;
+        let name = format!("s{key}");
+        let node = format!("n{}", i % 3 + 1);
+        let mut op = |ms: u64, op_type: OpType, f: &str, value: Value| {
+            let mut op = Op::invoke(i % 10, f, value).with_key(&name);
+            op.op_type = op_type;
+            op.node = (op_type != OpType::Invoke).then(|| node.clone());
+            history = std::mem::take(&mut history).push(ms, op);
+        };
+        if i % 10 == 9 {
+            let present: Vec<u64> = added[k]
+                .iter()
+                .copied()
+                .filter(|e| e % 50 != 0 && !unseen_stale[k].contains(e))
+                .collect();
+            unseen_stale[k].clear();
+            op(t, OpType::Invoke, "read", Value::Null);
+            op(t + 1, OpType::Ok, "read", json!(present));
+        } else {
+            op(t, OpType::Invoke, "add", json!(i));
+            op(t + 1, OpType::Ok, "add", json!(i));
+            added[k].push(i);
+            if i % 50 == 25 {
+                unseen_stale[k].push(i);
+            }
+        }
+        if i % 20_000 == 10_000 {
+            history = history.nemesis(t + 1, "partition", json!({"n1": ["n2"], "n2": ["n1"]}));
+        } else if i % 20_000 == 15_000 {
+            history = history.nemesis(t + 1, "heal", json!(null));
+        }
+    }
+    // A final read of every key.
+    for key in 0..keys {
+        let present: Vec<u64> = added[key as usize]
+            .iter()
+            .copied()
+            .filter(|e| e % 50 != 0)
+            .collect();
+        let t = n * 2 + key * 2;
+        history = history
+            .client(
+                t,
+                10 + key,
+                OpType::Invoke,
+                "read",
+                &format!("s{key}"),
+                json!(null),
+            )
+            .client(
+                t + 1,
+                10 + key,
+                OpType::Ok,
+                "read",
+                &format!("s{key}"),
+                json!(present),
+            );
+    }
+    history.write(&run);
+    run.write_test_json(&json!({"workload": "set", "seed": 1}))
+        .unwrap();
+    let results = set_results(&history.0, 1);
+    run.write_results(&results).unwrap();
+    let start = std::time::Instant::now();
+    let files = write_report(run.path()).unwrap();
+    let elapsed = start.elapsed();
+    let counts = results.anomaly_counts();
+    println!(
+        "{n}-op set report: {elapsed:?}; {} lost, {} stale; report.html {} bytes; run {}",
+        counts.get("lost-write").unwrap_or(&0),
+        counts.get("stale-read").unwrap_or(&0),
+        std::fs::metadata(&files.report_html).map_or(0, |m| m.len()),
+        run.path().display()
+    );
+    if std::env::var_os("FAULTLINE_BENCH_KEEP").is_some() {
+        std::mem::forget(temp);
+    }
+}
