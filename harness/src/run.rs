@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use checker::history::{parse_jsonl, Op};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -121,7 +121,10 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         .map(|w| work.client(w, &nodes))
         .collect();
     let progress = Arc::new(Progress::default());
+    // History time 0 is `start`; its wall-clock twin, read right after,
+    // lets the report place node-log lines on the history's time axis.
     let start = Instant::now();
+    let start_wall = SystemTime::now();
     let mut interpreter = Interpreter::new(
         clients,
         nemesis_client,
@@ -175,7 +178,8 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let results = Results::compose(checkers, anomalies, stats(&history))
         .with_test(test_json)
         .with_run_dir(run.path().to_path_buf())
-        .with_seed(seed);
+        .with_seed(seed)
+        .with_start(start_wall);
     run.write_results(&results)?;
     // The report is for people; a failure to draw it must not lose the verdict.
     if let Err(e) = tokio::task::block_in_place(|| results::write_report(run.path())) {

@@ -112,6 +112,19 @@ fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
         results["stats"]["ops"]["ok"].as_u64().unwrap() > 100,
         "{results}"
     );
+    // The wall clock of history time 0: after the run directory was made
+    // (its name is that moment, to the millisecond), within a minute of it.
+    let start = results["start_unix_ns"].as_u64().expect("start_unix_ns");
+    let made = results::walltime::run_dir_start_ns(&run.file_name().unwrap().to_string_lossy())
+        .expect("a run directory name") as u64;
+    assert!(
+        (made..made + 60_000_000_000).contains(&start),
+        "start {start}, directory made {made}"
+    );
+    assert_eq!(
+        results["start_time"].as_str(),
+        Some(results::walltime::rfc3339(start).as_str())
+    );
     for node in ["n1", "n2", "n3"] {
         let log = std::fs::read_to_string(run.join("nodes").join(format!("{node}.log"))).unwrap();
         assert!(!log.is_empty(), "{node}'s log is empty");

@@ -11,6 +11,7 @@
 //! - [`store`]: the store on disk: run directories, their files, the `latest` links.
 //! - [`recorder`]: the history recorder the runner streams ops into, crash-safe by line.
 //! - [`results`]: the schema of `results.json`: verdicts per checker, anomalies, stats.
+//! - [`walltime`]: wall-clock times: the run's start, node-log timestamps, history time.
 //! - [`mod@stats`]: statistics of a history: op counts, latency quantiles, throughput.
 //! - [`ops`]: client ops as intervals, each invocation paired with its completion.
 //! - [`faults`]: fault windows from the nemesis ops, labelled (partition sides, kill target, ...).
@@ -18,6 +19,9 @@
 //! - [`linear_svg`]: the SVG of the window around a linearizability failure.
 //! - [`timeline`]: `timeline.html`, ops per process over time, in pages.
 //! - [`junit`]: `junit.xml`, one test case per checker.
+//! - [`set_table`]: the lost and stale elements of a set run, one row each, for the report.
+//! - [`txn_svg`]: transactional anomalies: each cycle drawn as an SVG, the others as rows.
+//! - [`logs`]: node-log excerpts around an anomaly, aligned to history time.
 //! - [`report`]: `report.html` and everything above, written into a run directory.
 //! - [`markup`]: HTML/SVG/XML escaping, the one place it is done.
 #![deny(missing_docs)]
@@ -25,19 +29,23 @@
 pub mod faults;
 pub mod junit;
 pub mod linear_svg;
+pub mod logs;
 pub mod markup;
 pub mod ops;
 pub mod plots;
 pub mod recorder;
 pub mod report;
 pub mod results;
+pub mod set_table;
 pub mod stats;
 pub mod store;
 pub mod timeline;
+pub mod txn_svg;
+pub mod walltime;
 
 pub use recorder::Recorder;
 pub use report::{write_report, ReportError, ReportFiles};
-pub use results::{Anomaly, CheckerResult, Results};
+pub use results::{Anomaly, AnomalyEdge, CheckerResult, Results};
 pub use stats::{stats, Stats};
 pub use store::{RunDir, Store, StoreError};
 

@@ -114,6 +114,33 @@ pub fn client_ops(history: &[Op]) -> Vec<ClientOp> {
     ops
 }
 
+/// Finds client ops by the history index of their invocation or completion.
+pub struct OpIndex<'a> {
+    ops: &'a [ClientOp],
+    by_completion: HashMap<u64, usize>,
+}
+
+impl<'a> OpIndex<'a> {
+    /// Over `ops` (in invocation order, as [`crate::ops::client_ops`] gives them).
+    pub fn new(ops: &'a [ClientOp]) -> OpIndex<'a> {
+        let by_completion = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(at, op)| Some((op.complete_index?, at)))
+            .collect();
+        OpIndex { ops, by_completion }
+    }
+
+    /// The op invoked or completed at history index `index`.
+    pub fn get(&self, index: u64) -> Option<&'a ClientOp> {
+        let at = self.ops.partition_point(|op| op.index < index);
+        match self.ops.get(at) {
+            Some(op) if op.index == index => Some(op),
+            _ => self.by_completion.get(&index).map(|&at| &self.ops[at]),
+        }
+    }
+}
+
 /// The latest time in `history` (0 when it has none).
 pub fn end_ns(history: &[Op]) -> u64 {
     history.iter().filter_map(|op| op.time).max().unwrap_or(0)

@@ -10,14 +10,17 @@
 //! Decisions:
 //! - A run without `results.json` (checking never finished) still gets a
 //!   report, with an unknown verdict and statistics from the history.
-//! - Node logs are matched to history times through the run directory's
-//!   name, the run's start in UTC to the millisecond; log lines that start
-//!   with an RFC 3339 UTC time within [`LOG_WINDOW_NS`] of an anomaly are
-//!   shown. This is approximate (the history's clock starts a little after
-//!   the directory is made), which the report says.
+//! - Node logs are excerpted around the first anomaly of each kind, each
+//!   line labelled with its history time; [`crate::logs`] says how log times
+//!   are aligned to the history (exactly when `results.json` has the run's
+//!   start, approximately from the run directory's name otherwise).
+//! - Lost and stale elements are a table ([`crate::set_table`]);
+//!   transactional cycles are drawn and the other txn anomalies tabulated
+//!   ([`crate::txn_svg`]).
 //! - At most [`ANOMALIES_SHOWN`] anomalies of each kind are written out; the
 //!   counts are always complete.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -26,26 +29,37 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use checker::history::{read_jsonl, HistoryError, Op};
+use checker::set::SetResult;
 use checker::Validity;
 use serde_json::Value;
 
 use crate::faults::{fault_windows, FaultWindow};
 use crate::junit::junit_xml;
 use crate::linear_svg::{window_svg, Explanation};
+use crate::logs::{excerpt_text, Alignment, NodeLog};
 use crate::markup::{escape, seconds};
-use crate::ops::{client_ops, end_ns, ClientOp};
+use crate::ops::{client_ops, end_ns, ClientOp, OpIndex};
 use crate::plots::{write_plots, PlotError, PlotFiles, PlotInput};
-use crate::results::{Results, NOT_LINEARIZABLE};
+use crate::results::{Anomaly, Results, NOT_LINEARIZABLE};
+use crate::set_table::{
+    is_set_kind, recheck as set_recheck_of, row as set_row, sources as set_sources,
+    table_html as set_table_html, SetRow,
+};
 use crate::stats::stats;
 use crate::store::{RunDir, StoreError};
 use crate::timeline::{page_name, write_timeline, OPS_PER_PAGE};
+use crate::txn_svg::{
+    cycle_svg, edges_of, is_cycle_kind, table_html as txn_table_html, Txn, CYCLES_DRAWN,
+};
 
 /// How many anomalies of one kind the report writes out.
 pub const ANOMALIES_SHOWN: usize = 25;
-/// Log lines within this many ns of an anomaly's time are excerpted.
-pub const LOG_WINDOW_NS: u64 = 1_500_000_000;
-const LOG_LINES_PER_NODE: usize = 30;
-const EXCERPTED_TIMES: usize = 4;
+/// How many log lines of one node one excerpt shows (the first and last halves).
+const LOG_LINES_PER_NODE: usize = 60;
+/// How many anomalies get node-log excerpts (the first of each kind).
+const EXCERPTED_ANOMALIES: usize = 6;
+/// How many explanations of lost or stale elements follow their table.
+const EXPLAINED_SET_ANOMALIES: usize = 10;
 
 /// The report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -387,16 +401,18 @@ fn plots_section(html: &mut String, plots: &[PlotFiles]) -> Result<(), ReportErr
 
 /// A link to the timeline page that shows history index `index`.
 fn op_link(run: &Run, index: u64) -> String {
+    format!("<a href=\"{}\">{index}</a>", op_page(run, index))
+}
+
+/// The timeline page that shows history index `index`.
+fn op_page(run: &Run, index: u64) -> String {
     let at = run.ops.partition_point(|op| op.index < index);
     let at = match run.ops.get(at) {
         Some(op) if op.index == index => at,
         // A completion index: the op it completes started before it.
         _ => at.saturating_sub(1),
     };
-    format!(
-        "<a href=\"{}\">{index}</a>",
-        page_name(at / OPS_PER_PAGE + 1)
-    )
+    page_name(at / OPS_PER_PAGE + 1)
 }
 
 fn anomalies(html: &mut String, run: &Run) {
@@ -405,11 +421,14 @@ fn anomalies(html: &mut String, run: &Run) {
         html.push_str("<p>None found.</p></section>\n");
         return;
     }
-    let mut by_kind: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, Vec<&Anomaly>> = BTreeMap::new();
     for a in &run.results.anomalies {
         by_kind.entry(a.kind.as_str()).or_default().push(a);
     }
     let counts = run.results.anomaly_counts();
+    let index = OpIndex::new(&run.ops);
+    let set_recheck = OnceCell::new();
+    let mut cycles_drawn = 0;
     for (kind, list) in by_kind {
         let total = counts
             .get(kind)
@@ -417,43 +436,45 @@ fn anomalies(html: &mut String, run: &Run) {
             .unwrap_or(list.len())
             .max(list.len());
         let _ = writeln!(html, "<h3 id=\"kind-{0}\">{0} ({total})</h3>", escape(kind));
-        for a in list.iter().take(ANOMALIES_SHOWN) {
-            html.push_str("<div class=\"anomaly\">");
-            let time = a.time.map(seconds).unwrap_or_else(|| "time unknown".into());
-            let during = a.time.map(|t| faults_at(run, t)).unwrap_or_default();
-            let during = if during.is_empty() {
-                "outside any fault window".to_string()
-            } else {
-                format!(
-                    "during <span class=\"fault\">{}</span>",
-                    escape(&during.join(" + "))
-                )
+        let txns_of = |a: &Anomaly| -> Vec<Txn> {
+            a.ops
+                .iter()
+                .filter_map(|&id| Txn::find(&index, id))
+                .collect()
+        };
+        if is_set_kind(kind) {
+            let recheck = || {
+                set_recheck
+                    .get_or_init(|| set_recheck_of(&run.history))
+                    .as_ref()
             };
-            let key = a
-                .key
-                .as_deref()
-                .map(|k| format!(" · key {}", escape(k)))
-                .unwrap_or_default();
-            let ops: Vec<String> = a.ops.iter().map(|&i| op_link(run, i)).collect();
-            let _ = write!(
-                html,
-                "<p class=\"meta\"><b>{}</b> at {time} · {during}{key} · checker {} · ops {}</p><p>{}</p>",
-                escape(kind),
-                escape(&a.checker),
-                ops.join(", "),
-                escape(&a.explanation)
-            );
-            if a.kind == NOT_LINEARIZABLE {
+            set_anomalies(html, run, (kind, &list, total), &index, recheck);
+            continue;
+        }
+        if is_cycle_kind(kind) {
+            for a in list.iter().take(ANOMALIES_SHOWN) {
                 let details = run.results.checkers.get(&a.checker).map(|c| &c.details);
-                if let Some(explanation) =
-                    details.and_then(|d| Explanation::from_details(d, a.key.as_deref()))
-                {
-                    html.push_str("<div class=\"svg\">");
-                    html.push_str(&window_svg(&explanation, &run.ops, a.key.as_deref()));
-                    html.push_str("</div>");
-                }
+                let edges = edges_of(a, details);
+                let figure = (cycles_drawn < CYCLES_DRAWN && !edges.is_empty()).then(|| {
+                    cycles_drawn += 1;
+                    format!(
+                        "<div class=\"svg\">{}</div>",
+                        cycle_svg(&txns_of(a), &a.ops, &edges)
+                    )
+                });
+                anomaly_div(html, run, a, figure.as_deref());
             }
-            html.push_str("</div>\n");
+        } else if list.iter().all(|a| !txns_of(a).is_empty()) {
+            let rows: Vec<(&Anomaly, Vec<Txn>)> = list
+                .iter()
+                .take(ANOMALIES_SHOWN)
+                .map(|a| (*a, txns_of(a)))
+                .collect();
+            html.push_str(&txn_table_html(&rows, &|i| op_link(run, i)));
+        } else {
+            for a in list.iter().take(ANOMALIES_SHOWN) {
+                anomaly_div(html, run, a, None);
+            }
         }
         if list.len() > ANOMALIES_SHOWN || total > ANOMALIES_SHOWN {
             let _ = writeln!(
@@ -466,76 +487,73 @@ fn anomalies(html: &mut String, run: &Run) {
     html.push_str("</section>\n");
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Unix ns of `YYYY MM DD hh mm ss` and a fraction of a second in digits.
-fn unix_ns(parts: [&str; 6], fraction: &str) -> Option<i64> {
-    let n: Vec<i64> = parts
-        .iter()
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let days = days_from_civil(n[0], n[1], n[2]);
-    let secs = days * 86_400 + n[3] * 3_600 + n[4] * 60 + n[5];
-    let digits: String = fraction.chars().take(9).collect();
-    let frac = if digits.is_empty() {
-        0
+/// One anomaly: what, when, during which fault, its ops, `figure` (a
+/// drawing, if any) and the explanation.
+fn anomaly_div(html: &mut String, run: &Run, a: &Anomaly, figure: Option<&str>) {
+    html.push_str("<div class=\"anomaly\">");
+    let time = a.time.map(seconds).unwrap_or_else(|| "time unknown".into());
+    let during = a.time.map(|t| faults_at(run, t)).unwrap_or_default();
+    let during = if during.is_empty() {
+        "outside any fault window".to_string()
     } else {
-        digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32)
+        format!(
+            "during <span class=\"fault\">{}</span>",
+            escape(&during.join(" + "))
+        )
     };
-    Some(secs * 1_000_000_000 + frac)
+    let key = a
+        .key
+        .as_deref()
+        .map(|k| format!(" · key {}", escape(k)))
+        .unwrap_or_default();
+    let ops: Vec<String> = a.ops.iter().map(|&i| op_link(run, i)).collect();
+    let _ = write!(
+        html,
+        "<p class=\"meta\"><b>{}</b> at {time} · {during}{key} · checker {} · ops {}</p>",
+        escape(&a.kind),
+        escape(&a.checker),
+        ops.join(", "),
+    );
+    html.push_str(figure.unwrap_or(""));
+    let _ = write!(html, "<p>{}</p>", escape(&a.explanation));
+    if a.kind == NOT_LINEARIZABLE {
+        let details = run.results.checkers.get(&a.checker).map(|c| &c.details);
+        if let Some(explanation) =
+            details.and_then(|d| Explanation::from_details(d, a.key.as_deref()))
+        {
+            html.push_str("<div class=\"svg\">");
+            html.push_str(&window_svg(&explanation, &run.ops, a.key.as_deref()));
+            html.push_str("</div>");
+        }
+    }
+    html.push_str("</div>\n");
 }
 
-/// The unix ns of a run directory name, `20261126T041503.123Z[-n]`.
-fn run_start_ns(name: &str) -> Option<i64> {
-    let b = name.get(..20)?;
-    if &b[8..9] != "T" || &b[19..20] != "Z" {
-        return None;
-    }
-    unix_ns(
-        [
-            &b[0..4],
-            &b[4..6],
-            &b[6..8],
-            &b[9..11],
-            &b[11..13],
-            &b[13..15],
-        ],
-        &b[16..19],
-    )
-}
-
-/// The unix ns of a log line starting `2026-11-26T05:11:05.193038Z`.
-fn log_line_ns(line: &str) -> Option<i64> {
-    let b = line.get(..20)?;
-    if &b[4..5] != "-" || &b[10..11] != "T" {
-        return None;
-    }
-    let rest = &line[19..];
-    let fraction: String = rest
-        .strip_prefix('.')
-        .unwrap_or("")
-        .chars()
-        .take_while(char::is_ascii_digit)
+/// Lost or stale elements: the table (complete up to its cap), then the
+/// checker's explanations of the first few.
+fn set_anomalies<'r>(
+    html: &mut String,
+    run: &Run,
+    (kind, listed, total): (&str, &[&Anomaly], usize),
+    index: &OpIndex,
+    recheck: impl FnOnce() -> Option<&'r SetResult>,
+) {
+    let rows: Vec<SetRow> = set_sources(kind, listed, total, recheck)
+        .into_iter()
+        .map(|(key, element, ops)| set_row(kind, key, element, ops, index))
         .collect();
-    unix_ns(
-        [
-            &b[0..4],
-            &b[5..7],
-            &b[8..10],
-            &b[11..13],
-            &b[14..16],
-            &b[17..19],
-        ],
-        &fraction,
-    )
+    html.push_str(&set_table_html(&rows, total, &run.windows, &|i| {
+        op_page(run, i)
+    }));
+    let shown = listed.len().min(EXPLAINED_SET_ANOMALIES);
+    let _ = write!(
+        html,
+        "<details><summary>the checker's explanation of the first {shown}</summary>"
+    );
+    for a in listed.iter().take(shown) {
+        anomaly_div(html, run, a, None);
+    }
+    html.push_str("</details>\n");
 }
 
 fn node_logs(run: &Run) -> Vec<(String, String)> {
@@ -554,41 +572,64 @@ fn node_logs(run: &Run) -> Vec<(String, String)> {
     logs
 }
 
+/// The node logs around the first anomaly of each kind (at most
+/// [`EXCERPTED_ANOMALIES`]), aligned as [`crate::logs`] says.
 fn log_excerpts(html: &mut String, run: &Run) {
-    let mut times: Vec<(u64, &str)> = Vec::new();
+    let mut chosen: Vec<&Anomaly> = Vec::new();
     for a in &run.results.anomalies {
-        if let Some(t) = a.time {
-            if !times
-                .iter()
-                .any(|(s, k)| *k == a.kind || s.abs_diff(t) < LOG_WINDOW_NS)
-            {
-                times.push((t, &a.kind));
-            }
+        if chosen.len() < EXCERPTED_ANOMALIES && !chosen.iter().any(|c| c.kind == a.kind) {
+            chosen.push(a);
         }
     }
-    times.truncate(EXCERPTED_TIMES);
-    let (Some(start), false) = (run_start_ns(run.dir.timestamp()), times.is_empty()) else {
+    let alignment = Alignment::of(run.results.start_unix_ns, run.dir.timestamp());
+    let (Some(alignment), false) = (alignment, chosen.is_empty()) else {
         return;
     };
-    let logs = node_logs(run);
-    html.push_str("<section><h2>Node logs around the anomalies</h2><p>Log times are matched to the history by the run's start time (the directory name), so they are approximate to a fraction of a second.</p>\n");
-    for (t, kind) in times {
-        let _ = writeln!(html, "<h3>around {} ({})</h3>", seconds(t), escape(kind));
-        let centre = start + t as i64;
-        let window = LOG_WINDOW_NS as i64;
-        for (node, text) in &logs {
-            let lines: Vec<&str> = text
-                .lines()
-                .filter(|l| log_line_ns(l).is_some_and(|ns| (ns - centre).abs() <= window))
-                .take(LOG_LINES_PER_NODE)
-                .collect();
+    let logs: Vec<NodeLog> = node_logs(run)
+        .iter()
+        .map(|(node, text)| NodeLog::parse(node, text))
+        .collect();
+    html.push_str("<section><h2>Node logs around the anomalies</h2>\n");
+    html.push_str(if alignment.exact {
+        "<p>Each line is labelled with its time in the history (seconds since the test started), from the run's recorded start: exact to the log's resolution. Shown: every line from 1 s before the anomaly's first op to 1 s after its last.</p>\n"
+    } else {
+        "<p>This run did not record its start, so log times are matched to the history by the run directory's name and are approximate (to a fraction of a second). Shown: lines within 1.5 s of the anomaly's time.</p>\n"
+    });
+    for a in chosen {
+        let Some((from, to)) = alignment.window(a, &run.history) else {
+            continue;
+        };
+        let _ = writeln!(
+            html,
+            "<h3>{} at {} (log window {} to {})</h3>",
+            escape(&a.kind),
+            a.time.map(seconds).unwrap_or_else(|| "?".into()),
+            signed_seconds(from),
+            signed_seconds(to)
+        );
+        let mut any = false;
+        for log in &logs {
+            let lines = log.excerpt(&alignment, from, to);
             if lines.is_empty() {
                 continue;
             }
-            let _ = writeln!(html, "<details open><summary>{} (<a href=\"nodes/{}.log\">whole log</a>)</summary><pre class=\"log\">{}</pre></details>", escape(node), escape(node), escape(&lines.join("\n")));
+            any = true;
+            let _ = writeln!(html, "<details open><summary>{} ({} lines; <a href=\"nodes/{}.log\">whole log</a>)</summary><pre class=\"log\">{}</pre></details>", escape(&log.node), lines.len(), escape(&log.node), excerpt_text(&lines, LOG_LINES_PER_NODE));
+        }
+        if !any {
+            html.push_str("<p>No node logged anything in this window.</p>\n");
         }
     }
     html.push_str("</section>\n");
+}
+
+/// A history time that may be negative, as seconds: `-0.500 s`.
+fn signed_seconds(ns: i64) -> String {
+    if ns < 0 {
+        format!("-{}", seconds(ns.unsigned_abs()))
+    } else {
+        seconds(ns as u64)
+    }
 }
 
 fn raw_files(html: &mut String, run: &Run) {
@@ -623,19 +664,6 @@ td.unknown{color:#b07800;font-weight:bold}table{border-collapse:collapse}th,td{b
 .params th{background:#f4f4f4}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}\
 pre.cmd{background:#222;color:#eee}.fault{background:#f6e7b2;padding:0 3px;border-radius:3px}\
 .anomaly{border-left:4px solid #c00000;padding:2px 10px;margin:10px 0}.anomaly .meta{color:#555;margin:0}\
-figure{margin:10px 0}img{max-width:100%;border:1px solid #eee}.svg{overflow-x:auto}";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_run_and_log_times() {
-        let start = run_start_ns("20261126T051104.678Z").unwrap();
-        let line = log_line_ns("2026-11-26T05:11:05.193038Z  INFO n1 following").unwrap();
-        assert_eq!(line - start, 515_038_000);
-        assert_eq!(run_start_ns("20261126T051104.678Z-1"), Some(start));
-        assert_eq!(log_line_ns("== faultline: starting n1"), None);
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-    }
-}
+figure{margin:10px 0}img{max-width:100%;border:1px solid #eee}.svg{overflow-x:auto}\
+table.set td{white-space:nowrap}table.set td.element{font-weight:bold}table.txns td.txn{font-family:'DejaVu Sans Mono',monospace;font-size:12px}\
+.anomaly svg.cycle{margin:6px 0}";

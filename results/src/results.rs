@@ -18,10 +18,22 @@
 //! | `anomalies[].ops` | array of integers | history indices (`index` in `history.jsonl`) of the ops involved |
 //! | `anomalies[].time` | integer, optional | when it happened, in ns since the test started (the time of its first op) |
 //! | `anomalies[].explanation` | string | what is wrong, in words |
+//! | `anomalies[].element` | any JSON, optional | set anomalies: the element (`lost-write`, `stale-read`, ...) |
+//! | `anomalies[].node` | string, optional | set anomalies: the node that acknowledged the element's add (lost, stale) or answered the offending read (unexpected, duplicated) |
+//! | `anomalies[].edges` | array of edge, optional | transactional cycles (`G0`, `G1c`, `G-single`, `G2-item`, and their `-process` / `-realtime` variants): the dependencies in cycle order; absent otherwise |
+//! | `anomalies[].edges[].from`, `.to` | integer | the txns: history indices of their invocations (`T12` is index 12; its micro-ops are in `history.jsonl`, the completion's value for a committed txn); `from` precedes `to` |
+//! | `anomalies[].edges[].kind` | string | `ww`, `wr`, `rw`, `process` or `realtime` |
+//! | `anomalies[].edges[].key` | string, optional | the key of a `ww` / `wr` / `rw` dependency |
 //! | `stats` | object | see [`Stats`]: `ops` and `by_f` (`{ok, fail, info}` counts), `latency_ms` (per f: `count`, `p50`, `p90`, `p95`, `p99`, `max`), `throughput` (`ok_per_s`, `completed_per_s`), `duration_s`, `nemesis_ops` |
 //! | `test` | object, optional | the test as run (the contents of `test.json`) |
 //! | `run_dir` | string, optional | the run directory |
 //! | `seed` | integer, optional | the seed of the run, to repeat it |
+//! | `start_unix_ns` | integer, optional | the wall-clock instant (UTC, ns since the Unix epoch) that the history's time 0 corresponds to: a history time `t` happened at `start_unix_ns + t` |
+//! | `start_time` | string, optional | the same instant in RFC 3339, UTC, to the nanosecond (`2026-11-26T05:11:04.678000123Z`) |
+//!
+//! Every optional field may be missing (older runs lack the later ones:
+//! `element`, `node`, `edges`, `start_unix_ns`, `start_time`); readers must
+//! treat a missing field as unknown.
 //!
 //! Maps are written with sorted keys (`BTreeMap`), so the same run gives the
 //! same file.
@@ -61,6 +73,12 @@ pub struct Results {
     /// The run's seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The wall-clock instant of the history's time 0, Unix ns (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_unix_ns: Option<u64>,
+    /// The same instant in RFC 3339 (UTC, ns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
 }
 
 /// One checker's verdict and what it found.
@@ -94,6 +112,65 @@ pub struct Anomaly {
     pub time: Option<u64>,
     /// What is wrong, in words.
     pub explanation: String,
+    /// Set anomalies: the element.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<Value>,
+    /// Set anomalies: the node that acknowledged the add (lost, stale) or
+    /// answered the offending read (unexpected, duplicated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Transactional cycles: the dependencies, in cycle order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<AnomalyEdge>,
+}
+
+/// One dependency of a transactional cycle: txn `from` precedes txn `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalyEdge {
+    /// History index of the earlier txn's invocation.
+    pub from: u64,
+    /// History index of the later txn's invocation.
+    pub to: u64,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub kind: String,
+    /// The key of a data dependency (`ww`, `wr`, `rw`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl Anomaly {
+    /// An anomaly of `kind` found by `checker`, with nothing but its
+    /// explanation; fill in the rest with the `with_` methods or directly.
+    pub fn new(
+        kind: impl Into<String>,
+        checker: impl Into<String>,
+        explanation: impl Into<String>,
+    ) -> Anomaly {
+        Anomaly {
+            kind: kind.into(),
+            checker: checker.into(),
+            key: None,
+            ops: Vec::new(),
+            time: None,
+            explanation: explanation.into(),
+            element: None,
+            node: None,
+            edges: Vec::new(),
+        }
+    }
+
+    /// With the key it concerns.
+    pub fn with_key(mut self, key: Option<String>) -> Anomaly {
+        self.key = key;
+        self
+    }
+
+    /// With the history indices of its ops and when it happened.
+    pub fn with_ops(mut self, ops: Vec<u64>, time: Option<u64>) -> Anomaly {
+        self.ops = ops;
+        self.time = time;
+        self
+    }
 }
 
 impl Results {
@@ -118,7 +195,17 @@ impl Results {
             test: None,
             run_dir: None,
             seed: None,
+            start_unix_ns: None,
+            start_time: None,
         }
+    }
+
+    /// With the wall-clock instant of the history's time 0.
+    pub fn with_start(mut self, start: std::time::SystemTime) -> Results {
+        let ns = crate::walltime::unix_ns(start);
+        self.start_unix_ns = Some(ns);
+        self.start_time = Some(crate::walltime::rfc3339(ns));
+        self
     }
 
     /// With the test as run.
@@ -205,14 +292,8 @@ fn not_linearizable(
     key: Option<&String>,
     explanation: Option<&checker::linearizable::Explanation>,
 ) -> Anomaly {
-    let mut anomaly = Anomaly {
-        kind: NOT_LINEARIZABLE.to_string(),
-        checker: checker.to_string(),
-        key: key.cloned(),
-        ops: Vec::new(),
-        time: None,
-        explanation: "not linearizable".to_string(),
-    };
+    let mut anomaly =
+        Anomaly::new(NOT_LINEARIZABLE, checker, "not linearizable").with_key(key.cloned());
     if let Some(explanation) = explanation {
         let culprit = &explanation.op;
         anomaly.ops.push(culprit.index as u64);
@@ -268,20 +349,39 @@ mod tests {
             .with_anomalies("lost-write", 2)
             .with_details(json!({"lost": [3, 7]}));
         let register = CheckerResult::new(Unknown).with_anomalies("lost-write", 1);
-        let anomaly = Anomaly {
-            kind: "lost-write".into(),
-            checker: "set".into(),
-            key: None,
-            ops: vec![12, 40],
-            time: Some(3_100_000),
-            explanation: "3 was acknowledged by n2 and is missing from every final read".into(),
-        };
+        let mut anomaly = Anomaly::new(
+            "lost-write",
+            "set",
+            "3 was acknowledged by n2 and is missing from every final read",
+        )
+        .with_ops(vec![12, 40], Some(3_100_000));
+        anomaly.element = Some(json!(3));
+        anomaly.node = Some("n2".into());
+        let mut cycle = Anomaly::new("G-single", "list-append", "T4 precedes itself")
+            .with_ops(vec![4, 9], Some(1_000));
+        cycle.edges = vec![
+            AnomalyEdge {
+                from: 4,
+                to: 9,
+                kind: "rw".into(),
+                key: Some("x".into()),
+            },
+            AnomalyEdge {
+                from: 9,
+                to: 4,
+                kind: "realtime".into(),
+                key: None,
+            },
+        ];
         let results = Results::compose(
             [("set".to_string(), set), ("register".to_string(), register)].into(),
-            vec![anomaly],
+            vec![anomaly, cycle],
             Stats::default(),
         )
         .with_seed(42)
+        .with_start(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_795_669_864_678_000_123),
+        )
         .with_run_dir("store/set/20261126T041503.123Z")
         .with_test(json!({"workload": "set"}));
         assert_eq!(results.anomaly_counts()["lost-write"], 3);
@@ -296,9 +396,38 @@ mod tests {
         assert_eq!(value["anomalies"][0]["ops"], json!([12, 40]));
         assert!(value["anomalies"][0].get("key").is_none());
         assert_eq!(value["seed"], json!(42));
+        assert_eq!(value["anomalies"][0]["element"], json!(3));
+        assert_eq!(value["anomalies"][0]["node"], json!("n2"));
+        assert!(value["anomalies"][0].get("edges").is_none());
+        assert_eq!(
+            value["anomalies"][1]["edges"],
+            json!([{"from": 4, "to": 9, "kind": "rw", "key": "x"}, {"from": 9, "to": 4, "kind": "realtime"}])
+        );
+        assert_eq!(value["start_unix_ns"], json!(1_795_669_864_678_000_123u64));
+        assert_eq!(value["start_time"], json!("2026-11-26T05:11:04.678000123Z"));
         assert!(value["stats"]["latency_ms"].is_object());
         let back: Results = serde_json::from_value(value).unwrap();
         assert_eq!(back, results);
+    }
+
+    #[test]
+    fn results_json_without_the_later_fields_still_reads() {
+        let old = json!({
+            "valid": false,
+            "checkers": {"set": {"valid": false, "anomalies": {"lost-write": 1}, "details": null}},
+            "anomalies": [{"kind": "lost-write", "checker": "set", "ops": [1, 2], "time": 5, "explanation": "lost"}],
+            "stats": Stats::default(),
+            "seed": 3
+        });
+        let results: Results = serde_json::from_value(old).unwrap();
+        assert_eq!(results.start_unix_ns, None);
+        assert_eq!(results.start_time, None);
+        let anomaly = &results.anomalies[0];
+        assert_eq!(
+            (anomaly.element.as_ref(), anomaly.node.as_ref()),
+            (None, None)
+        );
+        assert!(anomaly.edges.is_empty());
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! The run report on hand-made run directories.
 //!
 //! Modules: fixtures below build run directories with `results::Store`; the
-//! tests check the files exist, parse and say what the run found.
+//! tests check the files exist, parse and say what the run found:
+//! - a register run, valid and invalid (banner, plots, linearizability window);
+//! - a set run with lost and stale elements (their tables);
+//! - an append run with G-single and G2-item cycles (their drawings);
+//! - node-log excerpts aligned to the recorded start of the run.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use checker::history::{Op, OpType, Process};
 use checker::Validity;
-use results::{write_report, Anomaly, CheckerResult, Results, RunDir, Store};
+use results::{write_report, Anomaly, AnomalyEdge, CheckerResult, Results, RunDir, Store};
 use serde_json::{json, Value};
 
 /// A store under the temp dir, removed on drop.
@@ -51,6 +55,16 @@ impl History {
         op.op_type = op_type;
         if op_type != OpType::Invoke {
             op.node = Some("n1".into());
+        }
+        self.push(ms, op)
+    }
+
+    /// A keyless client event answered by `node` (completions only).
+    fn on(self, ms: u64, process: u64, op_type: OpType, f: &str, value: Value, node: &str) -> Self {
+        let mut op = Op::invoke(process, f, value);
+        op.op_type = op_type;
+        if op_type != OpType::Invoke {
+            op.node = Some(node.into());
         }
         self.push(ms, op)
     }
@@ -148,25 +162,21 @@ fn invalid_run(store: &Store) -> RunDir {
         .with_anomalies("not-linearizable", 1)
         .with_details(json!({"valid": false, "model": "register", "keys": {"k1": {"valid": "invalid", "explanation": explanation}}}));
     let set = CheckerResult::new(Validity::Invalid).with_anomalies("lost-write", 1);
+    // Built as an older harness wrote them: no `element` or `node` on the lost write.
     let anomalies = vec![
-        Anomaly {
-            kind: "not-linearizable".into(),
-            checker: "linearizable".into(),
-            key: Some("k1".into()),
-            ops: vec![3, 4, 5, 6],
-            time: Some(30_000_000),
-            explanation: "can't read 1: register holds 2 <after> the write".into(),
-        },
-        Anomaly {
-            kind: "lost-write".into(),
-            checker: "set".into(),
-            key: None,
-            ops: vec![7, 8, 12, 13],
-            time: Some(40_000_000),
-            explanation:
-                "element 9 was acknowledged by n1 at 0.041 s and is missing from the final read"
-                    .into(),
-        },
+        Anomaly::new(
+            "not-linearizable",
+            "linearizable",
+            "can't read 1: register holds 2 <after> the write",
+        )
+        .with_key(Some("k1".into()))
+        .with_ops(vec![3, 4, 5, 6], Some(30_000_000)),
+        Anomaly::new(
+            "lost-write",
+            "set",
+            "element 9 was acknowledged by n1 at 0.041 s and is missing from the final read",
+        )
+        .with_ops(vec![7, 8, 12, 13], Some(40_000_000)),
     ];
     let checkers = [
         ("linearizable".to_string(), linearizable),
@@ -391,4 +401,576 @@ fn report_of_a_100k_op_history_is_fast() {
         files.timeline_pages.len(),
         size(&files.plots[0].svg)
     );
+}
+
+// ---------------------------------------------------------------------------
+// Set runs: lost and stale elements.
+
+/// Results as the harness composes them, from the set checker's result with
+/// at most `listed` anomalies per kind written out.
+fn set_results(history: &[Op], listed: usize) -> Results {
+    use checker::set::{check_set_with, SetOptions};
+    let options = SetOptions {
+        max_listed: listed,
+        ..SetOptions::default()
+    };
+    let found = check_set_with(history, &options).unwrap();
+    let mut set = CheckerResult::new(found.valid);
+    for (kind, count) in [
+        ("lost-write", found.counts.lost),
+        ("stale-read", found.counts.stale),
+    ] {
+        if count > 0 {
+            set = set.with_anomalies(kind, count);
+        }
+    }
+    let anomalies = found
+        .anomalies
+        .iter()
+        .map(|a| {
+            let mut anomaly = Anomaly::new(a.kind, "set", a.explanation.clone())
+                .with_key(a.key.clone())
+                .with_ops(a.ops.clone(), a.time);
+            anomaly.element = Some(a.element.clone());
+            anomaly.node = a.node.clone();
+            anomaly
+        })
+        .collect();
+    Results::compose(
+        [("set".to_string(), set)].into(),
+        anomalies,
+        results::stats(history),
+    )
+}
+
+/// A set run: element 2 is stable; 1 is acknowledged by n1 during a
+/// partition that cuts n1 off, missed by a read on n2 and seen again after
+/// the heal (stale); 3 and 4 are acknowledged by n1 during the partition and
+/// never read again (lost). `results.json` lists one anomaly per kind, as a
+/// checker's sample would.
+fn set_run(store: &Store) -> RunDir {
+    let run = store.create_run("set-lost").unwrap();
+    use OpType::*;
+    let history = History::default()
+        .on(0, 0, Invoke, "add", json!(2), "n2")
+        .on(2, 0, Ok, "add", json!(2), "n2")
+        .nemesis(
+            10,
+            "partition",
+            json!({"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}),
+        )
+        .on(20, 1, Invoke, "add", json!(1), "n1")
+        .on(21, 1, Ok, "add", json!(1), "n1")
+        .on(30, 2, Invoke, "read", json!(null), "n2")
+        .on(31, 2, Ok, "read", json!([2]), "n2")
+        .on(40, 1, Invoke, "add", json!(3), "n1")
+        .on(41, 1, Ok, "add", json!(3), "n1")
+        .on(42, 1, Invoke, "add", json!(4), "n1")
+        .on(43, 1, Ok, "add", json!(4), "n1")
+        .nemesis(50, "heal", json!(null))
+        .on(60, 2, Invoke, "read", json!(null), "n1")
+        .on(61, 2, Ok, "read", json!([1, 2]), "n1")
+        .on(80, 3, Invoke, "read", json!(null), "n2")
+        .on(81, 3, Ok, "read", json!([1, 2]), "n2")
+        .on(90, 4, Invoke, "read", json!(null), "n3")
+        .on(91, 4, Ok, "read", json!([2, 1]), "n3");
+    history.write(&run);
+    run.write_test_json(&json!({"workload": "set", "seed": 1}))
+        .unwrap();
+    run.write_results(&set_results(&history.0, 1)).unwrap();
+    run
+}
+
+/// The rows (`<tr>`s after the header) of the first table after `anchor`.
+fn table_rows<'h>(html: &'h str, anchor: &str) -> Vec<&'h str> {
+    let at = html
+        .find(anchor)
+        .unwrap_or_else(|| panic!("no {anchor:?} in report.html"));
+    let start = at + html[at..].find("<table").expect("a table after it");
+    let end = start + html[start..].find("</table>").unwrap();
+    html[start..end].split("<tr>").skip(2).collect()
+}
+
+#[test]
+fn a_set_run_tables_lost_and_stale_elements_with_their_node_and_fault() {
+    let temp = TempStore::new("set");
+    let run = set_run(&Store::new(&temp.0));
+    let html = read(&write_report(run.path()).unwrap().report_html);
+    let fault = "<span class=\"fault\">partition n1 | n2,n3</span>";
+
+    // results.json lists only element 3; the table is recomputed from the history.
+    let lost = table_rows(&html, "id=\"kind-lost-write\"");
+    assert_eq!(lost.len(), 2, "{lost:#?}");
+    for (row, element, acked) in [(lost[0], 3, "0.041 s"), (lost[1], 4, "0.043 s")] {
+        assert!(
+            row.contains(&format!("<td class=\"element\">{element}</td>")),
+            "{row}"
+        );
+        assert!(
+            row.contains(&format!("<td>{acked}</td><td>n1</td><td>{fault}</td>")),
+            "acked by n1 during the partition: {row}"
+        );
+        // Never seen; first missed by the read that began at 0.060 s on n1 (op 12).
+        assert!(
+            row.contains(
+                "<td>—</td><td><a href=\"timeline.html\" title=\"op 12\">0.060 s on n1</a></td>"
+            ),
+            "{row}"
+        );
+    }
+
+    let stale = table_rows(&html, "id=\"kind-stale-read\"");
+    assert_eq!(stale.len(), 1, "{stale:#?}");
+    let row = stale[0];
+    assert!(row.contains("<td class=\"element\">1</td>"), "{row}");
+    assert!(
+        row.contains("title=\"op 3\">0.020 s</a></td><td>0.021 s</td><td>n1</td>"),
+        "{row}"
+    );
+    // The read that missed it (op 5: began 0.030 s on n2, during the
+    // partition), and the one that saw it again (op 12, after the heal).
+    assert!(
+        row.contains(&format!(
+            "<td>{fault}</td><td><a href=\"timeline.html\" title=\"op 5\">0.030 s on n2</a></td><td>{fault}</td><td><a href=\"timeline.html\" title=\"op 12\">0.060 s on n1</a></td></tr>"
+        )),
+        "{row}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Append runs: transactional cycles.
+
+/// Results as the harness composes them from the list-append checker.
+fn txn_results(history: &[Op], with_edges: bool) -> Results {
+    use checker::txn::{check_list_append, TxnOptions};
+    let found = check_list_append(history, &TxnOptions::default()).unwrap();
+    let mut checker =
+        CheckerResult::new(found.valid).with_details(serde_json::to_value(&found).unwrap());
+    for (kind, count) in &found.counts {
+        checker = checker.with_anomalies(kind, *count);
+    }
+    let anomalies = found
+        .anomalies
+        .iter()
+        .map(|a| {
+            let time = a.txns.first().and_then(|&i| history[i as usize].time);
+            let mut anomaly = Anomaly::new(&a.kind, "list-append", &a.explanation)
+                .with_key(a.keys.first().cloned())
+                .with_ops(a.txns.clone(), time);
+            if with_edges {
+                anomaly.edges = a
+                    .edges
+                    .iter()
+                    .map(|e| AnomalyEdge {
+                        from: e.from,
+                        to: e.to,
+                        kind: e.kind.clone(),
+                        key: e.key.clone(),
+                    })
+                    .collect();
+            }
+            anomaly
+        })
+        .collect();
+    Results::compose(
+        [("list-append".to_string(), checker)].into(),
+        anomalies,
+        results::stats(history),
+    )
+}
+
+/// An append run with a write skew (G2-item: T0 and T1 each read the key the
+/// other appends to, missing the append), a stale read after a completed
+/// append (G-single-realtime: T8 misses T6's append to z) and a lost update
+/// (T12 and T13 both read w empty and append to it).
+fn append_run(store: &Store, with_edges: bool) -> RunDir {
+    let run = store.create_run("append-cycles").unwrap();
+    use OpType::*;
+    let txn = |m: Value| m;
+    let history = History::default()
+        .on(
+            0,
+            0,
+            Invoke,
+            "txn",
+            txn(json!([["r", "x", null], ["append", "y", 1]])),
+            "n1",
+        )
+        .on(
+            1,
+            1,
+            Invoke,
+            "txn",
+            txn(json!([["r", "y", null], ["append", "x", 1]])),
+            "n2",
+        )
+        .on(
+            5,
+            0,
+            Ok,
+            "txn",
+            txn(json!([["r", "x", []], ["append", "y", 1]])),
+            "n1",
+        )
+        .on(
+            6,
+            1,
+            Ok,
+            "txn",
+            txn(json!([["r", "y", []], ["append", "x", 1]])),
+            "n2",
+        )
+        .on(
+            10,
+            2,
+            Invoke,
+            "txn",
+            txn(json!([["r", "x", null], ["r", "y", null]])),
+            "n3",
+        )
+        .on(
+            11,
+            2,
+            Ok,
+            "txn",
+            txn(json!([["r", "x", [1]], ["r", "y", [1]]])),
+            "n3",
+        )
+        .on(20, 0, Invoke, "txn", txn(json!([["append", "z", 1]])), "n1")
+        .on(21, 0, Ok, "txn", txn(json!([["append", "z", 1]])), "n1")
+        .on(30, 1, Invoke, "txn", txn(json!([["r", "z", null]])), "n2")
+        .on(31, 1, Ok, "txn", txn(json!([["r", "z", []]])), "n2")
+        .on(40, 2, Invoke, "txn", txn(json!([["r", "z", null]])), "n3")
+        .on(41, 2, Ok, "txn", txn(json!([["r", "z", [1]]])), "n3")
+        .on(
+            50,
+            0,
+            Invoke,
+            "txn",
+            txn(json!([["r", "w", null], ["append", "w", 1]])),
+            "n1",
+        )
+        .on(
+            51,
+            1,
+            Invoke,
+            "txn",
+            txn(json!([["r", "w", null], ["append", "w", 2]])),
+            "n2",
+        )
+        .on(
+            55,
+            0,
+            Ok,
+            "txn",
+            txn(json!([["r", "w", []], ["append", "w", 1]])),
+            "n1",
+        )
+        .on(
+            56,
+            1,
+            Ok,
+            "txn",
+            txn(json!([["r", "w", []], ["append", "w", 2]])),
+            "n2",
+        )
+        .on(60, 2, Invoke, "txn", txn(json!([["r", "w", null]])), "n3")
+        .on(61, 2, Ok, "txn", txn(json!([["r", "w", [1, 2]]])), "n3");
+    history.write(&run);
+    run.write_test_json(&json!({"workload": "append", "seed": 1}))
+        .unwrap();
+    run.write_results(&txn_results(&history.0, with_edges))
+        .unwrap();
+    run
+}
+
+/// The SVGs under the heading of `kind`, up to the next heading.
+fn svgs_of<'h>(html: &'h str, kind: &str) -> Vec<&'h str> {
+    let anchor = format!("id=\"kind-{kind}\"");
+    let at = html
+        .find(&anchor)
+        .unwrap_or_else(|| panic!("no {kind} heading in report.html"));
+    let section = &html[at..];
+    let section = &section[..section[4..].find("<h3").map_or(section.len(), |e| e + 4)];
+    section
+        .match_indices("<svg")
+        .map(|(start, _)| {
+            let end = start + section[start..].find("</svg>").unwrap() + "</svg>".len();
+            &section[start..end]
+        })
+        .collect()
+}
+
+#[test]
+fn an_append_run_draws_its_cycles_with_txn_and_edge_labels() {
+    for with_edges in [true, false] {
+        // Without edges on the anomalies (an older results.json) they come
+        // from the checker's details.
+        let temp = TempStore::new("append");
+        let run = append_run(&Store::new(&temp.0), with_edges);
+        let files = write_report(run.path()).unwrap();
+        // To look at it: FAULTLINE_REPORT_KEEP_APPEND=<file> keeps a copy of report.html.
+        if let (Some(keep), true) = (std::env::var_os("FAULTLINE_REPORT_KEEP_APPEND"), with_edges) {
+            std::fs::copy(&files.report_html, keep).unwrap();
+        }
+        let html = read(&files.report_html);
+
+        let g2 = svgs_of(&html, "G2-item");
+        assert_eq!(g2.len(), 1, "one G2-item drawing (with_edges {with_edges})");
+        assert_well_formed(g2[0], "the G2-item drawing");
+        for label in [
+            "T0 p0 n1: r x []; append y 1",
+            "T1 p1 n2: r y []; append x 1",
+            "rw x",
+            "rw y",
+        ] {
+            assert!(
+                g2[0].contains(label),
+                "G2-item drawing lacks {label:?}: {}",
+                g2[0]
+            );
+        }
+
+        let single = svgs_of(&html, "G-single-realtime");
+        assert_eq!(single.len(), 1, "one G-single-realtime drawing");
+        assert_well_formed(single[0], "the G-single drawing");
+        for label in ["T6 p0 n1: append z 1", "T8 p1 n2: r z []", "rw z", "rt"] {
+            assert!(
+                single[0].contains(label),
+                "G-single drawing lacks {label:?}: {}",
+                single[0]
+            );
+        }
+        // The explanation follows the drawing.
+        let after = &html[html.find(single[0]).unwrap() + single[0].len()..];
+        assert!(after.starts_with("</div><p>"), "{}", &after[..80]);
+        assert!(after.contains("precedes itself"));
+
+        // Not a cycle: a table row with both txns.
+        let lost_update = table_rows(&html, "id=\"kind-lost-update\"");
+        assert_eq!(lost_update.len(), 1, "{lost_update:#?}");
+        for label in [
+            "T12 p0 n1: r w []; append w 1",
+            "T13 p1 n2: r w []; append w 2",
+        ] {
+            assert!(
+                lost_update[0].contains(label),
+                "lost-update row lacks {label:?}: {}",
+                lost_update[0]
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Node logs, aligned to the run's recorded start.
+
+/// Unix ns of history time 0: to the nanosecond, so a log's microseconds
+/// cannot land on it by chance.
+const START_UNIX_NS: u64 = 1_795_669_864_678_000_500;
+
+/// A run whose one anomaly has ops at 2 s and 3 s (window 1 s to 4 s), and a
+/// node log with lines just outside and just inside that window.
+fn logged_run(store: &Store, record_start: bool) -> RunDir {
+    let run = store.create_run("logs").unwrap();
+    let history = History::default()
+        .client(1_000, 0, OpType::Invoke, "write", "k", json!(1))
+        .client(2_000, 0, OpType::Ok, "write", "k", json!(1))
+        .client(3_000, 1, OpType::Invoke, "read", "k", json!(null))
+        .client(3_000, 1, OpType::Ok, "read", "k", json!(0));
+    history.write(&run);
+    let anomaly = Anomaly::new("not-linearizable", "linearizable", "read 0 after write 1")
+        .with_key(Some("k".into()))
+        .with_ops(vec![1, 2], Some(2_000_000_000));
+    let checker = CheckerResult::new(Validity::Invalid).with_anomalies("not-linearizable", 1);
+    let mut results = Results::compose(
+        [("linearizable".to_string(), checker)].into(),
+        vec![anomaly],
+        results::stats(&history.0),
+    );
+    if record_start {
+        results = results
+            .with_start(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(START_UNIX_NS));
+    }
+    run.write_results(&results).unwrap();
+    // START_UNIX_NS is 2026-11-26T05:11:04.678000500Z.
+    let log = "\
+== faultline: starting n1 at unix 1795669864.000: target-node ...
+2026-11-26T05:11:04.700000Z  INFO n1 secondary t1 too early
+2026-11-26T05:11:05.678000Z  INFO n1 secondary t1 500 ns before the window
+  continuation of a line outside
+2026-11-26T05:11:05.678001Z  INFO n1 secondary t1 first inside
+  continuation of a line inside
+== faultline: starting n1 at unix 1795669866.500: target-node ...
+2026-11-26T05:11:08.678000Z  WARN n1 primary t2 last inside
+2026-11-26T05:11:08.678001Z  INFO n1 primary t2 1 µs after the window
+";
+    std::fs::write(run.node_log_path("n1"), log).unwrap();
+    std::fs::write(
+        run.node_log_path("n2"),
+        "2026-11-26T05:11:20.000000Z  INFO n2 secondary t2 much later\n",
+    )
+    .unwrap();
+    run
+}
+
+/// The text of the `<pre class="log">` of `node`, labels and all.
+fn log_excerpt(html: &str, node: &str) -> Option<String> {
+    let summary = html.find(&format!("<summary>{node} ("))?;
+    let pre = summary + html[summary..].find("<pre class=\"log\">")? + "<pre class=\"log\">".len();
+    let end = pre + html[pre..].find("</pre>")?;
+    Some(html[pre..end].to_string())
+}
+
+#[test]
+fn log_excerpts_are_exactly_the_lines_within_a_second_of_the_anomaly() {
+    let temp = TempStore::new("logs");
+    let run = logged_run(&Store::new(&temp.0), true);
+    let html = read(&write_report(run.path()).unwrap().report_html);
+    assert!(
+        html.contains("from the run's recorded start"),
+        "exact alignment announced"
+    );
+    let excerpt = log_excerpt(&html, "n1").expect("an n1 excerpt");
+    let lines: Vec<&str> = excerpt.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "    +1.000 s │ 2026-11-26T05:11:05.678001Z  INFO n1 secondary t1 first inside",
+            &format!("{:12} │   continuation of a line inside", ""),
+            "    +1.822 s │ == faultline: starting n1 at unix 1795669866.500: target-node ...",
+            "    +4.000 s │ 2026-11-26T05:11:08.678000Z  WARN n1 primary t2 last inside",
+        ]
+    );
+    assert_eq!(
+        log_excerpt(&html, "n2"),
+        None,
+        "n2 logged nothing in the window"
+    );
+}
+
+#[test]
+fn without_a_recorded_start_log_excerpts_fall_back_to_the_directory_time() {
+    use results::walltime::{rfc3339, run_dir_start_ns};
+    let temp = TempStore::new("logs-old");
+    let run = logged_run(&Store::new(&temp.0), false);
+    // The anomaly is at 2 s; the fallback shows 1.5 s either side of it,
+    // counted from the moment in the directory's name.
+    let dir_ns = run_dir_start_ns(run.timestamp()).unwrap() as u64;
+    let at = |ms: u64| rfc3339(dir_ns + ms * 1_000_000);
+    let log = format!(
+        "{} INFO n1 before\n{} INFO n1 inside\n{} INFO n1 after\n",
+        at(400),
+        at(2_100),
+        at(3_600)
+    );
+    std::fs::write(run.node_log_path("n1"), log).unwrap();
+    let html = read(&write_report(run.path()).unwrap().report_html);
+    assert!(
+        html.contains("approximate"),
+        "approximate alignment announced"
+    );
+    let excerpt = log_excerpt(&html, "n1").expect("an n1 excerpt");
+    let lines: Vec<&str> = excerpt.lines().collect();
+    assert_eq!(lines.len(), 1, "{excerpt}");
+    assert!(lines[0].starts_with("    +2.100 s │ ") && lines[0].ends_with("INFO n1 inside"));
+}
+
+/// Report generation time for a 100k-op set history over 100 keys with 2%
+/// of the elements lost and 2% stale (`FAULTLINE_BENCH_OPS` to change the
+/// size), where `results.json` lists one anomaly per kind and key, so the
+/// report re-runs the set checker for its tables. `FAULTLINE_BENCH_KEEP=1`
+/// keeps the run directory (to report it with another version).
+#[test]
+#[ignore = "a benchmark: run with --release -- --ignored --nocapture"]
+fn report_of_a_100k_op_set_history_with_lost_writes_is_fast() {
+    let n: u64 = std::env::var("FAULTLINE_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let temp = TempStore::new("bench-set");
+    let run = Store::new(&temp.0).create_run("bench-set").unwrap();
+    let keys = 100u64;
+    let mut added: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    let mut unseen_stale: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    let mut history = History::default();
+    for i in 0..n {
+        let (t, key) = (i * 2, (i / 10) % keys);
+        let k = key as usize;
+        let name = format!("s{key}");
+        let node = format!("n{}", i % 3 + 1);
+        let mut op = |ms: u64, op_type: OpType, f: &str, value: Value| {
+            let mut op = Op::invoke(i % 10, f, value).with_key(&name);
+            op.op_type = op_type;
+            op.node = (op_type != OpType::Invoke).then(|| node.clone());
+            history = std::mem::take(&mut history).push(ms, op);
+        };
+        if i % 10 == 9 {
+            let present: Vec<u64> = added[k]
+                .iter()
+                .copied()
+                .filter(|e| e % 50 != 0 && !unseen_stale[k].contains(e))
+                .collect();
+            unseen_stale[k].clear();
+            op(t, OpType::Invoke, "read", Value::Null);
+            op(t + 1, OpType::Ok, "read", json!(present));
+        } else {
+            op(t, OpType::Invoke, "add", json!(i));
+            op(t + 1, OpType::Ok, "add", json!(i));
+            added[k].push(i);
+            if i % 50 == 25 {
+                unseen_stale[k].push(i);
+            }
+        }
+        if i % 20_000 == 10_000 {
+            history = history.nemesis(t + 1, "partition", json!({"n1": ["n2"], "n2": ["n1"]}));
+        } else if i % 20_000 == 15_000 {
+            history = history.nemesis(t + 1, "heal", json!(null));
+        }
+    }
+    // A final read of every key.
+    for key in 0..keys {
+        let present: Vec<u64> = added[key as usize]
+            .iter()
+            .copied()
+            .filter(|e| e % 50 != 0)
+            .collect();
+        let t = n * 2 + key * 2;
+        history = history
+            .client(
+                t,
+                10 + key,
+                OpType::Invoke,
+                "read",
+                &format!("s{key}"),
+                json!(null),
+            )
+            .client(
+                t + 1,
+                10 + key,
+                OpType::Ok,
+                "read",
+                &format!("s{key}"),
+                json!(present),
+            );
+    }
+    history.write(&run);
+    run.write_test_json(&json!({"workload": "set", "seed": 1}))
+        .unwrap();
+    let results = set_results(&history.0, 1);
+    run.write_results(&results).unwrap();
+    let start = std::time::Instant::now();
+    let files = write_report(run.path()).unwrap();
+    let elapsed = start.elapsed();
+    let counts = results.anomaly_counts();
+    println!(
+        "{n}-op set report: {elapsed:?}; {} lost, {} stale; report.html {} bytes; run {}",
+        counts.get("lost-write").unwrap_or(&0),
+        counts.get("stale-read").unwrap_or(&0),
+        std::fs::metadata(&files.report_html).map_or(0, |m| m.len()),
+        run.path().display()
+    );
+    if std::env::var_os("FAULTLINE_BENCH_KEEP").is_some() {
+        std::mem::forget(temp);
+    }
 }

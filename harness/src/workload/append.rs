@@ -186,13 +186,21 @@ pub fn check_txn(history: &TxnHistory, options: &TxnOptions) -> CheckOutcome {
     let anomalies: Vec<results::Anomaly> = result
         .anomalies
         .iter()
-        .map(|a| results::Anomaly {
-            kind: a.kind.clone(),
-            checker: checker.to_string(),
-            key: a.keys.first().map(|k| k.to_string()),
-            ops: a.txns.clone(),
-            time: a.txns.first().and_then(|&i| time_of(i)),
-            explanation: a.explanation.clone(),
+        .map(|a| {
+            let mut anomaly = results::Anomaly::new(&a.kind, checker, &a.explanation)
+                .with_key(a.keys.first().map(|k| k.to_string()))
+                .with_ops(a.txns.clone(), a.txns.first().and_then(|&i| time_of(i)));
+            anomaly.edges = a
+                .edges
+                .iter()
+                .map(|e| results::AnomalyEdge {
+                    from: e.from,
+                    to: e.to,
+                    kind: e.kind.clone(),
+                    key: e.key.clone(),
+                })
+                .collect();
+            anomaly
         })
         .collect();
     let mut checker_result = results::CheckerResult::new(result.valid);
@@ -323,13 +331,20 @@ mod tests {
             "{}",
             outcome.result.details
         );
-        assert!(
-            outcome
-                .anomalies
-                .iter()
-                .any(|a| a.kind.starts_with("G-single")),
-            "{:?}",
-            outcome.anomalies
-        );
+        let cycle = outcome
+            .anomalies
+            .iter()
+            .find(|a| a.kind.starts_with("G-single"))
+            .unwrap_or_else(|| panic!("no G-single in {:?}", outcome.anomalies));
+        // The cycle's dependencies reach results.json: T2 -rw-> T0 -realtime-> T2.
+        let edges: Vec<(u64, u64, &str)> = cycle
+            .edges
+            .iter()
+            .map(|e| (e.from, e.to, e.kind.as_str()))
+            .collect();
+        assert!(edges.contains(&(2, 0, "rw")), "{edges:?}");
+        assert!(edges.contains(&(0, 2, "realtime")), "{edges:?}");
+        let rw = cycle.edges.iter().find(|e| e.kind == "rw").unwrap();
+        assert_eq!(rw.key.as_deref(), Some("0"));
     }
 }

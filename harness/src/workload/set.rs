@@ -121,14 +121,12 @@ fn outcome(result: &SetResult) -> CheckOutcome {
 }
 
 fn anomaly(found: &SetAnomaly) -> results::Anomaly {
-    results::Anomaly {
-        kind: found.kind.to_string(),
-        checker: CHECKER.to_string(),
-        key: found.key.clone(),
-        ops: found.ops.clone(),
-        time: found.time,
-        explanation: found.explanation.clone(),
-    }
+    let mut anomaly = results::Anomaly::new(found.kind, CHECKER, found.explanation.clone())
+        .with_key(found.key.clone())
+        .with_ops(found.ops.clone(), found.time);
+    anomaly.element = Some(found.element.clone());
+    anomaly.node = found.node.clone();
+    anomaly
 }
 
 #[cfg(test)]
@@ -243,6 +241,7 @@ mod tests {
             ("lost-write", "set")
         );
         assert!(lost.ops.contains(&2) && lost.ops.contains(&3), "{lost:?}");
+        assert_eq!(lost.element, Some(json!(1)));
         assert!(!lost.explanation.is_empty());
     }
 
