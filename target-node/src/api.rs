@@ -118,6 +118,14 @@ pub enum MicroF {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MicroOp(pub MicroF, pub String, pub Value);
 
+impl MicroOp {
+    /// Whether this micro-op only reads (`"r"`). A transaction of such
+    /// micro-ops alone is served as a read (`--reads`), not logged.
+    pub fn is_read(&self) -> bool {
+        self.0 == MicroF::Read
+    }
+}
+
 /// Where an entry sits in an oplog.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LogPosition {
@@ -293,6 +301,14 @@ mod tests {
         assert_eq!(ops[1], MicroOp(MicroF::Append, "x".into(), Value::from(3)));
         assert_eq!(serde_json::to_string(&ops[0]).unwrap(), r#"["r","x",null]"#);
         assert!(serde_json::from_str::<Vec<MicroOp>>(r#"[["x","k",1]]"#).is_err());
+    }
+
+    #[test]
+    fn only_r_micro_ops_are_reads() {
+        let ops: Vec<MicroOp> =
+            serde_json::from_str(r#"[["r","x",null],["append","x",3],["w","y",1]]"#).unwrap();
+        let reads: Vec<bool> = ops.iter().map(MicroOp::is_read).collect();
+        assert_eq!(reads, [true, false, false]);
     }
 
     #[test]

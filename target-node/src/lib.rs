@@ -44,12 +44,23 @@
 //! | `POST /admin/crash` (`--admin`) | | `202`, then the process exits (code 137) |
 //!
 //! Keys are 1 to 256 bytes of `A-Z a-z 0-9 _ - . :`; client bodies are
-//! limited to 1 MiB. Writes (put, cas, append, txn) go to the primary; in
-//! multi-primary topology to any node. Reads follow `--reads`: `local` on
-//! any node, `primary` and `linearizable` on the primary only (in
-//! multi-primary topology every read is local). A transaction is one oplog
-//! entry, executed on the primary's latest state and acknowledged by the
-//! write concern like any write.
+//! limited to 1 MiB. Writes (put, cas, append, and a txn with any `append`
+//! or `w`) go to the primary; in multi-primary topology to any node. A write
+//! transaction is one oplog entry, executed on the primary's latest state
+//! and acknowledged by the write concern like any write.
+//!
+//! Reads — `GET /kv/{key}` and a read-only txn (only `r` micro-ops) alike —
+//! follow `--reads`, and a read-only txn logs nothing:
+//!
+//! | `--reads` | served by | from |
+//! |---|---|---|
+//! | `local` | any node, whatever its role | its latest applied state (may be stale, or hold entries that will be rolled back) |
+//! | `primary` | a node that believes it is primary, without asking anyone | its latest state (a deposed primary that has not noticed yet answers stale) |
+//! | `linearizable` | the primary, once a majority confirms it still is | the committed state |
+//!
+//! Elsewhere the answer is `not-primary`, naming the primary the node
+//! believes in. In multi-primary topology every read is `local`. All reads
+//! of one read-only txn see one state of one node.
 //!
 //! # Errors
 //! Every error answer has the body [`api::ErrorBody`]

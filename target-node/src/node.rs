@@ -284,14 +284,29 @@ impl Node {
 
     /// Reads a key as the `--reads` mode says.
     pub async fn read(self: &Arc<Self>, key: &str) -> Result<Value, ErrorBody> {
+        self.read_with(|kv| kv.get(key)).await
+    }
+
+    /// Runs `view` on the state the `--reads` mode says a read sees, on the
+    /// node the mode allows: `local` (and every read in multi-primary
+    /// topology) on this node's latest applied state, whatever its role;
+    /// `primary` on the latest state if this node believes it is primary,
+    /// without asking anyone; `linearizable` on the committed state once a
+    /// majority has confirmed this node is still primary. Single-key reads
+    /// and read-only transactions both come here, so they can be stale in
+    /// exactly the same ways.
+    pub async fn read_with<T>(
+        self: &Arc<Self>,
+        view: impl FnOnce(&Store) -> T,
+    ) -> Result<T, ErrorBody> {
         match (self.cfg.modes.topology, self.cfg.modes.reads) {
             (Topology::MultiPrimary, _) | (_, Reads::Local) => {
-                Ok(self.lock().replication.kv().get(key))
+                Ok(view(self.lock().replication.kv()))
             }
             (_, Reads::Primary) => {
                 let core = self.lock();
                 core.replication.check_primary().map_err(not_primary)?;
-                Ok(core.replication.kv().get(key))
+                Ok(view(core.replication.kv()))
             }
             (_, Reads::Linearizable) => {
                 let (waiter, id) = self
@@ -305,7 +320,7 @@ impl Node {
                     })
                     .0?;
                 match tokio::time::timeout(self.cfg.request_timeout, waiter).await {
-                    Ok(Ok(Ok(()))) => Ok(self.lock().replication.committed_kv().get(key)),
+                    Ok(Ok(Ok(()))) => Ok(view(self.lock().replication.committed_kv())),
                     Ok(Ok(Err(e))) => Err(e),
                     _ => {
                         self.lock().reads.remove(&id);

@@ -17,11 +17,22 @@
 //! Keys do not rotate: lists grow for the whole run (about half the appends
 //! land on key `0`), which a long, fast run will feel in read sizes.
 //!
+//! # Where txns go
+//! A `txn` with a write goes to the primary (any node in multi-primary
+//! topology). A read-only `txn` (only `r` micro-ops) is a read to the node
+//! and follows `--reads` like the other workloads' reads: with `local` it
+//! goes to the worker's bound node and sees that node's state, so a
+//! lagging or partitioned node's stale reads show up as realtime cycles
+//! (`G-single-realtime`, `G2-item-realtime`); with `primary` it goes to the
+//! believed primary, which answers without confirming it still is one;
+//! with `linearizable` the primary confirms first. Every op records the
+//! node that answered in `node`.
+//!
 //! # Final reads
-//! One read-only `txn` of every key, pinned to each node in turn. A `txn`
-//! goes to a primary, so in primary topology only the primary's succeeds
-//! (the others `fail` with `not-primary`); in multi-primary topology every
-//! node answers from its own state.
+//! One read-only `txn` of every key, pinned to each node in turn. With
+//! local reads (or in multi-primary topology) every node answers from its
+//! own state; otherwise only the primary's succeeds (the others `fail` with
+//! `not-primary`).
 //!
 //! # Check
 //! `checker::txn`: version orders from the reads, a dependency graph

@@ -7,11 +7,13 @@
 //!
 //! - An op pinned to a node ([`Invocation::node`], e.g. a final read) goes
 //!   there and is never redirected: it is about that node's state.
-//! - A `read` goes to the bound node when the nodes read locally
+//! - A read — a `read`, or a `txn` of `r` micro-ops only, which the node
+//!   serves as a read — goes to the bound node when the nodes read locally
 //!   (`--reads local`) or every node is a primary (multi-primary): that is
-//!   how stale reads of a lagging node show up in the history.
-//! - Writes (`write`, `cas`, `add`, `txn`) go to the bound node in
-//!   multi-primary topology.
+//!   how stale reads of a lagging node show up in the history. Workers are
+//!   spread over the nodes, so every node serves reads.
+//! - Writes (`write`, `cas`, `add`, a `txn` with a write) go to the bound
+//!   node in multi-primary topology.
 //! - Everything else goes to the believed primary. A `not-primary` answer is
 //!   definite, so when it names a primary the client believes the hint and
 //!   retries once there; a second `not-primary` completes as `fail`.
@@ -101,6 +103,16 @@ impl Request {
                 .map(Request::Txn)
                 .map_err(|e| format!("txn needs micro-ops: {e}")),
             f => Err(format!("target-node has no op {f:?}")),
+        }
+    }
+
+    /// Whether the node serves this as a read (`--reads`): a `read`, or a
+    /// `txn` of `r` micro-ops only.
+    fn is_read_only(&self) -> bool {
+        match self {
+            Request::Read(_) => true,
+            Request::Txn(ops) => ops.iter().all(MicroOp::is_read),
+            _ => false,
         }
     }
 
@@ -224,10 +236,7 @@ impl NodeClient {
             return None;
         }
         let multi_primary = self.topology == Topology::MultiPrimary;
-        let local = match request {
-            Request::Read(_) => multi_primary || self.reads == Reads::Local,
-            _ => multi_primary,
-        };
+        let local = multi_primary || (request.is_read_only() && self.reads == Reads::Local);
         Some(if local {
             (self.bound, false)
         } else {
@@ -373,10 +382,22 @@ mod tests {
     }
 
     #[test]
-    fn local_reads_and_multi_primary_go_to_the_bound_node() {
+    fn local_reads_read_only_txns_and_multi_primary_go_to_the_bound_node() {
         let local = client(2, Reads::Local, Topology::Primary);
         assert_eq!(target(&local, &read()), Some(("n3".into(), false)));
         assert_eq!(target(&local, &write()), Some(("n3".into(), true)));
+        let reads = Invocation::new("txn", json!([["r", "0", null], ["r", "1", null]]));
+        let mixed = Invocation::new("txn", json!([["r", "0", null], ["append", "0", 1]]));
+        assert_eq!(target(&local, &reads), Some(("n3".into(), false)));
+        assert_eq!(target(&local, &mixed), Some(("n3".into(), true)));
+        for reads_mode in [Reads::Primary, Reads::Linearizable] {
+            let c = client(2, reads_mode, Topology::Primary);
+            assert_eq!(
+                target(&c, &reads),
+                Some(("n3".into(), true)),
+                "{reads_mode:?}"
+            );
+        }
         let multi = client(2, Reads::Linearizable, Topology::MultiPrimary);
         assert_eq!(target(&multi, &read()), Some(("n3".into(), false)));
         assert_eq!(target(&multi, &write()), Some(("n3".into(), false)));

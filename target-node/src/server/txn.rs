@@ -2,6 +2,11 @@
 //! `["w",k,v]` micro-ops atomically as one oplog entry; answer the list with
 //! the reads filled in. A micro-op that cannot apply aborts the whole
 //! transaction with a definite `txn-conflict`.
+//!
+//! A read-only transaction (only `r` micro-ops) is a read: it is served as
+//! `--reads` says, like `GET /kv/{key}`, from one consistent state of the
+//! node that serves it, and logs nothing. Every other transaction is a
+//! write and goes through the primary's oplog.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -24,6 +29,12 @@ pub(super) async fn handle(
 ) -> Result<Json<Vec<MicroOp>>, ApiError> {
     let ops: Vec<MicroOp> = parse_json(body)?;
     check(&ops).map_err(|m| ApiError::bad_request(StatusCode::BAD_REQUEST, m))?;
+    if ops.iter().all(MicroOp::is_read) {
+        let outcome = node.read_with(|kv| kv.execute_txn(&ops)).await?;
+        // Reads alone cannot conflict; keep the error path all the same.
+        let outcome = outcome.map_err(|m| ErrorBody::new(ErrorKind::TxnConflict, m))?;
+        return Ok(Json(outcome.completed));
+    }
     let (completed, _) = node
         .submit(move |kv, lww| {
             let outcome = kv

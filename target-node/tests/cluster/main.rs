@@ -9,6 +9,9 @@
 //!   acknowledged writes are rolled back after heal.
 //! - `bad_input`: bad requests get a 4xx with a reason and change nothing.
 //! - `modes`: multi-primary last-write-wins, crash with `--fsync never`.
+//! - `txn_reads`: read-only transactions follow `--reads` like plain reads
+//!   (stale on an isolated secondary with local reads, refused on a
+//!   secondary otherwise).
 
 mod bad_input;
 mod failover;
@@ -16,3 +19,4 @@ mod modes;
 mod replication;
 mod rollback;
 mod support;
+mod txn_reads;
