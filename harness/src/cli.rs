@@ -103,7 +103,7 @@ pub struct RunArgs {
     /// How many nodes [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
-    /// register, set or append [default: register].
+    /// register, set, append or rw-register [default: register].
     #[arg(long, value_enum)]
     pub workload: Option<harness::workload::WorkloadKind>,
     /// one, majority or all [default: majority].
