@@ -3,45 +3,11 @@
 
 use serde_json::{json, Value};
 
+use super::tests::{kinds, the, H};
 use super::*;
-use crate::history::{Op, OpType};
-
-/// A history built event by event, as in `tests.rs`.
-#[derive(Default)]
-struct H {
-    ops: Vec<Op>,
-}
+use crate::history::OpType;
 
 impl H {
-    fn inv(mut self, p: u64, v: Value) -> Self {
-        self.ops.push(Op::invoke(p, "txn", v));
-        self
-    }
-    fn done(mut self, p: u64, t: OpType, v: Value) -> Self {
-        let mut op = Op::invoke(p, "txn", v);
-        op.op_type = t;
-        self.ops.push(op);
-        self
-    }
-    fn ok(self, p: u64, v: Value) -> Self {
-        self.done(p, OpType::Ok, v)
-    }
-    /// Invoked (reads null) and completed ok at once.
-    fn txn(self, p: u64, v: Value) -> Self {
-        let invoked: Value = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                if m[0] == "r" {
-                    json!(["r", m[1], null])
-                } else {
-                    m.clone()
-                }
-            })
-            .collect();
-        self.inv(p, invoked).ok(p, v)
-    }
     fn check_ordered(&self, order: RegisterOrder) -> TxnResult {
         let options = TxnOptions {
             register_order: order,
@@ -49,20 +15,9 @@ impl H {
         };
         check_rw_register(&self.ops, &options).expect("well-formed history")
     }
-    fn check(&self) -> TxnResult {
+    fn check_register(&self) -> TxnResult {
         self.check_ordered(RegisterOrder::Inferred)
     }
-}
-
-fn kinds(r: &TxnResult) -> Vec<&str> {
-    r.counts.keys().map(String::as_str).collect()
-}
-
-fn the<'r>(r: &'r TxnResult, kind: &str) -> &'r TxnAnomaly {
-    r.anomalies
-        .iter()
-        .find(|a| a.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind} in {:#?}", r.anomalies))
 }
 
 #[test]
@@ -86,7 +41,7 @@ fn opposite_read_then_write_orders_on_two_keys_are_g0() {
         .inv(1, json!([["r", "x", null], ["w", "x", 2], ["w", "y", 3]]))
         .ok(0, json!([["r", "y", 3], ["w", "y", 4], ["w", "x", 1]]))
         .ok(1, json!([["r", "x", 1], ["w", "x", 2], ["w", "y", 3]]))
-        .check();
+        .check_register();
     assert!(kinds(&r).contains(&"G0"), "{r:#?}");
     let g0 = the(&r, "G0");
     assert!(
@@ -104,7 +59,7 @@ fn reading_an_aborted_write_is_g1a() {
         .inv(0, json!([["w", "x", 1]]))
         .done(0, OpType::Fail, json!([["w", "x", 1]]))
         .txn(1, json!([["r", "x", 1]]))
-        .check();
+        .check_register();
     assert_eq!(kinds(&r), vec!["G1a"], "{r:#?}");
     assert!(the(&r, "G1a")
         .explanation
@@ -118,7 +73,7 @@ fn reading_an_overwritten_value_of_one_txn_is_g1b() {
         .inv(0, json!([["w", "x", 1], ["w", "x", 2]]))
         .txn(1, json!([["r", "x", 1]]))
         .ok(0, json!([["w", "x", 1], ["w", "x", 2]]))
-        .check();
+        .check_register();
     assert_eq!(kinds(&r), vec!["G1b"], "{r:#?}");
     assert!(the(&r, "G1b")
         .explanation
@@ -132,7 +87,7 @@ fn reads_of_each_others_writes_are_g1c() {
         .inv(1, json!([["w", "y", 1], ["r", "x", null]]))
         .ok(0, json!([["w", "x", 1], ["r", "y", 1]]))
         .ok(1, json!([["w", "y", 1], ["r", "x", 1]]))
-        .check();
+        .check_register();
     assert_eq!(kinds(&r), vec!["G1c"], "{r:#?}");
     assert!(the(&r, "G1c")
         .explanation
@@ -147,7 +102,7 @@ fn seeing_one_write_of_a_txn_but_the_initial_state_of_another_is_g_single() {
         .inv(1, json!([["w", "x", 1], ["w", "y", 1]]))
         .ok(1, json!([["w", "x", 1], ["w", "y", 1]]))
         .ok(0, json!([["r", "x", null], ["r", "y", 1]]))
-        .check();
+        .check_register();
     assert_eq!(kinds(&r), vec!["G-single"], "{r:#?}");
     assert!(
         the(&r, "G-single").explanation.contains(
@@ -166,7 +121,7 @@ fn write_skew_on_registers_is_g2_item() {
         .inv(1, json!([["r", "y", null], ["w", "x", 1]]))
         .ok(0, json!([["r", "x", null], ["w", "y", 1]]))
         .ok(1, json!([["r", "y", null], ["w", "x", 1]]))
-        .check();
+        .check_register();
     assert_eq!(kinds(&r), vec!["G2-item"], "{r:#?}");
     assert_eq!(r.may_satisfy, vec!["snapshot-isolation"]);
 }
@@ -179,7 +134,7 @@ fn two_txns_overwriting_the_version_they_both_read_is_a_lost_update() {
         .inv(1, json!([["r", "x", null], ["w", "x", 3]]))
         .ok(0, json!([["r", "x", 1], ["w", "x", 2]]))
         .ok(1, json!([["r", "x", 1], ["w", "x", 3]]))
-        .check();
+        .check_register();
     assert!(kinds(&r).contains(&"lost-update"), "{r:#?}");
     assert_eq!(the(&r, "lost-update").txns, vec![2, 3]);
     assert!(kinds(&r).contains(&"G2-item"), "{r:#?}");
@@ -189,7 +144,7 @@ fn two_txns_overwriting_the_version_they_both_read_is_a_lost_update() {
 fn disagreeing_with_the_txns_own_write_or_read_is_internal() {
     let r = H::default()
         .txn(0, json!([["w", "x", 1], ["r", "x", null]]))
-        .check();
+        .check_register();
     assert_eq!(kinds(&r), vec!["internal"], "{r:#?}");
     assert!(the(&r, "internal")
         .explanation
@@ -198,13 +153,13 @@ fn disagreeing_with_the_txns_own_write_or_read_is_internal() {
         .txn(0, json!([["w", "x", 1]]))
         .txn(1, json!([["w", "x", 2]]))
         .txn(2, json!([["r", "x", 1], ["r", "x", 2]]))
-        .check();
+        .check_register();
     assert!(kinds(&r).contains(&"internal"), "{r:#?}");
 }
 
 #[test]
 fn a_value_nobody_wrote_is_a_garbage_read() {
-    let r = H::default().txn(0, json!([["r", "x", 7]])).check();
+    let r = H::default().txn(0, json!([["r", "x", 7]])).check_register();
     assert_eq!(kinds(&r), vec!["garbage-read"], "{r:#?}");
     assert_eq!(r.not, vec!["read-uncommitted"]);
 }
@@ -214,7 +169,7 @@ fn a_read_of_nil_after_a_completed_write_is_g_single_realtime() {
     let h = H::default()
         .txn(0, json!([["w", "x", 1]]))
         .txn(1, json!([["r", "x", null]]));
-    let r = h.check();
+    let r = h.check_register();
     assert_eq!(kinds(&r), vec!["G-single-realtime"], "{r:#?}");
     assert!(the(&r, "G-single-realtime")
         .explanation
@@ -229,7 +184,12 @@ fn a_stale_read_of_an_older_value_needs_the_realtime_assumption() {
         .txn(0, json!([["w", "x", 1]]))
         .txn(1, json!([["w", "x", 2]]))
         .txn(2, json!([["r", "x", 1]]));
-    assert_eq!(h.check().valid, Validity::Valid, "{:#?}", h.check());
+    assert_eq!(
+        h.check_register().valid,
+        Validity::Valid,
+        "{:#?}",
+        h.check_register()
+    );
     let r = h.check_ordered(RegisterOrder::Realtime);
     assert_eq!(kinds(&r), vec!["G-single-realtime"], "{r:#?}");
     assert!(
@@ -258,7 +218,7 @@ fn process_order_of_writes_finds_a_read_going_back_in_time() {
         .ok(1, json!([["r", "x", 2]]))
         .txn(1, json!([["r", "x", 1]]));
     assert!(h
-        .check()
+        .check_register()
         .anomalies
         .iter()
         .all(|a| a.kind != "G-single-process"));
@@ -275,7 +235,7 @@ fn unobserved_indeterminate_writes_make_no_cycles() {
         .inv(2, json!([["w", "y", 1]]))
         .done(2, OpType::Info, Value::Null)
         .txn(3, json!([["r", "y", 1], ["r", "x", null]]))
-        .check();
+        .check_register();
     assert_eq!(r.valid, Validity::Valid, "{r:#?}");
 }
 
@@ -298,7 +258,7 @@ fn string_values_and_integer_keys_are_registers_too() {
         .txn(0, json!([["w", 5, "a"]]))
         .txn(1, json!([["r", 5, "a"], ["w", 5, "b"]]))
         .txn(2, json!([["r", 5, "a"]]))
-        .check();
+        .check_register();
     // T2 read "a" after T1 (read "a", wrote "b") completed: stale.
     assert_eq!(kinds(&r), vec!["G-single-realtime"], "{r:#?}");
     assert!(the(&r, "G-single-realtime").explanation.contains("\"b\""));

@@ -5,28 +5,29 @@ use serde_json::{json, Value};
 use super::*;
 use crate::history::{Op, OpType};
 
-/// A history built event by event: `inv` then `ok` / `fail` / `info` per process.
+/// A history built event by event: `inv` then `ok` / `fail` / `info` per
+/// process (shared with `register_tests.rs`).
 #[derive(Default)]
-struct H {
-    ops: Vec<Op>,
+pub(super) struct H {
+    pub(super) ops: Vec<Op>,
 }
 
 impl H {
-    fn inv(mut self, p: u64, v: Value) -> Self {
+    pub(super) fn inv(mut self, p: u64, v: Value) -> Self {
         self.ops.push(Op::invoke(p, "txn", v));
         self
     }
-    fn done(mut self, p: u64, t: OpType, v: Value) -> Self {
+    pub(super) fn done(mut self, p: u64, t: OpType, v: Value) -> Self {
         let mut op = Op::invoke(p, "txn", v);
         op.op_type = t;
         self.ops.push(op);
         self
     }
-    fn ok(self, p: u64, v: Value) -> Self {
+    pub(super) fn ok(self, p: u64, v: Value) -> Self {
         self.done(p, OpType::Ok, v)
     }
     /// A txn invoked and completed ok at once (reads null in the invocation).
-    fn txn(self, p: u64, v: Value) -> Self {
+    pub(super) fn txn(self, p: u64, v: Value) -> Self {
         let invoked = invocation(&v);
         self.inv(p, invoked).ok(p, v)
     }
@@ -55,11 +56,11 @@ fn invocation(v: &Value) -> Value {
         .collect()
 }
 
-fn kinds(r: &TxnResult) -> Vec<&str> {
+pub(super) fn kinds(r: &TxnResult) -> Vec<&str> {
     r.counts.keys().map(String::as_str).collect()
 }
 
-fn the<'r>(r: &'r TxnResult, kind: &str) -> &'r TxnAnomaly {
+pub(super) fn the<'r>(r: &'r TxnResult, kind: &str) -> &'r TxnAnomaly {
     r.anomalies
         .iter()
         .find(|a| a.kind == kind)
