@@ -77,9 +77,8 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     run.write_test_json(&test_json)?;
     println!("run {} (seed {seed})", run.path().display());
 
-    let (mut db, net) = start_db(spec, &run, seed).await?;
+    let (db, net) = set_up_db(spec, &run, seed).await?;
     let nodes = db.nodes().to_vec();
-    tokio::task::block_in_place(|| db.setup())?;
     let state = RunState {
         harness_pid: std::process::id(),
         nodes: db.pids().into_iter().collect(),
@@ -186,6 +185,35 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         eprintln!("faultline: the report could not be written: {e}");
     }
     Ok(RunOutcome { run, results })
+}
+
+/// How many times the nodes (and their proxies) are started afresh when a
+/// node exits while starting.
+const SETUP_ATTEMPTS: usize = 3;
+
+/// [`start_db`], then the nodes started and a primary elected. Node ports
+/// are picked free but bound by the node a moment later, so on a busy
+/// machine another process can take one first and the node exits at once;
+/// then everything (nodes, proxies) is dropped and started again on fresh
+/// ports.
+async fn set_up_db(
+    spec: &TestSpec,
+    run: &RunDir,
+    seed: u64,
+) -> Result<(Box<dyn Db>, Option<Box<dyn Net>>), RunError> {
+    let mut attempt = 1;
+    loop {
+        let (mut db, net) = start_db(spec, run, seed).await?;
+        match tokio::task::block_in_place(|| db.setup()) {
+            Ok(()) => return Ok((db, net)),
+            Err(e @ crate::db::DbError::Exited { .. }) if attempt < SETUP_ATTEMPTS => {
+                eprintln!("faultline: {e}; starting the cluster again on fresh ports");
+                let _ = tokio::task::block_in_place(|| db.teardown());
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The database under test and, when the faults need one, the network
