@@ -123,7 +123,7 @@ impl Oplog {
         if start >= self.entries.len() {
             return &[];
         }
-        let end = (start + max).min(self.entries.len());
+        let end = start.saturating_add(max).min(self.entries.len());
         &self.entries[start..end]
     }
 
@@ -188,6 +188,10 @@ mod tests {
         );
         assert_eq!(log.slice(4, 10).len(), 2);
         assert_eq!(log.slice(6, 10).len(), 0);
+        // `usize::MAX` means "to the end" (a rollback rebuilds the state from
+        // the commit index that way); it must not overflow.
+        assert_eq!(log.slice(4, usize::MAX).len(), 2);
+        assert_eq!(log.slice(1, usize::MAX).len(), 5);
         assert_eq!(log.first_of_run(5), 3);
         assert_eq!(log.term_at(0), 0);
         let removed = log.truncate_from(4);
