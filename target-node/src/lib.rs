@@ -328,6 +328,15 @@ impl NodeArgs {
 pub fn run_blocking(args: NodeArgs) -> Result<(), NodeError> {
     args.check()?;
     logging::init(&args.id);
+    // A panic in any task means the replica's state can no longer be
+    // trusted: crash the whole process (after the message and backtrace
+    // reach the log), as a database's failed assertion would, rather than
+    // keep serving from half-updated state.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
