@@ -11,6 +11,7 @@
 //! - [`store`]: the store on disk: run directories, their files, the `latest` links.
 //! - [`recorder`]: the history recorder the runner streams ops into, crash-safe by line.
 //! - [`results`]: the schema of `results.json`: verdicts per checker, anomalies, stats.
+//! - [`markup`]: escaping for HTML, SVG and XML, the one place it is done.
 //! - [`walltime`]: wall-clock times: the run's start, node-log timestamps, history time.
 //! - [`mod@stats`]: statistics of a history: op counts, latency quantiles, throughput.
 //! - [`ops`]: client ops as intervals, each invocation paired with its completion.
