@@ -29,7 +29,7 @@ use crate::db::{
 };
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
-use crate::nemesis::{final_generator, needs_net, NemesisClient, Schedule};
+use crate::package::{final_generator, needs_net, NemesisClient, Schedule};
 use crate::test_spec::{format_duration, NetBackend, TestSpec};
 use crate::workload::{workload, WorkloadOptions};
 use nemesis::net::proxy::ProxyNet;
