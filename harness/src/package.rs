@@ -1,33 +1,35 @@
 //! The nemesis package of a test: which faults, when, and how they are
 //! applied (Jepsen's `nemesis/combined` packages).
 //!
-//! - [`Schedule`] is the generator: every `--nemesis-interval` it starts a
-//!   fault drawn (seeded) from the test's fault names, holds it for one
-//!   interval, then undoes it. [`final_generator`] undoes everything the
-//!   package may have done, before recovery and the final reads.
-//! - [`NemesisClient`] applies those ops to the cluster: partitions and link
-//!   faults through a [`Net`] backend, kill/start and pause/resume through
-//!   the database's abilities; `slow` and `flaky` hit every link to and
-//!   from one random node (all links where the backend cannot choose); (`kill` and `pause` hit one node, a minority, a
-//!   majority or all, drawn each time; `-primary` variants hit the primary),
-//!   clock skew (a bump of ±0.5–20 s, or a strobe flipping it every 100 ms)
-//!   and crashes through the nodes' admin endpoints.
+//! - [`Schedule`] is the generator: it wraps the nemesis crate's
+//!   [`nemesis::Schedule`] (every `--nemesis-interval` a fault drawn, seeded,
+//!   from the test's faults, held one interval, then undone).
+//!   [`final_generator`] undoes everything the package may have done, before
+//!   recovery and the final reads ([`nemesis::final_actions`]).
+//! - [`NemesisClient`] applies those actions ([`Action`], one `match`) to the
+//!   cluster: partitions and link faults through a [`Net`] backend,
+//!   kill/start and pause/resume through the database's abilities; `slow`
+//!   and `flaky` hit every link to and from one random node (all links where
+//!   the backend cannot choose); `kill` and `pause` hit one node, a
+//!   minority, a majority or all, drawn each time; `-primary` variants hit
+//!   the primary; clock skew (a bump of ±0.5–20 s, or a strobe flipping it
+//!   every 100 ms) and crashes go through the nodes' admin endpoints.
 //!
-//! Each op is recorded as a `nemesis` invocation naming what was asked
-//! (`partition-halves`, `primary`, ...) and an `info` completion carrying what
-//! was applied (the grudge, the nodes, the offsets), so fault windows can be
-//! shaded and anomalies attributed.
+//! Each op is recorded as a `nemesis` invocation carrying the [`Action`]
+//! (`partition` / `"partition-halves"`, `kill` / `"primary"`, ...) and an
+//! `info` completion carrying the [`FaultOp`] applied (the grudge, the nodes,
+//! the offsets, the links), so fault windows can be shaded and anomalies
+//! attributed.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nemesis::fault::{FaultOp, Target};
-use nemesis::grudge::{Node, Topology};
 use nemesis::net::Net;
+use nemesis::{Action, Fault, FaultOp, Links, Node, Shape, Skew, Step, Stopped, Target, Topology};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::{BoxFuture, Client, Completion};
 use crate::db::{Db, NodeInfo};
@@ -44,90 +46,49 @@ const STROBE_PERIOD: Duration = Duration::from_millis(100);
 /// Fraction of connections hit by `flaky`.
 const FLAKY_LOSS: f64 = 0.3;
 
-/// Whether the faults need a network backend between the nodes.
+/// Whether the faults named (`--nemesis`) need a network backend between
+/// the nodes.
 pub fn needs_net(faults: &[String]) -> bool {
     faults
         .iter()
-        .any(|f| f.starts_with("partition") || f == "slow" || f == "flaky")
+        .filter_map(|name| name.parse::<Fault>().ok())
+        .any(Fault::needs_net)
 }
 
-/// The op that starts `fault` (a name from DESIGN's vocabulary), and the op
-/// that undoes it. `None` for `none`.
-fn fault_ops(fault: &str) -> Option<(Invocation, Invocation)> {
-    let op = |f: &str, v: Value| Invocation::new(f, v);
-    Some(match fault {
-        "none" => return None,
-        "partition" => (op("partition", json!("partition")), op("heal", Value::Null)),
-        p if p.starts_with("partition-") => (op("partition", json!(p)), op("heal", Value::Null)),
-        "kill" => (op("kill", json!("random")), op("start", json!("all"))),
-        "kill-primary" => (op("kill", json!("primary")), op("start", json!("all"))),
-        "pause" => (op("pause", json!("random")), op("resume", json!("all"))),
-        "pause-primary" => (op("pause", json!("primary")), op("resume", json!("all"))),
-        "clock" => (op("clock", json!("random")), op("reset", Value::Null)),
-        "crash" => (op("crash", json!("random")), op("start", json!("all"))),
-        "slow" => (op("slow", Value::Null), op("fast", Value::Null)),
-        "flaky" => (op("flaky", Value::Null), op("fast", Value::Null)),
-        _ => return None,
-    })
+/// The invocation recording `action`: its verb as `f`, its value.
+fn invocation(action: Action) -> Invocation {
+    Invocation::new(action.verb().name(), action.value())
 }
 
-/// Start a fault, hold it one interval, undo it, wait one interval; repeat.
-pub struct Schedule {
-    faults: Vec<(Invocation, Invocation)>,
-    interval: Duration,
-    next_at: Option<Duration>,
-    undo: Option<Invocation>,
-}
+/// The fault schedule as a generator.
+pub struct Schedule(nemesis::Schedule);
 
 impl Schedule {
-    /// A schedule over these fault names, one action every `interval`.
-    pub fn new(faults: &[String], interval: Duration) -> Self {
-        Schedule {
-            faults: faults.iter().filter_map(|f| fault_ops(f)).collect(),
-            interval,
-            next_at: None,
-            undo: None,
-        }
+    /// A schedule over these faults, one action every `interval`.
+    pub fn new(faults: &[Fault], interval: Duration) -> Self {
+        Schedule(nemesis::Schedule::new(faults, interval))
     }
 }
 
 impl Generator for Schedule {
     fn next(&mut self, ctx: &Context, rng: &mut StdRng) -> Next {
-        if self.faults.is_empty() {
-            return Next::Exhausted;
-        }
-        let due = *self.next_at.get_or_insert(ctx.time + self.interval);
-        if ctx.time < due {
-            return Next::Pending(Some(due));
-        }
-        self.next_at = Some(ctx.time + self.interval);
-        match self.undo.take() {
-            Some(undo) => Next::Op(undo),
-            None => {
-                let (start, undo) = self.faults[rng.gen_range(0..self.faults.len())].clone();
-                self.undo = Some(undo);
-                Next::Op(start)
-            }
+        match self.0.next(ctx.time, rng) {
+            Step::Act(action) => Next::Op(invocation(action)),
+            Step::Wait(until) => Next::Pending(Some(until)),
+            Step::Done => Next::Exhausted,
         }
     }
 }
 
 /// Undoes everything the faults may have done: heal, fast, resume, start,
 /// reset, in that order.
-pub fn final_generator(faults: &[String]) -> Sequence {
-    let mut undos: Vec<Invocation> = Vec::new();
-    for (_, undo) in faults.iter().filter_map(|f| fault_ops(f)) {
-        if !undos.contains(&undo) {
-            undos.push(undo);
-        }
-    }
-    let rank = |op: &Invocation| {
-        ["heal", "fast", "resume", "start", "reset"]
-            .iter()
-            .position(|f| *f == op.f)
-    };
-    undos.sort_by_key(rank);
-    Sequence(VecDeque::from(undos))
+pub fn final_generator(faults: &[Fault]) -> Sequence {
+    Sequence(
+        nemesis::final_actions(faults)
+            .into_iter()
+            .map(invocation)
+            .collect(),
+    )
 }
 
 /// Applies fault ops to the cluster.
@@ -174,15 +135,8 @@ impl NemesisClient {
         tokio::task::block_in_place(move || db.lock().ok()?.primary())
     }
 
-    /// The nodes `value` names: a [`Target`], or `random` for one drawn
-    /// (seeded) from one node, a minority, a majority and all nodes.
-    fn target(&mut self, value: &Value) -> Result<Vec<Node>, String> {
-        let target: Target = if value == "random" {
-            [Target::One, Target::Minority, Target::Majority, Target::All][self.rng.gen_range(0..4)]
-        } else {
-            serde_json::from_value(value.clone())
-                .map_err(|e| format!("unknown target {value}: {e}"))?
-        };
+    /// The nodes `target` names now (drawn, seeded, for a random target).
+    fn target(&mut self, target: Target) -> Result<Vec<Node>, String> {
         let primary = if target == Target::Primary {
             self.primary()
         } else {
@@ -199,7 +153,7 @@ impl NemesisClient {
     }
 
     /// Every directed link to and from one random node: a slow or flaky node.
-    fn links_of_random_node(&mut self) -> BTreeSet<(Node, Node)> {
+    fn links_of_random_node(&mut self) -> Links {
         let nodes = self.node_ids();
         let victim = nodes[self.rng.gen_range(0..nodes.len())].clone();
         nodes
@@ -209,170 +163,186 @@ impl NemesisClient {
             .collect()
     }
 
-    /// Applies one op; returns what was applied, as recorded in the history.
-    async fn apply(&mut self, op: &Invocation) -> Result<Value, String> {
-        let applied = match op.f.as_str() {
-            "partition" => {
-                let name = op.value.as_str().unwrap_or("partition");
-                let topology = if name == "partition" {
-                    Topology::random(&mut self.rng)
-                } else {
-                    name.parse::<Topology>().map_err(|e| e.to_string())?
-                };
-                let primary = if topology == Topology::Primary {
-                    self.primary()
-                } else {
-                    None
-                };
-                let grudge = topology.grudge(&self.node_ids(), primary.as_deref(), &mut self.rng);
-                self.net()?.partition(&grudge).map_err(|e| e.to_string())?;
-                FaultOp::Partition(grudge)
-            }
-            "heal" => {
+    /// Applies one action; returns what was applied, as recorded in the history.
+    async fn apply(&mut self, action: Action) -> Result<FaultOp, String> {
+        match action {
+            Action::Partition(shape) => self.partition(shape),
+            Action::Heal => {
                 self.net()?.heal().map_err(|e| e.to_string())?;
-                FaultOp::Heal
+                Ok(FaultOp::Heal)
             }
-            "slow" => {
-                let links = self.links_of_random_node();
-                let net = self.net()?;
-                net.slow_links(&links, SLOW_DELAY, SLOW_JITTER)
-                    .or_else(|_| net.slow(SLOW_DELAY, SLOW_JITTER))
-                    .map_err(|e| e.to_string())?;
-                return Ok(json!({
-                    "delay_ms": SLOW_DELAY.as_millis() as u64,
-                    "jitter_ms": SLOW_JITTER.as_millis() as u64,
-                    "links": links,
+            Action::Slow => self.slow(),
+            Action::Flaky => self.flaky(),
+            Action::Fast => {
+                self.net()?.fast().map_err(|e| e.to_string())?;
+                Ok(FaultOp::Fast)
+            }
+            Action::Kill(target) => self.kill(target),
+            Action::Crash(target) => self.crash(target).await,
+            Action::Start(Stopped::All) => self.start(),
+            Action::Pause(target) => self.pause(target),
+            Action::Resume(Stopped::All) => self.resume(),
+            Action::Clock(skew) => self.clock(skew).await,
+            Action::Reset => self.reset().await,
+        }
+    }
+
+    fn partition(&mut self, shape: Shape) -> Result<FaultOp, String> {
+        let topology = shape.topology(&mut self.rng);
+        let primary = if topology == Topology::Primary {
+            self.primary()
+        } else {
+            None
+        };
+        let grudge = topology.grudge(&self.node_ids(), primary.as_deref(), &mut self.rng);
+        self.net()?.partition(&grudge).map_err(|e| e.to_string())?;
+        Ok(FaultOp::Partition(grudge))
+    }
+
+    fn slow(&mut self) -> Result<FaultOp, String> {
+        let links = self.links_of_random_node();
+        let net = self.net()?;
+        net.slow_links(&links, SLOW_DELAY, SLOW_JITTER)
+            .or_else(|_| net.slow(SLOW_DELAY, SLOW_JITTER))
+            .map_err(|e| e.to_string())?;
+        Ok(FaultOp::Slow {
+            delay: SLOW_DELAY,
+            jitter: SLOW_JITTER,
+            links,
+        })
+    }
+
+    fn flaky(&mut self) -> Result<FaultOp, String> {
+        let links = self.links_of_random_node();
+        let net = self.net()?;
+        net.flaky_links(&links, FLAKY_LOSS)
+            .or_else(|_| net.flaky(FLAKY_LOSS))
+            .map_err(|e| e.to_string())?;
+        Ok(FaultOp::Flaky {
+            links,
+            loss: FLAKY_LOSS,
+        })
+    }
+
+    fn kill(&mut self, target: Target) -> Result<FaultOp, String> {
+        let nodes = self.target(target)?;
+        self.with_db(|db| {
+            let kill = db.as_kill().ok_or("this database cannot kill nodes")?;
+            nodes
+                .iter()
+                .try_for_each(|n| kill.kill(n).map_err(|e| e.to_string()))
+        })?;
+        self.down.extend(nodes.iter().cloned());
+        Ok(FaultOp::Kill(nodes))
+    }
+
+    async fn crash(&mut self, target: Target) -> Result<FaultOp, String> {
+        let nodes = self.target(target)?;
+        for node in &nodes {
+            self.admin(node)
+                .crash()
+                .await
+                .map_err(|e| format!("crash {node}: {e}"))?;
+        }
+        self.down.extend(nodes.iter().cloned());
+        if nodes.is_empty() {
+            return Err("no node to crash".into());
+        }
+        Ok(FaultOp::Crash(nodes))
+    }
+
+    fn start(&mut self) -> Result<FaultOp, String> {
+        let nodes: Vec<Node> = std::mem::take(&mut self.down).into_iter().collect();
+        self.with_db(|db| {
+            let kill = db.as_kill().ok_or("this database cannot start nodes")?;
+            nodes
+                .iter()
+                .try_for_each(|n| kill.start(n).map_err(|e| e.to_string()))
+        })?;
+        Ok(FaultOp::Start(nodes))
+    }
+
+    fn pause(&mut self, target: Target) -> Result<FaultOp, String> {
+        let nodes = self.target(target)?;
+        self.with_db(|db| {
+            let pause = db.as_pause().ok_or("this database cannot pause nodes")?;
+            nodes
+                .iter()
+                .try_for_each(|n| pause.pause(n).map_err(|e| e.to_string()))
+        })?;
+        self.paused.extend(nodes.iter().cloned());
+        Ok(FaultOp::Pause(nodes))
+    }
+
+    fn resume(&mut self) -> Result<FaultOp, String> {
+        let nodes: Vec<Node> = std::mem::take(&mut self.paused).into_iter().collect();
+        self.with_db(|db| {
+            let pause = db.as_pause().ok_or("this database cannot resume nodes")?;
+            nodes
+                .iter()
+                .try_for_each(|n| pause.resume(n).map_err(|e| e.to_string()))
+        })?;
+        Ok(FaultOp::Resume(nodes))
+    }
+
+    async fn clock(&mut self, skew: Skew) -> Result<FaultOp, String> {
+        let strobe = match skew {
+            Skew::Strobe => true,
+            Skew::Bump => false,
+            Skew::Random => self.rng.gen_bool(0.5),
+        };
+        let nodes = self.target(Target::One)?;
+        let mut offsets_ms = BTreeMap::new();
+        for node in nodes {
+            let magnitude = self.rng.gen_range(500..=MAX_SKEW_MS);
+            let offset = if self.rng.gen_bool(0.5) {
+                magnitude
+            } else {
+                -magnitude
+            };
+            if let Some(file) = self.clock_file(&node) {
+                // libfaketime reads the offset, in seconds, from the file.
+                std::fs::write(&file, format!("{:+.3}\n", offset as f64 / 1e3))
+                    .map_err(|e| format!("clock {node}: {}: {e}", file.display()))?;
+                offsets_ms.insert(node, offset);
+                continue;
+            }
+            let client = self.admin(&node);
+            client
+                .set_clock_offset(offset)
+                .await
+                .map_err(|e| format!("clock {node}: {e}"))?;
+            if strobe {
+                // Flip between the offset and none until reset.
+                self.strobes.push(tokio::spawn(async move {
+                    for i in 1u64.. {
+                        tokio::time::sleep(STROBE_PERIOD).await;
+                        let _ = client
+                            .set_clock_offset(if i % 2 == 0 { offset } else { 0 })
+                            .await;
+                    }
                 }));
             }
-            "flaky" => {
-                let links = self.links_of_random_node();
-                let net = self.net()?;
-                net.flaky_links(&links, FLAKY_LOSS)
-                    .or_else(|_| net.flaky(FLAKY_LOSS))
-                    .map_err(|e| e.to_string())?;
-                return Ok(json!({ "loss": FLAKY_LOSS, "links": links }));
+            offsets_ms.insert(node, offset);
+        }
+        Ok(FaultOp::Clock { offsets_ms })
+    }
+
+    async fn reset(&mut self) -> Result<FaultOp, String> {
+        for strobe in self.strobes.drain(..) {
+            strobe.abort();
+        }
+        for node in self.node_ids() {
+            if let Some(file) = self.clock_file(&node) {
+                std::fs::write(&file, "+0\n").map_err(|e| format!("reset {node}: {e}"))?;
+                continue;
             }
-            "fast" => {
-                self.net()?.fast().map_err(|e| e.to_string())?;
-                FaultOp::Fast
+            if !self.down.contains(&node) {
+                // A node that is down has lost its offset anyway.
+                let _ = self.admin(&node).set_clock_offset(0).await;
             }
-            "kill" => {
-                let nodes = self.target(&op.value)?;
-                self.with_db(|db| {
-                    let kill = db.as_kill().ok_or("this database cannot kill nodes")?;
-                    nodes
-                        .iter()
-                        .try_for_each(|n| kill.kill(n).map_err(|e| e.to_string()))
-                })?;
-                self.down.extend(nodes.iter().cloned());
-                FaultOp::Kill(nodes)
-            }
-            "crash" => {
-                let nodes = self.target(&op.value)?;
-                for node in &nodes {
-                    self.admin(node)
-                        .crash()
-                        .await
-                        .map_err(|e| format!("crash {node}: {e}"))?;
-                }
-                self.down.extend(nodes.iter().cloned());
-                if nodes.is_empty() {
-                    return Err("no node to crash".into());
-                }
-                FaultOp::Crash(nodes)
-            }
-            "start" => {
-                let nodes: Vec<Node> = std::mem::take(&mut self.down).into_iter().collect();
-                self.with_db(|db| {
-                    let kill = db.as_kill().ok_or("this database cannot start nodes")?;
-                    nodes
-                        .iter()
-                        .try_for_each(|n| kill.start(n).map_err(|e| e.to_string()))
-                })?;
-                FaultOp::Start(nodes)
-            }
-            "pause" => {
-                let nodes = self.target(&op.value)?;
-                self.with_db(|db| {
-                    let pause = db.as_pause().ok_or("this database cannot pause nodes")?;
-                    nodes
-                        .iter()
-                        .try_for_each(|n| pause.pause(n).map_err(|e| e.to_string()))
-                })?;
-                self.paused.extend(nodes.iter().cloned());
-                FaultOp::Pause(nodes)
-            }
-            "resume" => {
-                let nodes: Vec<Node> = std::mem::take(&mut self.paused).into_iter().collect();
-                self.with_db(|db| {
-                    let pause = db.as_pause().ok_or("this database cannot resume nodes")?;
-                    nodes
-                        .iter()
-                        .try_for_each(|n| pause.resume(n).map_err(|e| e.to_string()))
-                })?;
-                FaultOp::Resume(nodes)
-            }
-            "clock" => {
-                let strobe = match op.value.as_str() {
-                    Some("strobe") => true,
-                    Some("bump") => false,
-                    _ => self.rng.gen_bool(0.5),
-                };
-                let nodes = self.target(&json!("one"))?;
-                let mut offsets_ms = BTreeMap::new();
-                for node in nodes {
-                    let magnitude = self.rng.gen_range(500..=MAX_SKEW_MS);
-                    let offset = if self.rng.gen_bool(0.5) {
-                        magnitude
-                    } else {
-                        -magnitude
-                    };
-                    if let Some(file) = self.clock_file(&node) {
-                        // libfaketime reads the offset, in seconds, from the file.
-                        std::fs::write(&file, format!("{:+.3}\n", offset as f64 / 1e3))
-                            .map_err(|e| format!("clock {node}: {}: {e}", file.display()))?;
-                        offsets_ms.insert(node, offset);
-                        continue;
-                    }
-                    let client = self.admin(&node);
-                    client
-                        .set_clock_offset(offset)
-                        .await
-                        .map_err(|e| format!("clock {node}: {e}"))?;
-                    if strobe {
-                        // Flip between the offset and none until reset.
-                        self.strobes.push(tokio::spawn(async move {
-                            for i in 1u64.. {
-                                tokio::time::sleep(STROBE_PERIOD).await;
-                                let _ = client
-                                    .set_clock_offset(if i % 2 == 0 { offset } else { 0 })
-                                    .await;
-                            }
-                        }));
-                    }
-                    offsets_ms.insert(node, offset);
-                }
-                FaultOp::Clock { offsets_ms }
-            }
-            "reset" => {
-                for strobe in self.strobes.drain(..) {
-                    strobe.abort();
-                }
-                for node in self.node_ids() {
-                    if let Some(file) = self.clock_file(&node) {
-                        std::fs::write(&file, "+0\n").map_err(|e| format!("reset {node}: {e}"))?;
-                        continue;
-                    }
-                    if !self.down.contains(&node) {
-                        // A node that is down has lost its offset anyway.
-                        let _ = self.admin(&node).set_clock_offset(0).await;
-                    }
-                }
-                FaultOp::ResetClock
-            }
-            other => return Err(format!("unknown nemesis op {other:?}")),
-        };
-        Ok(applied.value())
+        }
+        Ok(FaultOp::ResetClock)
     }
 
     fn clock_file(&self, node: &str) -> Option<std::path::PathBuf> {
@@ -414,10 +384,14 @@ impl NemesisClient {
 impl Client for NemesisClient {
     fn invoke<'a>(&'a mut self, op: &'a Invocation) -> BoxFuture<'a, Completion> {
         Box::pin(async move {
-            match self.apply(op).await {
+            let applied = match Action::from_history(&op.f, &op.value) {
+                Ok(action) => self.apply(action).await,
+                Err(e) => Err(format!("unknown nemesis op {:?} {}: {e}", op.f, op.value)),
+            };
+            match applied {
                 Ok(applied) => Completion {
                     error: None,
-                    ..Completion::info(applied, Value::Null)
+                    ..Completion::info(applied.value(), Value::Null)
                 },
                 Err(reason) => {
                     tracing::warn!("nemesis {} failed: {reason}", op.f);
@@ -448,7 +422,7 @@ mod tests {
 
     #[test]
     fn the_schedule_alternates_a_fault_and_its_undo_every_interval() {
-        let faults = vec!["partition".to_string(), "kill".to_string()];
+        let faults = Fault::parse_list(&["partition", "kill"]).unwrap();
         let mut g = Schedule::new(&faults, Duration::from_secs(1));
         let mut rng = StdRng::seed_from_u64(4);
         assert_eq!(
@@ -478,9 +452,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_fault_schedule() {
-        let faults: Vec<String> = ["partition", "kill", "pause", "clock"]
-            .map(String::from)
-            .to_vec();
+        let faults = Fault::parse_list(&["partition", "kill", "pause", "clock"]).unwrap();
         let draw = |seed| {
             let mut g = Schedule::new(&faults, Duration::from_millis(10));
             let mut rng = StdRng::seed_from_u64(seed);
@@ -497,18 +469,21 @@ mod tests {
 
     #[test]
     fn the_final_generator_undoes_every_kind_of_fault_once_healing_first() {
-        let faults: Vec<String> = ["kill", "partition-ring", "pause", "crash", "clock"]
-            .map(String::from)
-            .to_vec();
+        let faults =
+            Fault::parse_list(&["kill", "partition-ring", "pause", "crash", "clock"]).unwrap();
         let fs: Vec<String> = final_generator(&faults)
             .0
             .into_iter()
             .map(|op| op.f)
             .collect();
         assert_eq!(fs, ["heal", "resume", "start", "reset"]);
-        assert!(Schedule::new(&["none".to_string()], Duration::from_secs(1))
-            .faults
-            .is_empty());
+        assert!(Schedule::new(
+            &Fault::parse_list(&["none"]).unwrap(),
+            Duration::from_secs(1)
+        )
+        .0
+        .faults()
+        .is_empty());
     }
 
     /// The invocation every fault name starts with and is undone by, as
@@ -570,7 +545,7 @@ mod tests {
         ];
         let text = |op: &Invocation| serde_json::to_string(&(&op.f, &op.value)).unwrap();
         for (fault, start, undo) in expected {
-            let mut g = Schedule::new(&[fault.to_string()], Duration::from_millis(10));
+            let mut g = Schedule::new(&[fault.parse().unwrap()], Duration::from_millis(10));
             let mut rng = StdRng::seed_from_u64(0);
             let ops: Vec<Invocation> = (0..3)
                 .filter_map(|i| match g.next(&ctx(i * 10), &mut rng) {
@@ -588,16 +563,15 @@ mod tests {
     /// into the nemesis crate: the same seed must keep giving these draws.
     #[test]
     fn a_fixed_seed_gives_this_fault_schedule() {
-        let faults: Vec<String> = [
+        let faults = Fault::parse_list(&[
             "partition",
             "kill",
             "pause-primary",
             "clock",
             "slow",
             "crash",
-        ]
-        .map(String::from)
-        .to_vec();
+        ])
+        .unwrap();
         let mut g = Schedule::new(&faults, Duration::from_millis(10));
         let mut rng = StdRng::seed_from_u64(7);
         let drawn: Vec<String> = (0..25)
