@@ -243,4 +243,66 @@ mod tests {
         let bridge = json!({"n1":["n2"],"n2":["n1"],"n3":[]});
         assert_eq!(label("partition", &bridge), "partition cut n1×n2");
     }
+
+    /// Labels of every kind of recorded op, pinned before the windows were
+    /// read through the nemesis crate's types.
+    #[test]
+    fn every_recorded_op_has_this_label() {
+        let links = json!([["n1", "n2"], ["n2", "n1"]]);
+        let cases = [
+            ("heal", json!(null), "heal"),
+            ("kill", json!(["n1", "n3"]), "kill n1,n3"),
+            ("start", json!([]), "start"),
+            ("pause", json!(["n2"]), "pause n2"),
+            ("resume", json!(["n2"]), "resume n2"),
+            ("crash", json!(["n3"]), "crash n3"),
+            (
+                "clock",
+                json!({"offsets_ms": {"n1": 250, "n2": -3}}),
+                "clock n1 250ms, n2 -3ms",
+            ),
+            ("reset", json!(null), "reset"),
+            (
+                "slow",
+                json!({"delay_ms": 50, "jitter_ms": 25, "links": links}),
+                "slow {\"delay_ms\":50,\"jitter_ms\":25,\"links\":[…",
+            ),
+            (
+                "flaky",
+                json!({"links": links, "loss": 0.3}),
+                "flaky 30% loss on 2 links",
+            ),
+            ("fast", json!(null), "fast"),
+            ("kill", json!("random"), "kill random"),
+            (
+                "partition",
+                json!("partition-ring"),
+                "partition partition-ring",
+            ),
+            (
+                "start-partition",
+                json!("majority"),
+                "start-partition majority",
+            ),
+        ];
+        for (f, value, expected) in cases {
+            assert_eq!(label(f, &value), expected, "{f} {value}");
+        }
+    }
+
+    #[test]
+    fn a_failed_fault_opens_a_window_and_unknown_nemesis_ops_change_nothing() {
+        let mut failed = nemesis(0, 10, "kill", json!("random"));
+        failed.error = Some(json!("this database cannot kill nodes"));
+        let history = vec![
+            failed,
+            nemesis(1, 15, "start-partition", json!("majority")),
+            nemesis(2, 20, "stop-partition", json!(null)),
+            nemesis(3, 30, "start", json!([])),
+        ];
+        let windows = fault_windows(&history);
+        assert_eq!(windows.len(), 1);
+        assert_eq!(windows[0].label, "kill random");
+        assert_eq!(windows[0].end_ns, Some(30));
+    }
 }
