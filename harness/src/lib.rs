@@ -13,8 +13,9 @@
 //!   reads and checkers of each.
 //! - [`interpreter`]: runs generators against clients concurrently and
 //!   records the history.
-//! - [`nemesis`]: the fault schedule of a test and the client that applies
-//!   faults (network backend, kill/pause, clock, crash).
+//! - [`package`]: the nemesis package of a test (Jepsen's term): the fault
+//!   schedule and the client that applies faults (network backend,
+//!   kill/pause, clock, crash).
 //! - [`cleanup`]: the run's state file and `faultline cleanup`.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`run`]: the life of a test, from setup to stored results.
@@ -30,7 +31,7 @@ pub mod client;
 pub mod db;
 pub mod generator;
 pub mod interpreter;
-pub mod nemesis;
+pub mod package;
 pub mod run;
 pub mod serve;
 pub mod test_spec;

@@ -29,11 +29,12 @@ use crate::db::{
 };
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
-use crate::nemesis::{final_generator, needs_net, NemesisClient, Schedule};
+use crate::package::{final_generator, needs_net, NemesisClient, Schedule};
 use crate::test_spec::{format_duration, NetBackend, TestSpec};
 use crate::workload::{workload, WorkloadOptions};
 use nemesis::net::proxy::ProxyNet;
 use nemesis::net::Net;
+use nemesis::Fault;
 
 /// How long the final phase (final reads) may take.
 const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(30);
@@ -90,12 +91,7 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         .write(run.path())
         .map_err(|e| RunError::Other(format!("writing the run's state file: {e}")))?;
     let db: Arc<Mutex<Box<dyn Db>>> = Arc::new(Mutex::new(db));
-    let faults: Vec<String> = spec
-        .nemesis
-        .iter()
-        .filter(|f| *f != "none")
-        .cloned()
-        .collect();
+    let faults = Fault::parse_list(&spec.nemesis).map_err(|e| RunError::Other(e.to_string()))?;
     let nemesis_client: Option<Box<dyn Client>> = if faults.is_empty() {
         None
     } else {

@@ -8,30 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nemesis::Fault;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use target_node::mode::{Election, Fsync, Reads, Topology, WriteConcern};
 
 use crate::workload::WorkloadKind;
-
-/// Fault names `--nemesis` accepts (DESIGN's shared vocabulary).
-pub const FAULTS: [&str; 16] = [
-    "none",
-    "partition",
-    "partition-one",
-    "partition-primary",
-    "partition-halves",
-    "partition-ring",
-    "partition-bridge",
-    "partition-one-way",
-    "kill",
-    "kill-primary",
-    "pause",
-    "pause-primary",
-    "clock",
-    "crash",
-    "slow",
-    "flaky",
-];
 
 /// A test, fully resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -230,13 +211,12 @@ impl TestSpec {
         if self.time_limit.is_zero() {
             return bad("time-limit must be longer than 0".into());
         }
-        for fault in &self.nemesis {
-            if !FAULTS.contains(&fault.as_str()) {
-                return bad(format!(
-                    "unknown fault {fault:?} in nemesis; expected one of {}",
-                    FAULTS.join(", ")
-                ));
-            }
+        if let Err(unknown) = Fault::parse_list(&self.nemesis) {
+            return bad(format!(
+                "unknown fault {:?} in nemesis; expected one of {}",
+                unknown.name,
+                Fault::names().collect::<Vec<_>>().join(", ")
+            ));
         }
         Ok(())
     }

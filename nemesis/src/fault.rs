@@ -1,318 +1,361 @@
-//! Fault ops as data: what to do, to whom, and how to undo it.
+//! The fault vocabulary: every fault `--nemesis` names, what it starts with,
+//! what undoes it and what it needs from the system under test.
 //!
-//! A [`FaultOp`] is recorded in the history as a `nemesis` `info` op whose
-//! `f` is [`FaultOp::f`] and whose `value` is [`FaultOp::value`]. Faults come
-//! in fixed verb pairs ([`FaultOp::undo`]): partition/heal, kill/start,
-//! pause/resume, clock/reset, crash/start, slow/fast, flaky/fast.
-//!
-//! # Serialized form
-//! Adjacently tagged with the history names: `{"f": "partition", "value":
-//! {"n1": ["n2"]}}`, `{"f": "kill", "value": ["n1"]}`, `{"f": "clock",
-//! "value": {"offsets_ms": {"n1": -250}}}`, `{"f": "slow", "value":
-//! {"delay_ms": 50, "jitter_ms": 10}}`, `{"f": "heal"}`.
+//! Names are DESIGN's shared vocabulary: `partition` (a random topology each
+//! time), `partition-one`, `partition-primary`, `partition-halves`,
+//! `partition-ring`, `partition-bridge`, `partition-one-way`, `kill`,
+//! `kill-primary`, `pause`, `pause-primary`, `clock`, `crash`, `slow`,
+//! `flaky`; and `none` for no faults at all ([`Fault::parse_list`]).
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::fmt;
+use std::str::FromStr;
 
-use rand::seq::SliceRandom;
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::grudge::{majority, Grudge, Node};
+use crate::action::{Action, Shape, Skew, Target};
+use crate::grudge::Topology;
 
-/// Which nodes a process fault (kill, pause, crash, clock) hits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// One random node.
-    One,
-    /// The current primary (one random node when none is known).
-    Primary,
-    /// A random minority: `majority(n) - 1` nodes (at least one).
-    Minority,
-    /// A random majority: `majority(n)` nodes.
-    Majority,
-    /// Every node.
-    All,
+/// One fault of the vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// A partition of a random topology each time.
+    Partition,
+    /// Isolate one random node.
+    PartitionOne,
+    /// Isolate the primary.
+    PartitionPrimary,
+    /// A random minority against the rest.
+    PartitionHalves,
+    /// A majorities ring.
+    PartitionRing,
+    /// Two halves joined by one node.
+    PartitionBridge,
+    /// One node drops another's traffic.
+    PartitionOneWay,
+    /// Kill one node, a minority, a majority or all, drawn each time.
+    Kill,
+    /// Kill the primary.
+    KillPrimary,
+    /// Pause one node, a minority, a majority or all, drawn each time.
+    Pause,
+    /// Pause the primary.
+    PausePrimary,
+    /// Bump or strobe one node's clock.
+    Clock,
+    /// Crash nodes: they lose what they have not fsynced, as on power loss.
+    Crash,
+    /// Delay every link to and from one node.
+    Slow,
+    /// Stall or reset some connections to and from one node.
+    Flaky,
 }
 
-impl Target {
-    /// The nodes hit now, in the order of `nodes`. `primary` is used only by
-    /// [`Target::Primary`]; when it is `None` or not one of `nodes`, a random
-    /// node is picked instead.
-    pub fn pick<R: Rng + ?Sized>(
-        self,
-        nodes: &[Node],
-        primary: Option<&str>,
-        rng: &mut R,
-    ) -> Vec<Node> {
-        let count = match self {
-            Target::All => return nodes.to_vec(),
-            Target::Primary => {
-                if let Some(primary) = primary.filter(|p| nodes.iter().any(|n| n == p)) {
-                    return vec![primary.to_string()];
-                }
-                tracing::warn!("no known primary; picking a random node instead");
-                1
-            }
-            Target::One => 1,
-            Target::Minority => (majority(nodes.len()) - 1).max(1),
-            Target::Majority => majority(nodes.len()),
-        };
-        let chosen: Vec<&Node> = nodes.choose_multiple(rng, count.min(nodes.len())).collect();
-        nodes
+/// An ability of the system under test a fault uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ability {
+    /// Kill a node and start it again.
+    Kill,
+    /// Pause a node and resume it.
+    Pause,
+    /// Skew a node's clock and reset it.
+    Clock,
+    /// Crash a node (it loses unsynced writes); it is started again by
+    /// [`Ability::Kill`]'s start.
+    Crash,
+    /// Name the current primary (without it, `-primary` faults hit a
+    /// random node).
+    Primary,
+}
+
+impl Fault {
+    /// Every fault, in the vocabulary's order.
+    pub const ALL: [Fault; 15] = [
+        Fault::Partition,
+        Fault::PartitionOne,
+        Fault::PartitionPrimary,
+        Fault::PartitionHalves,
+        Fault::PartitionRing,
+        Fault::PartitionBridge,
+        Fault::PartitionOneWay,
+        Fault::Kill,
+        Fault::KillPrimary,
+        Fault::Pause,
+        Fault::PausePrimary,
+        Fault::Clock,
+        Fault::Crash,
+        Fault::Slow,
+        Fault::Flaky,
+    ];
+
+    /// The name that means no faults.
+    pub const NONE: &'static str = "none";
+
+    /// The action that starts this fault.
+    pub fn start(self) -> Action {
+        let partition = |t| Action::Partition(Shape::Topology(t));
+        match self {
+            Fault::Partition => Action::Partition(Shape::Random),
+            Fault::PartitionOne => partition(Topology::One),
+            Fault::PartitionPrimary => partition(Topology::Primary),
+            Fault::PartitionHalves => partition(Topology::RandomHalves),
+            Fault::PartitionRing => partition(Topology::Ring),
+            Fault::PartitionBridge => partition(Topology::Bridge),
+            Fault::PartitionOneWay => partition(Topology::OneWay),
+            Fault::Kill => Action::Kill(Target::Random),
+            Fault::KillPrimary => Action::Kill(Target::Primary),
+            Fault::Pause => Action::Pause(Target::Random),
+            Fault::PausePrimary => Action::Pause(Target::Primary),
+            Fault::Clock => Action::Clock(Skew::Random),
+            Fault::Crash => Action::Crash(Target::Random),
+            Fault::Slow => Action::Slow,
+            Fault::Flaky => Action::Flaky,
+        }
+    }
+
+    /// The action that undoes it.
+    pub fn undo(self) -> Action {
+        self.start()
+            .undo()
+            .expect("every fault's start action has an undo")
+    }
+
+    /// Whether it needs a network backend between the nodes.
+    pub fn needs_net(self) -> bool {
+        matches!(
+            self.start(),
+            Action::Partition(_) | Action::Slow | Action::Flaky
+        )
+    }
+
+    /// The abilities of the system under test it uses.
+    pub fn abilities(self) -> &'static [Ability] {
+        match self {
+            Fault::PartitionPrimary => &[Ability::Primary],
+            Fault::Kill => &[Ability::Kill],
+            Fault::KillPrimary => &[Ability::Kill, Ability::Primary],
+            Fault::Pause => &[Ability::Pause],
+            Fault::PausePrimary => &[Ability::Pause, Ability::Primary],
+            Fault::Clock => &[Ability::Clock],
+            Fault::Crash => &[Ability::Crash, Ability::Kill],
+            Fault::Partition
+            | Fault::PartitionOne
+            | Fault::PartitionHalves
+            | Fault::PartitionRing
+            | Fault::PartitionBridge
+            | Fault::PartitionOneWay
+            | Fault::Slow
+            | Fault::Flaky => &[],
+        }
+    }
+
+    /// Its name (`partition-ring`, `kill-primary`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::PartitionOne => "partition-one",
+            Fault::PartitionPrimary => "partition-primary",
+            Fault::PartitionHalves => "partition-halves",
+            Fault::PartitionRing => "partition-ring",
+            Fault::PartitionBridge => "partition-bridge",
+            Fault::PartitionOneWay => "partition-one-way",
+            Fault::Kill => "kill",
+            Fault::KillPrimary => "kill-primary",
+            Fault::Pause => "pause",
+            Fault::PausePrimary => "pause-primary",
+            Fault::Clock => "clock",
+            Fault::Crash => "crash",
+            Fault::Slow => "slow",
+            Fault::Flaky => "flaky",
+        }
+    }
+
+    /// Every name `--nemesis` accepts: `none`, then every fault.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        std::iter::once(Self::NONE).chain(Self::ALL.into_iter().map(Fault::name))
+    }
+
+    /// The faults of a `--nemesis` list, in its order; `none` adds nothing.
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Fault>, UnknownFault> {
+        names
             .iter()
-            .filter(|n| chosen.contains(n))
-            .cloned()
+            .map(AsRef::as_ref)
+            .filter(|name| *name != Self::NONE)
+            .map(str::parse)
             .collect()
     }
 }
 
-/// One nemesis action, as data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "f", content = "value", rename_all = "kebab-case")]
-pub enum FaultOp {
-    /// Replace any partition in force with this grudge.
-    Partition(Grudge),
-    /// Remove every partition.
-    Heal,
-    /// SIGKILL these nodes.
-    Kill(Vec<Node>),
-    /// Start these nodes again on their data directories.
-    Start(Vec<Node>),
-    /// SIGSTOP these nodes.
-    Pause(Vec<Node>),
-    /// SIGCONT these nodes.
-    Resume(Vec<Node>),
-    /// Shift each node's clock by the given offset in milliseconds.
-    Clock {
-        /// Node → clock offset in ms (negative = behind).
-        offsets_ms: BTreeMap<Node, i64>,
-    },
-    /// Put every clock back.
-    #[serde(rename = "reset")]
-    ResetClock,
-    /// Crash these nodes (they lose what they have not fsynced).
-    Crash(Vec<Node>),
-    /// Delay every node-to-node link by `delay` ± `jitter`.
-    Slow {
-        /// The mean added latency.
-        #[serde(rename = "delay_ms", with = "millis")]
-        delay: Duration,
-        /// The spread around it.
-        #[serde(rename = "jitter_ms", with = "millis")]
-        jitter: Duration,
-    },
-    /// Stall or reset about `loss` (0..1) of node-to-node connections.
-    Flaky {
-        /// The fraction of connections hit.
-        loss: f64,
-    },
-    /// Undo slow and flaky.
-    Fast,
-}
-
-impl FaultOp {
-    /// The history `f` of this op.
-    pub fn f(&self) -> &'static str {
-        match self {
-            FaultOp::Partition(_) => "partition",
-            FaultOp::Heal => "heal",
-            FaultOp::Kill(_) => "kill",
-            FaultOp::Start(_) => "start",
-            FaultOp::Pause(_) => "pause",
-            FaultOp::Resume(_) => "resume",
-            FaultOp::Clock { .. } => "clock",
-            FaultOp::ResetClock => "reset",
-            FaultOp::Crash(_) => "crash",
-            FaultOp::Slow { .. } => "slow",
-            FaultOp::Flaky { .. } => "flaky",
-            FaultOp::Fast => "fast",
-        }
-    }
-
-    /// The op that undoes this one, or `None` when this op is itself an undo.
-    pub fn undo(&self) -> Option<FaultOp> {
-        match self {
-            FaultOp::Partition(_) => Some(FaultOp::Heal),
-            FaultOp::Kill(nodes) | FaultOp::Crash(nodes) => Some(FaultOp::Start(nodes.clone())),
-            FaultOp::Pause(nodes) => Some(FaultOp::Resume(nodes.clone())),
-            FaultOp::Clock { .. } => Some(FaultOp::ResetClock),
-            FaultOp::Slow { .. } | FaultOp::Flaky { .. } => Some(FaultOp::Fast),
-            FaultOp::Heal
-            | FaultOp::Start(_)
-            | FaultOp::Resume(_)
-            | FaultOp::ResetClock
-            | FaultOp::Fast => None,
-        }
-    }
-
-    /// The history `value`: the grudge, the target nodes, the clock offsets
-    /// or the link parameters; `null` for the undo verbs without nodes.
-    pub fn value(&self) -> Value {
-        match self {
-            FaultOp::Partition(grudge) => json!(grudge),
-            FaultOp::Kill(nodes)
-            | FaultOp::Start(nodes)
-            | FaultOp::Pause(nodes)
-            | FaultOp::Resume(nodes)
-            | FaultOp::Crash(nodes) => json!(nodes),
-            FaultOp::Clock { offsets_ms } => json!({ "offsets_ms": offsets_ms }),
-            FaultOp::Slow { delay, jitter } => json!({
-                "delay_ms": millis::to_ms(*delay),
-                "jitter_ms": millis::to_ms(*jitter),
-            }),
-            FaultOp::Flaky { loss } => json!({ "loss": loss }),
-            FaultOp::Heal | FaultOp::ResetClock | FaultOp::Fast => Value::Null,
-        }
-    }
-
-    /// True for the network faults a [`crate::net::Net`] applies.
-    pub fn is_network(&self) -> bool {
-        matches!(
-            self,
-            FaultOp::Partition(_)
-                | FaultOp::Heal
-                | FaultOp::Slow { .. }
-                | FaultOp::Flaky { .. }
-                | FaultOp::Fast
-        )
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-/// Durations as whole milliseconds in JSON.
-mod millis {
-    use std::time::Duration;
+/// A name that is no fault of the vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault {name:?}; expected one of {}", Fault::names().collect::<Vec<_>>().join(", "))]
+pub struct UnknownFault {
+    /// The name given.
+    pub name: String,
+}
 
-    use serde::{Deserialize, Deserializer, Serializer};
+impl FromStr for Fault {
+    type Err = UnknownFault;
 
-    pub(crate) fn to_ms(d: Duration) -> u64 {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| UnknownFault {
+                name: name.to_string(),
+            })
     }
+}
 
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(to_ms(*d))
+impl Serialize for Fault {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
+}
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+impl<'de> Deserialize<'de> for Fault {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grudge::isolate;
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
-
-    fn nodes(n: usize) -> Vec<Node> {
-        (1..=n).map(|i| format!("n{i}")).collect()
-    }
-
-    fn every_op() -> Vec<FaultOp> {
-        vec![
-            FaultOp::Partition(isolate(&nodes(3), "n1")),
-            FaultOp::Heal,
-            FaultOp::Kill(vec!["n1".into()]),
-            FaultOp::Start(vec!["n1".into()]),
-            FaultOp::Pause(vec!["n2".into()]),
-            FaultOp::Resume(vec!["n2".into()]),
-            FaultOp::Clock {
-                offsets_ms: BTreeMap::from([("n1".into(), -250)]),
-            },
-            FaultOp::ResetClock,
-            FaultOp::Crash(vec!["n3".into()]),
-            FaultOp::Slow {
-                delay: Duration::from_millis(50),
-                jitter: Duration::from_millis(10),
-            },
-            FaultOp::Flaky { loss: 0.25 },
-            FaultOp::Fast,
-        ]
-    }
+    use crate::verb::Verb;
 
     #[test]
-    fn serialized_tag_is_the_history_f_and_content_is_the_value() {
-        for op in every_op() {
-            let json = serde_json::to_value(&op).unwrap();
-            assert_eq!(json["f"], op.f(), "{json}");
-            let content = json.get("value").cloned().unwrap_or(Value::Null);
-            assert_eq!(content, op.value(), "{op:?}");
-            assert_eq!(serde_json::from_value::<FaultOp>(json).unwrap(), op);
+    fn every_fault_parses_from_its_name_and_displays_and_serializes_as_it() {
+        for fault in Fault::ALL {
+            let name = fault.to_string();
+            assert_eq!(name.parse::<Fault>(), Ok(fault));
+            assert_eq!(
+                serde_json::to_string(&fault).unwrap(),
+                format!("\"{name}\"")
+            );
+            let back: Fault = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!(back, fault);
         }
-    }
-
-    #[test]
-    fn faults_come_in_fixed_pairs() {
-        let pairs: Vec<(&str, Option<&str>)> = every_op()
-            .iter()
-            .map(|op| (op.f(), op.undo().map(|u| u.f())))
-            .collect();
+        let names: Vec<&str> = Fault::names().collect();
         assert_eq!(
-            pairs,
-            vec![
-                ("partition", Some("heal")),
-                ("heal", None),
-                ("kill", Some("start")),
-                ("start", None),
-                ("pause", Some("resume")),
-                ("resume", None),
-                ("clock", Some("reset")),
-                ("reset", None),
-                ("crash", Some("start")),
-                ("slow", Some("fast")),
-                ("flaky", Some("fast")),
-                ("fast", None),
+            names,
+            [
+                "none",
+                "partition",
+                "partition-one",
+                "partition-primary",
+                "partition-halves",
+                "partition-ring",
+                "partition-bridge",
+                "partition-one-way",
+                "kill",
+                "kill-primary",
+                "pause",
+                "pause-primary",
+                "clock",
+                "crash",
+                "slow",
+                "flaky",
             ]
         );
-        assert_eq!(
-            FaultOp::Kill(vec!["n1".into()]).undo(),
-            Some(FaultOp::Start(vec!["n1".into()]))
-        );
-        assert_eq!(
-            FaultOp::Pause(vec!["n2".into()]).undo(),
-            Some(FaultOp::Resume(vec!["n2".into()]))
-        );
     }
 
     #[test]
-    fn targets_pick_the_right_number_of_distinct_nodes() {
-        for n in [1, 3, 5, 7] {
-            let nodes = nodes(n);
-            for seed in 0..50 {
-                let mut rng = StdRng::seed_from_u64(seed);
-                let sizes = [
-                    (Target::One, 1),
-                    (Target::Minority, (majority(n) - 1).max(1)),
-                    (Target::Majority, majority(n)),
-                    (Target::All, n),
-                ];
-                for (target, size) in sizes {
-                    let picked = target.pick(&nodes, None, &mut rng);
-                    assert_eq!(picked.len(), size.min(n), "{target:?} on {n}");
-                    let mut sorted = picked.clone();
-                    sorted.dedup();
-                    assert_eq!(sorted, picked);
-                    assert!(picked.iter().all(|p| nodes.contains(p)));
-                }
-            }
+    fn none_means_no_faults_and_an_unknown_name_says_what_is_known() {
+        assert_eq!(
+            Fault::parse_list(&["none", "kill", "partition-ring"]),
+            Ok(vec![Fault::Kill, Fault::PartitionRing])
+        );
+        assert_eq!(Fault::parse_list(&["none"]), Ok(vec![]));
+        let err = Fault::parse_list(&["kill", "nap"]).unwrap_err();
+        assert_eq!(err.name, "nap");
+        assert!(err
+            .to_string()
+            .starts_with("unknown fault \"nap\"; expected one of none, partition, partition-one,"));
+        assert!("none".parse::<Fault>().is_err());
+        assert!(serde_json::from_str::<Fault>("\"partition-fixed-halves\"").is_err());
+    }
+
+    #[test]
+    fn every_fault_starts_with_its_action_and_is_undone_by_its_pair() {
+        let text = |a: Action| format!("{} {}", a.verb(), a.value());
+        let pairs: Vec<(String, String, String)> = Fault::ALL
+            .into_iter()
+            .map(|f| (f.to_string(), text(f.start()), text(f.undo())))
+            .collect();
+        let expected = [
+            ("partition", r#"partition "partition""#, "heal null"),
+            ("partition-one", r#"partition "partition-one""#, "heal null"),
+            (
+                "partition-primary",
+                r#"partition "partition-primary""#,
+                "heal null",
+            ),
+            (
+                "partition-halves",
+                r#"partition "partition-halves""#,
+                "heal null",
+            ),
+            (
+                "partition-ring",
+                r#"partition "partition-ring""#,
+                "heal null",
+            ),
+            (
+                "partition-bridge",
+                r#"partition "partition-bridge""#,
+                "heal null",
+            ),
+            (
+                "partition-one-way",
+                r#"partition "partition-one-way""#,
+                "heal null",
+            ),
+            ("kill", r#"kill "random""#, r#"start "all""#),
+            ("kill-primary", r#"kill "primary""#, r#"start "all""#),
+            ("pause", r#"pause "random""#, r#"resume "all""#),
+            ("pause-primary", r#"pause "primary""#, r#"resume "all""#),
+            ("clock", r#"clock "random""#, "reset null"),
+            ("crash", r#"crash "random""#, r#"start "all""#),
+            ("slow", "slow null", "fast null"),
+            ("flaky", "flaky null", "fast null"),
+        ]
+        .map(|(f, s, u)| (f.to_string(), s.to_string(), u.to_string()));
+        assert_eq!(pairs, expected);
+        for fault in Fault::ALL {
+            assert_eq!(fault.undo().verb(), fault.start().verb().undo().unwrap());
         }
+        assert_eq!(Fault::Crash.undo().verb(), Verb::Start);
     }
 
     #[test]
-    fn primary_target_is_the_primary_when_known() {
-        let nodes = nodes(5);
-        let mut rng = StdRng::seed_from_u64(0);
+    fn network_faults_need_a_backend_and_process_faults_need_abilities() {
+        let networked: Vec<Fault> = Fault::ALL.into_iter().filter(|f| f.needs_net()).collect();
+        assert_eq!(networked.len(), 9);
+        assert!(networked
+            .iter()
+            .all(|f| f.name().starts_with("partition") || *f == Fault::Slow || *f == Fault::Flaky));
+        assert_eq!(Fault::Kill.abilities(), [Ability::Kill]);
         assert_eq!(
-            Target::Primary.pick(&nodes, Some("n3"), &mut rng),
-            vec!["n3".to_string()]
+            Fault::KillPrimary.abilities(),
+            [Ability::Kill, Ability::Primary]
         );
-        assert_eq!(Target::Primary.pick(&nodes, None, &mut rng).len(), 1);
         assert_eq!(
-            serde_json::to_string(&Target::Minority).unwrap(),
-            "\"minority\""
+            Fault::PausePrimary.abilities(),
+            [Ability::Pause, Ability::Primary]
         );
+        assert_eq!(Fault::Clock.abilities(), [Ability::Clock]);
+        assert_eq!(Fault::Crash.abilities(), [Ability::Crash, Ability::Kill]);
+        assert_eq!(Fault::PartitionPrimary.abilities(), [Ability::Primary]);
+        assert!(Fault::Slow.abilities().is_empty());
+        for fault in Fault::ALL {
+            assert!(!(fault.needs_net() && fault.abilities().contains(&Ability::Kill)));
+        }
     }
 }

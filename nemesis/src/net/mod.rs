@@ -18,8 +18,9 @@ use std::collections::BTreeSet;
 
 use crate::grudge::{Grudge, Node};
 
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "backends", target_os = "linux"))]
 pub mod netns;
+#[cfg(feature = "backends")]
 pub mod proxy;
 
 /// A way to cut and slow links between nodes. Every method is idempotent.
