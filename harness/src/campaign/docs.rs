@@ -15,6 +15,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use results::junit::{Outcome, TestCase, TestSuite, TestSuites};
 use results::markup::escape;
 use serde::{Deserialize, Serialize};
 
@@ -265,86 +266,70 @@ impl CampaignRecord {
     /// `junit.xml`: one test case per cell; an unmet cell is a failure, an
     /// undecided one an error.
     pub fn junit_xml(&self) -> String {
-        let failures = self
-            .cells
-            .iter()
-            .filter(|c| c.verdict() == CellVerdict::Unmet)
-            .count();
-        let errors = self
-            .cells
-            .iter()
-            .filter(|c| c.verdict() == CellVerdict::Unknown)
-            .count();
         let time: f64 = self
             .cells
             .iter()
             .flat_map(|c| &c.runs)
             .map(|r| r.duration_s)
             .sum();
-        let name = escape(&self.name);
-        let tests = self.cells.len();
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(x, "<testsuites name=\"faultline campaign\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
-        let _ = writeln!(x, "  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">");
+        let mut suite = TestSuite::new(&self.name, time);
         for cell in &self.cells {
             let took: f64 = cell.runs.iter().map(|r| r.duration_s).sum();
-            let _ = write!(
-                x,
-                "    <testcase classname=\"faultline.campaign.{name}\" name=\"{}\" time=\"{took:.3}\"",
-                escape(&cell.name)
-            );
-            let message = format!(
-                "expected {}; {} runs of {}: {}{}",
-                expect_text(cell),
-                cell.runs.len(),
-                cell.runs_planned,
-                verdicts_text(cell),
-                match cell.expect {
-                    Expect::Valid => String::new(),
-                    Expect::Detect(_) => format!(", {} detecting", cell.detections()),
-                }
-            );
-            let body: Vec<String> = cell
-                .runs
-                .iter()
-                .map(|r| {
-                    format!(
-                        "seed {}: {} {}{}",
-                        r.seed,
-                        r.verdict,
-                        r.run_dir
-                            .as_ref()
-                            .map(|d| d.display().to_string())
-                            .unwrap_or_default(),
-                        r.error
-                            .as_ref()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            match cell.verdict() {
-                CellVerdict::Met => x.push_str("/>\n"),
-                CellVerdict::Unmet => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <failure message=\"{}\" type=\"unmet\">{}</failure>\n    </testcase>",
-                        escape(&message),
-                        escape(&body.join("\n"))
-                    );
-                }
-                CellVerdict::Unknown => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <error message=\"{}\" type=\"unknown\">{}</error>\n    </testcase>",
-                        escape(&message),
-                        escape(&body.join("\n"))
-                    );
-                }
-            }
+            let classname = format!("faultline.campaign.{}", self.name);
+            suite =
+                suite.case(TestCase::new(classname, &cell.name, junit_outcome(cell)).took(took));
         }
-        x.push_str("  </testsuite>\n</testsuites>\n");
-        x
+        TestSuites::new("faultline campaign").suite(suite).to_xml()
+    }
+}
+
+/// A cell as a JUnit test case's outcome: met passes, unmet fails,
+/// undecided is an error; the message says what was expected and seen, the
+/// body lists the runs.
+fn junit_outcome(cell: &CellOutcome) -> Outcome {
+    let message = format!(
+        "expected {}; {} runs of {}: {}{}",
+        expect_text(cell),
+        cell.runs.len(),
+        cell.runs_planned,
+        verdicts_text(cell),
+        match cell.expect {
+            Expect::Valid => String::new(),
+            Expect::Detect(_) => format!(", {} detecting", cell.detections()),
+        }
+    );
+    let body: Vec<String> = cell
+        .runs
+        .iter()
+        .map(|r| {
+            format!(
+                "seed {}: {} {}{}",
+                r.seed,
+                r.verdict,
+                r.run_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                r.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let body = body.join("\n");
+    match cell.verdict() {
+        CellVerdict::Met => Outcome::Pass,
+        CellVerdict::Unmet => Outcome::Failure {
+            message,
+            kind: "unmet".into(),
+            body,
+        },
+        CellVerdict::Unknown => Outcome::Error {
+            message,
+            kind: "unknown".into(),
+            body: Some(body),
+        },
     }
 }
 
