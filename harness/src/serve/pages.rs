@@ -1,8 +1,8 @@
-//! The HTML the server renders itself: the index of the store and the
-//! listing of a directory in it. Self-contained pages (inline CSS, no
-//! script): sorting and filtering are links and a form whose query string
-//! the server applies, so they work the same from a browser, `curl` or a
-//! test.
+//! The HTML the server renders itself: the index of the store, the
+//! listing of a directory in it and the error page. Self-contained pages
+//! (inline CSS, no script): sorting and filtering are links and a form
+//! whose query string the server applies, so they work the same from a
+//! browser, `curl` or a test.
 //!
 //! # Query string of the index
 //!
@@ -406,6 +406,14 @@ pub fn directory(url_path: &str, entries: &[(String, bool)]) -> String {
     page.into_string()
 }
 
+/// The page of a server error saying `message`.
+pub fn error(message: &str) -> String {
+    let mut page = Html::new();
+    page.tags("<!DOCTYPE html><title>error</title>")
+        .element("p", message);
+    page.into_string()
+}
+
 /// `20261126T041503.123Z` (with any `-N` suffix) as
 /// `2026-11-26 04:15:03.123 UTC`; anything else as it is.
 fn readable_time(stamp: &str) -> String {
@@ -516,6 +524,14 @@ mod tests {
             "2026-11-26 04:15:03.123 UTC-2"
         );
         assert_eq!(readable_time("nightly"), "nightly");
+    }
+
+    #[test]
+    fn the_error_page_escapes_its_message() {
+        assert_eq!(
+            error("no <store> & more"),
+            "<!DOCTYPE html><title>error</title><p>no &lt;store&gt; &amp; more</p>"
+        );
     }
 
     #[test]
