@@ -15,7 +15,7 @@ use std::process::Command;
 
 use support::flags::weak_set_under_primary_isolation;
 use support::processes::assert_no_node_left;
-use support::{faultline_in, latest_run};
+use support::{faultline_in, latest_run, temp_store};
 
 /// The weak set design under primary isolation, long enough to lose writes.
 fn weak_set_flags() -> Vec<&'static str> {
@@ -37,8 +37,7 @@ fn run(store: &Path, args: &[&str]) -> (Option<i32>, String, serde_json::Value) 
 #[test]
 #[ignore = "e2e: about 25 s; run with --ignored"]
 fn async_bully_loses_acknowledged_writes_when_the_primary_is_isolated() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(&store, &weak_set_flags());
     assert_eq!(code, Some(1), "{stdout}");
     let kinds: Vec<&str> = results["anomalies"]
@@ -58,8 +57,7 @@ fn async_bully_loses_acknowledged_writes_when_the_primary_is_isolated() {
 #[test]
 #[ignore = "e2e: about 25 s; run with --ignored"]
 fn the_strong_mode_stays_linearizable_under_partitions_kills_and_pauses() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(
         &store,
         &[
@@ -114,8 +112,7 @@ fn kernel_rules_in_a_private_namespace_also_make_the_async_design_lose_writes() 
         eprintln!("skipped: {missing}");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(&store, &[weak_set_flags(), vec!["--net", "netns"]].concat());
     assert_eq!(code, Some(1), "{stdout}");
     assert_eq!(results["test"]["net"], serde_json::json!("netns"));
@@ -145,8 +142,7 @@ fn kinds(results: &serde_json::Value) -> std::collections::BTreeSet<String> {
 #[test]
 #[ignore = "e2e: about 10 s; run with --ignored"]
 fn the_strong_mode_shows_no_transactional_anomalies_without_faults() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(
         &store,
         &[
@@ -169,8 +165,7 @@ fn the_strong_mode_shows_no_transactional_anomalies_without_faults() {
 #[test]
 #[ignore = "e2e: about 15 s; run with --ignored"]
 fn split_brain_in_the_weak_mode_shows_transactional_anomalies() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(
         &store,
         &[

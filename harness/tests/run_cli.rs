@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use harness::test_spec::TestSpec;
 use support::processes::{processes_mentioning, wait_until_gone};
-use support::{faultline, faultline_in, latest_run, spawn_in, stderr, stdout};
+use support::{faultline, faultline_in, latest_run, spawn_in, stderr, stdout, temp_store};
 
 /// The latest run's history, once it holds at least `lines` lines (30 s at most).
 fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
@@ -37,8 +37,7 @@ fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
 
 #[test]
 fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let out = faultline_in(
         &store,
         &[
@@ -101,8 +100,7 @@ fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
 
 #[test]
 fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let mut harness = spawn_in(
         &store,
         &[
@@ -206,8 +204,7 @@ fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let harness = spawn_in(
         &store,
         &[
@@ -321,8 +318,7 @@ fn cleanup_kills_what_a_killed_run_left_and_forgets_the_run() {
 
 #[test]
 fn a_run_that_ends_normally_leaves_no_state_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let out = faultline_in(
         &store,
         &[

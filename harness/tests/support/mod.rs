@@ -2,7 +2,8 @@
 //! - [`faultline`], [`FAULTLINE`]: the binary under test, and
 //!   [`faultline_in`] / [`spawn_in`] to run it on a store;
 //! - [`code`], [`stdout`], [`stderr`]: what a finished run said;
-//! - [`latest_run`]: the run directory `store/latest` points at;
+//! - [`temp_store`]: a store path in a fresh temporary directory, and
+//!   [`latest_run`]: the run directory `store/latest` points at;
 //! - [`processes`]: the live processes that mention a path, and waiting
 //!   for them to be gone;
 //! - [`server`]: a running `faultline serve`;
@@ -71,4 +72,12 @@ pub fn stderr(output: &Output) -> String {
 /// The run directory `store/latest` points at.
 pub fn latest_run(store: &Path) -> PathBuf {
     std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
+}
+
+/// A fresh temporary directory (removed when the first value drops) and a
+/// store path inside it that does not exist yet.
+pub fn temp_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    (dir, store)
 }
