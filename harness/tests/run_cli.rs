@@ -249,7 +249,7 @@ fn an_external_system_from_command_templates_runs_like_the_shipped_node() {
             "name = \"external\"\nnodes = 3\ntime-limit = \"3s\"\nrate = 200\nseed = 9\n\
              [db]\nstart = \"{{bin}} node --id {{id}} --listen 127.0.0.1:{{port}} --peers {{peers}} --data-dir {{data_dir}}\"\n\
              vars = {{ bin = \"{}\" }}\n",
-            env!("CARGO_BIN_EXE_faultline")
+            support::FAULTLINE
         ),
     )
     .unwrap();
