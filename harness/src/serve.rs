@@ -19,8 +19,8 @@
 //!   the store (a symlink pointing out of it) is 404, like a missing file.
 //! - The store is read again on every request: the page never shows a
 //!   stale cache while runs are being written.
-//! - Every string that comes from the store is HTML-escaped
-//!   ([`results::markup::escape`]).
+//! - Every string that comes from the store is HTML-escaped: the pages
+//!   are written with [`results::html::Html`], whose text is always escaped.
 //! - Content types are guessed from the extension (`mime_guess`), except
 //!   `.jsonl` and `.log`, which are served as UTF-8 plain text so a browser
 //!   shows them instead of downloading them.
@@ -38,7 +38,6 @@ use axum::routing::get;
 use axum::Router;
 use mime_guess::mime;
 use percent_encoding::percent_decode_str;
-use results::markup::escape;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
@@ -127,10 +126,7 @@ async fn index(State(store): State<StoreRoot>, Query(query): Query<pages::IndexQ
 }
 
 fn internal(message: &str) -> Response {
-    let body = format!(
-        "<!DOCTYPE html><title>error</title><p>{}</p>",
-        escape(message)
-    );
+    let body = pages::error(message);
     (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
 }
 

@@ -12,16 +12,20 @@
 //! `serve-screenshot.png` in the run directory. Every wait is bounded, and
 //! each browser and server is killed with its whole process group.
 
+mod support;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use support::flags::weak_set_under_primary_isolation;
+use support::server::Server;
+use support::{faultline, latest_run};
 
 /// Browsers looked for on PATH, in order.
 const BROWSERS: [&str; 4] = [
@@ -39,29 +43,10 @@ const BROWSER_LIMIT: Duration = Duration::from_secs(90);
 
 /// The weak design under primary isolation, short: an anomaly is likely
 /// but not needed (the tests compare the page with results.json).
-const RUN: &[&str] = &[
-    "run",
-    "--name",
-    "browser-set-weak",
-    "--workload",
-    "set",
-    "--nodes",
-    "3",
-    "--write-concern",
-    "one",
-    "--election",
-    "bully",
-    "--reads",
-    "primary",
-    "--nemesis",
-    "partition-primary",
-    "--nemesis-interval",
-    "2s",
-    "--time-limit",
-    "6s",
-    "--seed",
-    "1",
-];
+fn run_flags() -> Vec<&'static str> {
+    let name = ["run", "--name", "browser-set-weak"];
+    [&name[..], &weak_set_under_primary_isolation("2s", "6s")].concat()
+}
 
 /// The browser on PATH, or a panic that says what to install.
 fn browser() -> PathBuf {
@@ -91,8 +76,8 @@ fn stored_run() -> &'static StoredRun {
     RUN_ONCE.get_or_init(|| {
         let store = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-store");
         let _ = std::fs::remove_dir_all(&store);
-        let mut run = Command::new(env!("CARGO_BIN_EXE_faultline"));
-        run.args(RUN).arg("--store").arg(&store);
+        let mut run = faultline();
+        run.args(run_flags()).arg("--store").arg(&store);
         let log = store.with_extension("log");
         let code = run_bounded(run, &log, Duration::from_secs(120));
         let output = std::fs::read_to_string(&log).unwrap_or_default();
@@ -100,7 +85,7 @@ fn stored_run() -> &'static StoredRun {
             matches!(code, Some(0 | 1)),
             "faultline run exited {code:?}:\n{output}"
         );
-        let run_dir = std::fs::canonicalize(store.join("latest")).expect("store/latest");
+        let run_dir = latest_run(&store);
         let results: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(run_dir.join("results.json")).expect("results.json"),
         )
@@ -255,49 +240,6 @@ fn headless_chromium_renders_the_report_with_its_verdict_and_plots() {
         &file_url(&report),
         &run.run_dir.join("report-screenshot.png"),
     );
-}
-
-/// A running `faultline serve --port 0`, its process group killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(store: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["serve", "--port", "0", "--store"])
-            .arg(store)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30));
-        let url = line
-            .ok()
-            .and_then(|l| Some(l[l.find("http://")?..].trim().to_string()));
-        let server = Server {
-            url: url.clone().unwrap_or_default(),
-            child,
-        };
-        assert!(url.is_some(), "serve printed no URL within 30 s");
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -7,12 +7,12 @@
 //! - a bad campaign file is bad input (4) naming the file, cell and line;
 //!   a bad flag is a usage error (3).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-fn faultline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-}
+use std::path::Path;
+use std::process::Output;
+
+use support::{faultline, stderr, stdout};
 
 fn campaign(dir: &Path, toml: &str, extra: &[&str]) -> Output {
     let file = dir.join("c.toml");
@@ -49,13 +49,8 @@ fn a_met_campaign_exits_0_and_writes_its_documents() {
         "name = \"ok\"\n[defaults]\n{STRONG}\n[[cell]]\nname = \"strong\"\nruns = 2\nexpect = \"valid\"\nvary = {{ workload = [\"register\", \"set\"] }}\n"
     );
     let out = campaign(dir.path(), &toml, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
     assert!(stdout.contains("every expectation met"), "{stdout}");
     let cdir = campaign_dir(&dir.path().join("store"), "ok");
     let json: serde_json::Value =
@@ -93,13 +88,8 @@ fn a_cell_whose_anomaly_never_shows_is_unmet_and_exits_1() {
         "name = \"blind\"\n[defaults]\n{STRONG}\n[[cell]]\nname = \"expects-loss\"\nworkload = \"set\"\nruns = 1\nexpect = [\"lost-write\"]\n"
     );
     let out = campaign(dir.path(), &toml, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", stderr(&out));
     assert!(stdout.contains("UNMET"), "{stdout}");
     let junit =
         std::fs::read_to_string(campaign_dir(&dir.path().join("store"), "blind").join("junit.xml"))
@@ -120,7 +110,7 @@ fn bad_campaign_files_and_flags_say_what_and_where() {
         "[[cell]]\nexpect = \"valid\"\n\n[[cell]]\nexpect = [\"lost-writes\"]\n",
         &[],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
         stderr.contains("c.toml: cell 2 (line 4)") && stderr.contains("lost-writes"),
@@ -138,7 +128,7 @@ fn bad_campaign_files_and_flags_say_what_and_where() {
         &["--only", "nothing-like-this"],
     );
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no cell's name contains"));
+    assert!(support::stderr(&out).contains("no cell's name contains"));
     assert!(
         !dir.path().join("store").exists(),
         "nothing is run or stored for a bad campaign"

@@ -6,11 +6,14 @@
 //! `model`, `ops` and `keys`; EDN histories are read with `--format edn` or
 //! detected; `--nil-read` and `--all-keys` reach the checker.
 
+mod support;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+use support::{code, faultline, stderr, stdout};
 use tempfile::NamedTempFile;
 
 fn history_file(text: &str, suffix: &str) -> NamedTempFile {
@@ -21,27 +24,12 @@ fn history_file(text: &str, suffix: &str) -> NamedTempFile {
 }
 
 fn faultline_check(file: &NamedTempFile, flags: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
+    faultline()
         .arg("check")
         .arg(file.path())
         .args(flags)
         .output()
         .expect("faultline runs")
-}
-
-fn code(output: &Output) -> i32 {
-    output
-        .status
-        .code()
-        .expect("faultline exits with a code, not a signal")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// write 1, then a read that sees 1.
@@ -246,11 +234,7 @@ fn missing_file_exits_4() {
     let file = history_file(VALID, ".jsonl");
     let path = file.path().to_path_buf();
     drop(file);
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = faultline().arg("check").arg(&path).output().unwrap();
     assert_eq!(code(&out), 4, "{}{}", stdout(&out), stderr(&out));
 }
 

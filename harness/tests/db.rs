@@ -6,6 +6,8 @@
 //! - an external system described by command templates;
 //! - nodes die with a SIGKILLed harness (parent-death signal).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,14 +24,10 @@ use target_node::client::Client;
 
 const QUICK: Duration = Duration::from_millis(500);
 
-fn faultline() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
-}
-
 fn config(nodes: usize, run_dir: &Path) -> TargetNodeConfig {
     let mut config = TargetNodeConfig::new(nodes, run_dir);
     config.binary = NodeBinary::WithArgs {
-        program: faultline(),
+        program: PathBuf::from(support::FAULTLINE),
         leading_args: vec!["node".into()],
     };
     config.ready_timeout = Duration::from_secs(20);
@@ -292,7 +290,7 @@ fn an_external_system_runs_from_templates() {
     let mut config = ExternalConfig::new(3, template(), dir.path());
     config
         .vars
-        .insert("bin".into(), faultline().display().to_string());
+        .insert("bin".into(), support::FAULTLINE.to_string());
     config.pause = Some("echo pausing {id} at {url}".into());
     config.ready_timeout = Duration::from_secs(20);
     config.stop_grace = Duration::from_secs(3);

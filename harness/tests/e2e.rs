@@ -8,43 +8,24 @@
 //!   reads) stays valid under partitions, kills and pauses;
 //! - after every run, no node process is left.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-/// The asynchronous, bully-elected design with primary reads, under
-/// partitions that isolate the primary, with the set workload.
-const WEAK_SET_UNDER_PRIMARY_ISOLATION: &[&str] = &[
-    "--workload",
-    "set",
-    "--nodes",
-    "3",
-    "--write-concern",
-    "one",
-    "--election",
-    "bully",
-    "--reads",
-    "primary",
-    "--nemesis",
-    "partition-primary",
-    "--nemesis-interval",
-    "4s",
-    "--time-limit",
-    "16s",
-    "--seed",
-    "1",
-];
+use support::flags::weak_set_under_primary_isolation;
+use support::processes::assert_no_node_left;
+use support::{faultline_in, latest_run, temp_store};
+
+/// The weak set design under primary isolation, long enough to lose writes.
+fn weak_set_flags() -> Vec<&'static str> {
+    weak_set_under_primary_isolation("4s", "16s")
+}
 
 fn run(store: &Path, args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .arg("run")
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap();
+    let out = faultline_in(store, &[&["run"], args].concat());
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let run = std::fs::canonicalize(store.join("latest")).expect("a run directory");
+    let run = latest_run(store);
     let results = std::fs::read_to_string(run.join("results.json")).expect("results.json");
     (
         out.status.code(),
@@ -53,40 +34,11 @@ fn run(store: &Path, args: &[&str]) -> (Option<i32>, String, serde_json::Value) 
     )
 }
 
-/// No live process mentions the store (every node's data dir is in it).
-fn assert_no_node_left(store: &Path) {
-    let needle = store.to_string_lossy().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-            .filter(|e| {
-                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                let zombie = stat
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|s| s.trim_start().starts_with('Z'));
-                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                !zombie && String::from_utf8_lossy(&cmdline).contains(&needle)
-            })
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "node processes left: {left:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 #[ignore = "e2e: about 25 s; run with --ignored"]
 fn async_bully_loses_acknowledged_writes_when_the_primary_is_isolated() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let (code, stdout, results) = run(&store, WEAK_SET_UNDER_PRIMARY_ISOLATION);
+    let (_dir, store) = temp_store();
+    let (code, stdout, results) = run(&store, &weak_set_flags());
     assert_eq!(code, Some(1), "{stdout}");
     let kinds: Vec<&str> = results["anomalies"]
         .as_array()
@@ -105,8 +57,7 @@ fn async_bully_loses_acknowledged_writes_when_the_primary_is_isolated() {
 #[test]
 #[ignore = "e2e: about 25 s; run with --ignored"]
 fn the_strong_mode_stays_linearizable_under_partitions_kills_and_pauses() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(
         &store,
         &[
@@ -126,7 +77,7 @@ fn the_strong_mode_stays_linearizable_under_partitions_kills_and_pauses() {
     );
     assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(results["valid"], serde_json::json!(true));
-    let run = std::fs::canonicalize(store.join("latest")).unwrap();
+    let run = latest_run(&store);
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     let nemesis_ops = history
         .lines()
@@ -161,12 +112,8 @@ fn kernel_rules_in_a_private_namespace_also_make_the_async_design_lose_writes() 
         eprintln!("skipped: {missing}");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let (code, stdout, results) = run(
-        &store,
-        &[WEAK_SET_UNDER_PRIMARY_ISOLATION, &["--net", "netns"]].concat(),
-    );
+    let (_dir, store) = temp_store();
+    let (code, stdout, results) = run(&store, &[weak_set_flags(), vec!["--net", "netns"]].concat());
     assert_eq!(code, Some(1), "{stdout}");
     assert_eq!(results["test"]["net"], serde_json::json!("netns"));
     assert!(results["anomalies"]
@@ -195,8 +142,7 @@ fn kinds(results: &serde_json::Value) -> std::collections::BTreeSet<String> {
 #[test]
 #[ignore = "e2e: about 10 s; run with --ignored"]
 fn the_strong_mode_shows_no_transactional_anomalies_without_faults() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(
         &store,
         &[
@@ -219,8 +165,7 @@ fn the_strong_mode_shows_no_transactional_anomalies_without_faults() {
 #[test]
 #[ignore = "e2e: about 15 s; run with --ignored"]
 fn split_brain_in_the_weak_mode_shows_transactional_anomalies() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
+    let (_dir, store) = temp_store();
     let (code, stdout, results) = run(
         &store,
         &[

@@ -3,11 +3,14 @@
 //! through it and replicate it. (The node itself is tested in depth in
 //! `target-node/tests`; this proves the embedding the harness relies on.)
 
+mod support;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::faultline;
 use target_node::client::{primary_among, Client};
 
 /// Child processes killed when the test ends, however it ends.
@@ -41,7 +44,7 @@ async fn three_faultline_nodes_elect_a_primary_and_replicate_a_write() {
             .filter(|&j| j != i)
             .map(|j| format!("n{}={}", j + 1, url(j)))
             .collect();
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        let child = faultline()
             .args(["node", "--id", &format!("n{}", i + 1)])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--peers", &peers.join(",")])
@@ -102,7 +105,7 @@ async fn three_faultline_nodes_elect_a_primary_and_replicate_a_write() {
 
 #[test]
 fn bad_node_flag_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let out = faultline()
         .args([
             "node",
             "--id",

@@ -7,47 +7,15 @@
 //! - unknown faults, bad flags and bad test files are usage (3) and
 //!   bad-input (4) errors.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::test_spec::TestSpec;
-
-fn faultline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-}
-
-/// Pids of live processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &Path) -> Vec<u32> {
-    let needle = needle.to_string_lossy().to_string();
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|s| s.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(&needle) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn wait_until_gone(store: &Path, limit: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = processes_mentioning(store);
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::processes::{processes_mentioning, wait_until_gone};
+use support::{faultline, faultline_in, latest_run, spawn_in, stderr, stdout, temp_store};
 
 /// The latest run's history, once it holds at least `lines` lines (30 s at most).
 fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
@@ -67,16 +35,12 @@ fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
     }
 }
 
-fn latest_run(store: &Path) -> PathBuf {
-    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
-}
-
 #[test]
 fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let out = faultline()
-        .args([
+    let (_dir, store) = temp_store();
+    let out = faultline_in(
+        &store,
+        &[
             "run",
             "--nodes",
             "3",
@@ -86,18 +50,10 @@ fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
             "200",
             "--seed",
             "11",
-        ])
-        .arg("--store")
-        .arg(&store)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
+    let stdout = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
     assert!(stdout.contains("verdict: valid"), "{stdout}");
     assert!(stdout.contains("run directory: "), "{stdout}");
 
@@ -135,12 +91,7 @@ fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
         .args(["--model", "cas-register"])
         .output()
         .unwrap();
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    assert_eq!(check.status.code(), Some(0), "{}", support::stdout(&check));
     assert_eq!(
         wait_until_gone(&store, Duration::from_secs(5)),
         Vec::<u32>::new()
@@ -149,10 +100,10 @@ fn strong_mode_without_faults_is_valid_and_leaves_a_well_formed_store() {
 
 #[test]
 fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let mut harness = faultline()
-        .args([
+    let (_dir, store) = temp_store();
+    let mut harness = spawn_in(
+        &store,
+        &[
             "run",
             "--nodes",
             "3",
@@ -162,13 +113,9 @@ fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
             "300",
             "--seed",
             "5",
-        ])
-        .arg("--store")
-        .arg(&store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        Stdio::null(),
+    );
     // Wait until the run is well under way: some hundreds of ops recorded.
     let history = wait_for_history(&store, 400);
     harness.kill().unwrap(); // SIGKILL: no teardown code runs in the harness.
@@ -205,8 +152,8 @@ fn a_sigkilled_harness_leaves_no_nodes_and_a_history_that_checks() {
         check.status.code(),
         Some(0),
         "the partial history should check valid: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+        stdout(&check),
+        stderr(&check)
     );
 }
 
@@ -225,12 +172,7 @@ fn unknown_faults_and_bad_flags_are_usage_errors() {
             .arg(dir.path())
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(3),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
     }
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
@@ -249,7 +191,7 @@ fn a_bad_test_file_is_bad_input_naming_the_key_and_line() {
         .arg(&file)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
         stderr.contains("write-concerns") && stderr.contains("line 2"),
@@ -262,10 +204,10 @@ fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let harness = faultline()
-        .args([
+    let (_dir, store) = temp_store();
+    let harness = spawn_in(
+        &store,
+        &[
             "run",
             "--nodes",
             "3",
@@ -275,17 +217,13 @@ fn ctrl_c_stops_the_run_tears_the_nodes_down_and_keeps_the_history() {
             "300",
             "--seed",
             "6",
-        ])
-        .arg("--store")
-        .arg(&store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        Stdio::piped(),
+    );
     let history = wait_for_history(&store, 200);
     kill(Pid::from_raw(harness.id() as i32), Signal::SIGINT).unwrap();
     let out = harness.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(
@@ -311,7 +249,7 @@ fn an_external_system_from_command_templates_runs_like_the_shipped_node() {
             "name = \"external\"\nnodes = 3\ntime-limit = \"3s\"\nrate = 200\nseed = 9\n\
              [db]\nstart = \"{{bin}} node --id {{id}} --listen 127.0.0.1:{{port}} --peers {{peers}} --data-dir {{data_dir}}\"\n\
              vars = {{ bin = \"{}\" }}\n",
-            env!("CARGO_BIN_EXE_faultline")
+            support::FAULTLINE
         ),
     )
     .unwrap();
@@ -323,13 +261,8 @@ fn an_external_system_from_command_templates_runs_like_the_shipped_node() {
         .arg(&store)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
     assert!(stdout.contains("verdict: valid"), "{stdout}");
     let run = latest_run(&store);
     let spec = TestSpec::load(&run.join("test.json")).unwrap();
@@ -368,13 +301,8 @@ fn cleanup_kills_what_a_killed_run_left_and_forgets_the_run() {
         .arg(&store)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", stderr(&out));
     assert!(stdout.contains("killed n1"), "{stdout}");
     let status = node.wait().unwrap();
     assert!(!status.success(), "the leftover node was killed");
@@ -385,15 +313,15 @@ fn cleanup_kills_what_a_killed_run_left_and_forgets_the_run() {
         .arg(&store)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean up"));
+    assert!(support::stdout(&again).contains("nothing to clean up"));
 }
 
 #[test]
 fn a_run_that_ends_normally_leaves_no_state_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let out = faultline()
-        .args([
+    let (_dir, store) = temp_store();
+    let out = faultline_in(
+        &store,
+        &[
             "run",
             "--nodes",
             "3",
@@ -403,16 +331,8 @@ fn a_run_that_ends_normally_leaves_no_state_file() {
             "100",
             "--seed",
             "3",
-        ])
-        .arg("--store")
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        ],
     );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!latest_run(&store).join("state.json").exists());
 }

@@ -13,18 +13,20 @@
 //! - port 0 picks a port and the printed URL names it; SIGTERM stops the
 //!   server with exit 0; a bad `--bind` is a usage error (3).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use checker::Validity;
 use harness::test_spec::TestSpec;
 use harness::workload::WorkloadKind;
 use results::{CheckerResult, Results, RunDir};
+use support::faultline;
+use support::server::Server;
 use target_node::mode::{Election, Reads, WriteConcern};
 
 const WEAK_RUN: &str = "set-weak/20250101T000000.000Z";
@@ -141,65 +143,9 @@ fn symlink(target: &Path, link: &Path) {
     std::os::unix::fs::symlink(target, link).unwrap();
 }
 
-/// A running `faultline serve`, stopped (SIGTERM, then SIGKILL) on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
 impl Server {
-    fn start(store: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["serve", "--port", "0", "--store"])
-            .arg(store)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve prints its URL within 30 s");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.trim().strip_suffix('/'))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr }
-    }
-
     fn get(&self, target: &str) -> Response {
         request(self.addr, "GET", target)
-    }
-
-    /// Sends SIGTERM and returns the exit code (30 s at most).
-    fn terminate(&mut self) -> Option<i32> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("serve did not stop within 30 s of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -516,7 +462,7 @@ fn a_run_without_results_is_running_while_its_harness_lives_and_incomplete_after
     }
     .write(live.path())
     .unwrap();
-    let mut exited = Command::new("true").spawn().unwrap();
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = exited.id();
     exited.wait().unwrap();
     let killed = new_run(&store, "killed/20250102T000000.000Z", &spec, None);
@@ -566,11 +512,7 @@ fn sigterm_stops_the_server_with_exit_0() {
 #[test]
 fn a_bad_bind_address_or_port_is_a_usage_error() {
     for args in [["--bind", "not-an-address"], ["--port", "70000"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .arg("serve")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = faultline().arg("serve").args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{args:?}");
     }
 }

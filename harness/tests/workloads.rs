@@ -10,6 +10,8 @@
 //!   history checks strict serializable;
 //! - a client bound to a secondary follows the `not-primary` hint.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,7 @@ const WORKERS: usize = 3;
 fn config(run_dir: &Path) -> TargetNodeConfig {
     let mut config = TargetNodeConfig::new(3, run_dir);
     config.binary = NodeBinary::WithArgs {
-        program: PathBuf::from(env!("CARGO_BIN_EXE_faultline")),
+        program: PathBuf::from(support::FAULTLINE),
         leading_args: vec!["node".into()],
     };
     config.ready_timeout = Duration::from_secs(20);

@@ -12,6 +12,7 @@
 //! - [`recorder`]: the history recorder the runner streams ops into, crash-safe by line.
 //! - [`results`]: the schema of `results.json`: verdicts per checker, anomalies, stats.
 //! - [`markup`]: escaping for HTML, SVG and XML, the one place it is done.
+//! - [`html`]: HTML with escaping built in, the one way the pages write markup.
 //! - [`walltime`]: wall-clock times: the run's start, node-log timestamps, history time.
 //! - [`mod@stats`]: statistics of a history: op counts, latency quantiles, throughput.
 //! - [`ops`]: client ops as intervals, each invocation paired with its completion.
@@ -19,7 +20,7 @@
 //! - [`plots`]: `latency-raw`, `latency-quantiles` and `rate` plots (PNG, SVG), faults shaded.
 //! - [`linear_svg`]: the SVG of the window around a linearizability failure.
 //! - [`timeline`]: `timeline.html`, ops per process over time, in pages.
-//! - [`junit`]: `junit.xml`, one test case per checker.
+//! - [`junit`]: `junit.xml`, its one writer (a typed builder), one test case per checker.
 //! - [`set_table`]: the lost and stale elements of a set run, one row each, for the report.
 //! - [`txn_svg`]: transactional anomalies: each cycle drawn as an SVG, the others as rows.
 //! - [`logs`]: node-log excerpts around an anomaly, aligned to history time.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod faults;
+pub mod html;
 pub mod junit;
 pub mod linear_svg;
 pub mod logs;

@@ -24,7 +24,6 @@ use std::fmt::Write as _;
 
 use checker::history::Op;
 
-use crate::markup::escape;
 use crate::results::Anomaly;
 use crate::walltime::{log_line_ns, run_dir_start_ns};
 
@@ -145,19 +144,19 @@ impl NodeLog {
     }
 }
 
-/// An excerpt as the text of a `<pre>`: each line labelled with its
+/// An excerpt as the text (not yet escaped) of a `<pre>`: each line labelled with its
 /// history time (`   +12.345 s │ `), continuation lines with a blank label;
 /// past `max_lines`, the first and last halves with a count between.
 pub fn excerpt_text(lines: &[(i64, bool, &str)], max_lines: usize) -> String {
     let line = |(t, continuation, text): &(i64, bool, &str)| {
         if *continuation {
-            format!("{:>12} │ {}\n", "", escape(text))
+            format!("{:>12} │ {text}\n", "")
         } else {
             let sign = if *t < 0 { '-' } else { '+' };
             // To the nearest millisecond, as the rest of the report shows times.
             let ms = (t.unsigned_abs() + 500_000) / 1_000_000;
             let time = format!("{sign}{}.{:03}", ms / 1_000, ms % 1_000);
-            format!("{time:>10} s │ {}\n", escape(text))
+            format!("{time:>10} s │ {text}\n")
         }
     };
     if lines.len() <= max_lines {

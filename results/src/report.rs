@@ -22,7 +22,6 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -34,10 +33,11 @@ use checker::Validity;
 use serde_json::Value;
 
 use crate::faults::{fault_windows, FaultWindow};
+use crate::html::Html;
 use crate::junit::junit_xml;
 use crate::linear_svg::{window_svg, Explanation};
 use crate::logs::{excerpt_text, Alignment, NodeLog};
-use crate::markup::{escape, seconds};
+use crate::markup::seconds;
 use crate::ops::{client_ops, end_ns, ClientOp, OpIndex};
 use crate::plots::{write_plots, PlotError, PlotFiles, PlotInput};
 use crate::results::{Anomaly, Results, NOT_LINEARIZABLE};
@@ -177,13 +177,13 @@ fn verdict_word(v: Validity) -> &'static str {
 }
 
 fn report_html(run: &Run, plots: &[PlotFiles]) -> Result<String, ReportError> {
-    let mut html = String::with_capacity(1 << 20);
+    let mut html = Html::with_capacity(1 << 20);
     let title = format!("{} — {}", run.dir.test_name(), run.dir.timestamp());
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style></head><body>\n",
-        escape(&title)
-    );
+    html.tags("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n")
+        .element("title", &title)
+        .tags("\n<style>")
+        .tags(CSS)
+        .tags("</style></head><body>\n");
     banner(&mut html, run, &title);
     summary(&mut html, run);
     parameters(&mut html, run);
@@ -193,11 +193,11 @@ fn report_html(run: &Run, plots: &[PlotFiles]) -> Result<String, ReportError> {
     anomalies(&mut html, run);
     log_excerpts(&mut html, run);
     raw_files(&mut html, run);
-    html.push_str("</body></html>\n");
-    Ok(html)
+    html.tags("</body></html>\n");
+    Ok(html.into_string())
 }
 
-fn banner(html: &mut String, run: &Run, title: &str) {
+fn banner(html: &mut Html, run: &Run, title: &str) {
     let r = &run.results;
     let word = verdict_word(r.valid);
     let counts: Vec<String> = r
@@ -210,19 +210,23 @@ fn banner(html: &mut String, run: &Run, title: &str) {
     } else {
         counts.join(", ")
     };
-    let _ = writeln!(
-        html,
-        "<header class=\"banner {word}\"><div class=\"verdict\">{}</div><div><b>{}</b><br>{} · {} ops ({} ok, {} fail, {} info) over {:.1} s · {} faults</div></header>",
-        word.to_uppercase(),
-        escape(title),
-        escape(&found),
-        r.stats.ops.total(),
-        r.stats.ops.ok,
-        r.stats.ops.fail,
-        r.stats.ops.info,
-        r.stats.duration_s,
-        run.windows.len()
-    );
+    html.open("header", &[("class", &format_args!("banner {word}"))])
+        .open("div", &[("class", &"verdict")])
+        .text(word.to_uppercase())
+        .tags("</div><div>")
+        .element("b", title)
+        .tags("<br>")
+        .text(&found)
+        .text(format_args!(
+            " · {} ops ({} ok, {} fail, {} info) over {:.1} s · {} faults",
+            r.stats.ops.total(),
+            r.stats.ops.ok,
+            r.stats.ops.fail,
+            r.stats.ops.info,
+            r.stats.duration_s,
+            run.windows.len()
+        ))
+        .tags("</div></header>\n");
 }
 
 /// The fault windows in force at `time`, as labels.
@@ -234,12 +238,12 @@ fn faults_at(run: &Run, time: u64) -> Vec<&str> {
         .collect()
 }
 
-fn summary(html: &mut String, run: &Run) {
+fn summary(html: &mut Html, run: &Run) {
     let counts = run.results.anomaly_counts();
     if counts.is_empty() {
         return;
     }
-    html.push_str("<section><h2>What broke</h2><ul>\n");
+    html.tags("<section><h2>What broke</h2><ul>\n");
     for (kind, count) in &counts {
         let listed: Vec<_> = run
             .results
@@ -259,75 +263,69 @@ fn summary(html: &mut String, run: &Run) {
                 *during.entry(label.to_string()).or_default() += 1;
             }
         }
-        let _ = write!(
-            html,
-            "<li><a href=\"#kind-{0}\"><b>{0}</b></a> × {count}",
-            escape(kind)
-        );
+        html.tags("<li>")
+            .open("a", &[("href", &format_args!("#kind-{kind}"))])
+            .element("b", kind)
+            .tags("</a> × ")
+            .text(count);
         if let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) {
-            let _ = write!(
-                html,
+            html.text(format_args!(
                 ", {} listed, from {} to {}",
                 listed.len(),
                 seconds(*first),
                 seconds(*last)
-            );
+            ));
         }
         for (label, n) in &during {
-            let _ = write!(
-                html,
-                "; {n} during <span class=\"fault\">{}</span>",
-                escape(label)
-            );
+            html.text(format_args!("; {n} during "))
+                .open("span", &[("class", &"fault")])
+                .text(label)
+                .close("span");
         }
         if outside > 0 {
-            let _ = write!(html, "; {outside} outside any fault window");
+            html.text(format_args!("; {outside} outside any fault window"));
         }
-        html.push_str("</li>\n");
+        html.tags("</li>\n");
     }
-    html.push_str("</ul></section>\n");
+    html.tags("</ul></section>\n");
 }
 
-fn parameters(html: &mut String, run: &Run) {
-    html.push_str("<section><h2>Test</h2>\n");
+fn parameters(html: &mut Html, run: &Run) {
+    html.tags("<section><h2>Test</h2>\n");
     let test_json = run.dir.test_json_path();
     let seed = run
         .results
         .seed
         .or_else(|| run.test.get("seed").and_then(Value::as_u64));
     if let Some(seed) = seed {
-        let _ = write!(html, "<p>seed <b>{seed}</b></p>");
+        html.tags("<p>seed ").element("b", seed).tags("</p>");
     }
-    let _ = writeln!(
-        html,
-        "<p>Rerun it exactly:</p><pre class=\"cmd\">faultline run --test {}</pre>",
-        escape(&test_json.display().to_string())
-    );
+    html.tags("<p>Rerun it exactly:</p><pre class=\"cmd\">faultline run --test ")
+        .text(test_json.display())
+        .tags("</pre>\n");
     if let Value::Object(map) = &run.test {
-        html.push_str("<table class=\"params\">");
+        html.tags("<table class=\"params\">");
         for (k, v) in map {
             let text = match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let _ = write!(
-                html,
-                "<tr><th>{}</th><td>{}</td></tr>",
-                escape(k),
-                escape(&text)
-            );
+            html.tags("<tr>")
+                .element("th", k)
+                .element("td", &text)
+                .tags("</tr>");
         }
-        html.push_str("</table>\n");
+        html.tags("</table>\n");
     } else {
-        html.push_str("<p>(no test.json in the run directory)</p>\n");
+        html.tags("<p>(no test.json in the run directory)</p>\n");
     }
-    html.push_str("</section>\n");
+    html.tags("</section>\n");
 }
 
-fn checkers(html: &mut String, run: &Run) {
-    html.push_str("<section><h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>anomalies</th><th>details</th></tr>\n");
+fn checkers(html: &mut Html, run: &Run) {
+    html.tags("<section><h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>anomalies</th><th>details</th></tr>\n");
     if run.results.checkers.is_empty() {
-        html.push_str("<tr><td colspan=\"4\">no checker ran (no results.json)</td></tr>\n");
+        html.tags("<tr><td colspan=\"4\">no checker ran (no results.json)</td></tr>\n");
     }
     for (name, checker) in &run.results.checkers {
         let word = verdict_word(checker.valid);
@@ -345,42 +343,46 @@ fn checkers(html: &mut String, run: &Run) {
             details.truncate(cut);
             details.push_str("\n… (cut; the whole of it is in results.json)");
         }
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td class=\"{word}\">{word}</td><td>{}</td><td><details><summary>details</summary><pre>{}</pre></details></td></tr>",
-            escape(name),
-            escape(&counts.join(", ")),
-            escape(&details)
-        );
+        html.tags("<tr>")
+            .element("td", name)
+            .open("td", &[("class", &word)])
+            .text(word)
+            .close("td")
+            .element("td", counts.join(", "))
+            .tags("<td><details><summary>details</summary><pre>")
+            .text(&details)
+            .tags("</pre></details></td></tr>\n");
     }
-    html.push_str("</table></section>\n");
+    html.tags("</table></section>\n");
 }
 
-fn faults(html: &mut String, run: &Run) {
-    html.push_str("<section><h2>Faults</h2>\n");
+fn faults(html: &mut Html, run: &Run) {
+    html.tags("<section><h2>Faults</h2>\n");
     if run.windows.is_empty() {
-        html.push_str("<p>No fault was injected.</p></section>\n");
+        html.tags("<p>No fault was injected.</p></section>\n");
         return;
     }
-    html.push_str("<table><tr><th>fault</th><th>from</th><th>to</th><th>lasted</th><th>history index</th></tr>\n");
+    html.tags("<table><tr><th>fault</th><th>from</th><th>to</th><th>lasted</th><th>history index</th></tr>\n");
     for w in &run.windows {
         let (to, lasted) = match w.end_ns {
             Some(end) => (seconds(end), seconds(end.saturating_sub(w.start_ns))),
             None => ("end of test".to_string(), String::new()),
         };
-        let _ = writeln!(
-            html,
-            "<tr><td class=\"fault\">{}</td><td>{}</td><td>{to}</td><td>{lasted}</td><td>{}</td></tr>",
-            escape(&w.label),
-            seconds(w.start_ns),
-            w.index
-        );
+        html.tags("<tr>")
+            .open("td", &[("class", &"fault")])
+            .text(&w.label)
+            .close("td")
+            .element("td", seconds(w.start_ns))
+            .element("td", &to)
+            .element("td", &lasted)
+            .element("td", w.index)
+            .tags("</tr>\n");
     }
-    html.push_str("</table></section>\n");
+    html.tags("</table></section>\n");
 }
 
-fn plots_section(html: &mut String, plots: &[PlotFiles]) -> Result<(), ReportError> {
-    html.push_str(
+fn plots_section(html: &mut Html, plots: &[PlotFiles]) -> Result<(), ReportError> {
+    html.tags(
         "<section><h2>Performance</h2><p>Shaded: fault windows. Red ▲ and lines: anomalies.</p>\n",
     );
     for plot in plots {
@@ -389,19 +391,34 @@ fn plots_section(html: &mut String, plots: &[PlotFiles]) -> Result<(), ReportErr
             source,
         })?;
         let name = plot.plot.name();
-        let _ = writeln!(
-            html,
-            "<figure><img alt=\"{name}\" src=\"data:image/png;base64,{}\"><figcaption>{name} (<a href=\"{name}.svg\">SVG</a>, <a href=\"{name}.png\">PNG</a>)</figcaption></figure>",
-            base64::engine::general_purpose::STANDARD.encode(png)
-        );
+        let png = base64::engine::general_purpose::STANDARD.encode(png);
+        html.tags("<figure>")
+            .open(
+                "img",
+                &[
+                    ("alt", &name),
+                    ("src", &format_args!("data:image/png;base64,{png}")),
+                ],
+            )
+            .tags("<figcaption>")
+            .text(name)
+            .tags(" (")
+            .open("a", &[("href", &format_args!("{name}.svg"))])
+            .tags("SVG</a>, ")
+            .open("a", &[("href", &format_args!("{name}.png"))])
+            .tags("PNG</a>)</figcaption></figure>\n");
     }
-    html.push_str("</section>\n");
+    html.tags("</section>\n");
     Ok(())
 }
 
 /// A link to the timeline page that shows history index `index`.
-fn op_link(run: &Run, index: u64) -> String {
-    format!("<a href=\"{}\">{index}</a>", op_page(run, index))
+fn op_link(run: &Run, index: u64) -> Html {
+    let mut link = Html::new();
+    link.open("a", &[("href", &op_page(run, index))])
+        .text(index)
+        .close("a");
+    link
 }
 
 /// The timeline page that shows history index `index`.
@@ -415,10 +432,10 @@ fn op_page(run: &Run, index: u64) -> String {
     page_name(at / OPS_PER_PAGE + 1)
 }
 
-fn anomalies(html: &mut String, run: &Run) {
-    html.push_str("<section><h2>Anomalies</h2>\n");
+fn anomalies(html: &mut Html, run: &Run) {
+    html.tags("<section><h2>Anomalies</h2>\n");
     if run.results.anomalies.is_empty() {
-        html.push_str("<p>None found.</p></section>\n");
+        html.tags("<p>None found.</p></section>\n");
         return;
     }
     let mut by_kind: BTreeMap<&str, Vec<&Anomaly>> = BTreeMap::new();
@@ -435,7 +452,9 @@ fn anomalies(html: &mut String, run: &Run) {
             .copied()
             .unwrap_or(list.len())
             .max(list.len());
-        let _ = writeln!(html, "<h3 id=\"kind-{0}\">{0} ({total})</h3>", escape(kind));
+        html.open("h3", &[("id", &format_args!("kind-{kind}"))])
+            .text(format_args!("{kind} ({total})"))
+            .tags("</h3>\n");
         let txns_of = |a: &Anomaly| -> Vec<Txn> {
             a.ops
                 .iter()
@@ -457,12 +476,14 @@ fn anomalies(html: &mut String, run: &Run) {
                 let edges = edges_of(a, details);
                 let figure = (cycles_drawn < CYCLES_DRAWN && !edges.is_empty()).then(|| {
                     cycles_drawn += 1;
-                    format!(
-                        "<div class=\"svg\">{}</div>",
-                        cycle_svg(&txns_of(a), &a.ops, &edges)
-                    )
+                    let mut figure = Html::new();
+                    figure
+                        .tags("<div class=\"svg\">")
+                        .trusted(&cycle_svg(&txns_of(a), &a.ops, &edges))
+                        .tags("</div>");
+                    figure
                 });
-                anomaly_div(html, run, a, figure.as_deref());
+                anomaly_div(html, run, a, figure.as_ref());
             }
         } else if list.iter().all(|a| !txns_of(a).is_empty()) {
             let rows: Vec<(&Anomaly, Vec<Txn>)> = list
@@ -470,69 +491,73 @@ fn anomalies(html: &mut String, run: &Run) {
                 .take(ANOMALIES_SHOWN)
                 .map(|a| (*a, txns_of(a)))
                 .collect();
-            html.push_str(&txn_table_html(&rows, &|i| op_link(run, i)));
+            html.append(&txn_table_html(&rows, &|i| op_link(run, i)));
         } else {
             for a in list.iter().take(ANOMALIES_SHOWN) {
                 anomaly_div(html, run, a, None);
             }
         }
         if list.len() > ANOMALIES_SHOWN || total > ANOMALIES_SHOWN {
-            let _ = writeln!(
-                html,
-                "<p>… and {} more (all listed ones are in results.json)</p>",
-                total - ANOMALIES_SHOWN.min(total)
-            );
+            html.tags("<p>")
+                .text(format_args!(
+                    "… and {} more (all listed ones are in results.json)",
+                    total - ANOMALIES_SHOWN.min(total)
+                ))
+                .tags("</p>\n");
         }
     }
-    html.push_str("</section>\n");
+    html.tags("</section>\n");
 }
 
 /// One anomaly: what, when, during which fault, its ops, `figure` (a
 /// drawing, if any) and the explanation.
-fn anomaly_div(html: &mut String, run: &Run, a: &Anomaly, figure: Option<&str>) {
-    html.push_str("<div class=\"anomaly\">");
+fn anomaly_div(html: &mut Html, run: &Run, a: &Anomaly, figure: Option<&Html>) {
+    html.tags("<div class=\"anomaly\">");
     let time = a.time.map(seconds).unwrap_or_else(|| "time unknown".into());
     let during = a.time.map(|t| faults_at(run, t)).unwrap_or_default();
-    let during = if during.is_empty() {
-        "outside any fault window".to_string()
+    html.tags("<p class=\"meta\">")
+        .element("b", &a.kind)
+        .text(format_args!(" at {time} · "));
+    if during.is_empty() {
+        html.tags("outside any fault window");
     } else {
-        format!(
-            "during <span class=\"fault\">{}</span>",
-            escape(&during.join(" + "))
-        )
-    };
-    let key = a
-        .key
-        .as_deref()
-        .map(|k| format!(" · key {}", escape(k)))
-        .unwrap_or_default();
-    let ops: Vec<String> = a.ops.iter().map(|&i| op_link(run, i)).collect();
-    let _ = write!(
-        html,
-        "<p class=\"meta\"><b>{}</b> at {time} · {during}{key} · checker {} · ops {}</p>",
-        escape(&a.kind),
-        escape(&a.checker),
-        ops.join(", "),
-    );
-    html.push_str(figure.unwrap_or(""));
-    let _ = write!(html, "<p>{}</p>", escape(&a.explanation));
+        html.tags("during ")
+            .open("span", &[("class", &"fault")])
+            .text(during.join(" + "))
+            .close("span");
+    }
+    if let Some(key) = a.key.as_deref() {
+        html.text(format_args!(" · key {key}"));
+    }
+    html.text(format_args!(" · checker {} · ops ", a.checker));
+    for (n, &i) in a.ops.iter().enumerate() {
+        if n > 0 {
+            html.tags(", ");
+        }
+        html.append(&op_link(run, i));
+    }
+    html.tags("</p>");
+    if let Some(figure) = figure {
+        html.append(figure);
+    }
+    html.element("p", &a.explanation);
     if a.kind == NOT_LINEARIZABLE {
         let details = run.results.checkers.get(&a.checker).map(|c| &c.details);
         if let Some(explanation) =
             details.and_then(|d| Explanation::from_details(d, a.key.as_deref()))
         {
-            html.push_str("<div class=\"svg\">");
-            html.push_str(&window_svg(&explanation, &run.ops, a.key.as_deref()));
-            html.push_str("</div>");
+            html.tags("<div class=\"svg\">")
+                .trusted(&window_svg(&explanation, &run.ops, a.key.as_deref()))
+                .tags("</div>");
         }
     }
-    html.push_str("</div>\n");
+    html.tags("</div>\n");
 }
 
 /// Lost or stale elements: the table (complete up to its cap), then the
 /// checker's explanations of the first few.
 fn set_anomalies<'r>(
-    html: &mut String,
+    html: &mut Html,
     run: &Run,
     (kind, listed, total): (&str, &[&Anomaly], usize),
     index: &OpIndex,
@@ -542,18 +567,17 @@ fn set_anomalies<'r>(
         .into_iter()
         .map(|(key, element, ops)| set_row(kind, key, element, ops, index))
         .collect();
-    html.push_str(&set_table_html(&rows, total, &run.windows, &|i| {
+    html.append(&set_table_html(&rows, total, &run.windows, &|i| {
         op_page(run, i)
     }));
     let shown = listed.len().min(EXPLAINED_SET_ANOMALIES);
-    let _ = write!(
-        html,
-        "<details><summary>the checker's explanation of the first {shown}</summary>"
-    );
+    html.tags("<details><summary>the checker's explanation of the first ")
+        .text(shown)
+        .tags("</summary>");
     for a in listed.iter().take(shown) {
         anomaly_div(html, run, a, None);
     }
-    html.push_str("</details>\n");
+    html.tags("</details>\n");
 }
 
 fn node_logs(run: &Run) -> Vec<(String, String)> {
@@ -574,7 +598,7 @@ fn node_logs(run: &Run) -> Vec<(String, String)> {
 
 /// The node logs around the first anomaly of each kind (at most
 /// [`EXCERPTED_ANOMALIES`]), aligned as [`crate::logs`] says.
-fn log_excerpts(html: &mut String, run: &Run) {
+fn log_excerpts(html: &mut Html, run: &Run) {
     let mut chosen: Vec<&Anomaly> = Vec::new();
     for a in &run.results.anomalies {
         if chosen.len() < EXCERPTED_ANOMALIES && !chosen.iter().any(|c| c.kind == a.kind) {
@@ -589,8 +613,8 @@ fn log_excerpts(html: &mut String, run: &Run) {
         .iter()
         .map(|(node, text)| NodeLog::parse(node, text))
         .collect();
-    html.push_str("<section><h2>Node logs around the anomalies</h2>\n");
-    html.push_str(if alignment.exact {
+    html.tags("<section><h2>Node logs around the anomalies</h2>\n");
+    html.tags(if alignment.exact {
         "<p>Each line is labelled with its time in the history (seconds since the test started), from the run's recorded start: exact to the log's resolution. Shown: every line from 1 s before the anomaly's first op to 1 s after its last.</p>\n"
     } else {
         "<p>This run did not record its start, so log times are matched to the history by the run directory's name and are approximate (to a fraction of a second). Shown: lines within 1.5 s of the anomaly's time.</p>\n"
@@ -599,14 +623,15 @@ fn log_excerpts(html: &mut String, run: &Run) {
         let Some((from, to)) = alignment.window(a, &run.history) else {
             continue;
         };
-        let _ = writeln!(
-            html,
-            "<h3>{} at {} (log window {} to {})</h3>",
-            escape(&a.kind),
-            a.time.map(seconds).unwrap_or_else(|| "?".into()),
-            signed_seconds(from),
-            signed_seconds(to)
-        );
+        html.tags("<h3>")
+            .text(&a.kind)
+            .text(format_args!(
+                " at {} (log window {} to {})",
+                a.time.map(seconds).unwrap_or_else(|| "?".into()),
+                signed_seconds(from),
+                signed_seconds(to)
+            ))
+            .tags("</h3>\n");
         let mut any = false;
         for log in &logs {
             let lines = log.excerpt(&alignment, from, to);
@@ -614,13 +639,18 @@ fn log_excerpts(html: &mut String, run: &Run) {
                 continue;
             }
             any = true;
-            let _ = writeln!(html, "<details open><summary>{} ({} lines; <a href=\"nodes/{}.log\">whole log</a>)</summary><pre class=\"log\">{}</pre></details>", escape(&log.node), lines.len(), escape(&log.node), excerpt_text(&lines, LOG_LINES_PER_NODE));
+            html.tags("<details open><summary>")
+                .text(format_args!("{} ({} lines; ", log.node, lines.len()))
+                .open("a", &[("href", &format_args!("nodes/{}.log", log.node))])
+                .tags("whole log</a>)</summary><pre class=\"log\">")
+                .text(excerpt_text(&lines, LOG_LINES_PER_NODE))
+                .tags("</pre></details>\n");
         }
         if !any {
-            html.push_str("<p>No node logged anything in this window.</p>\n");
+            html.tags("<p>No node logged anything in this window.</p>\n");
         }
     }
-    html.push_str("</section>\n");
+    html.tags("</section>\n");
 }
 
 /// A history time that may be negative, as seconds: `-0.500 s`.
@@ -632,8 +662,8 @@ fn signed_seconds(ns: i64) -> String {
     }
 }
 
-fn raw_files(html: &mut String, run: &Run) {
-    html.push_str("<section><h2>Files</h2><ul>");
+fn raw_files(html: &mut Html, run: &Run) {
+    html.tags("<section><h2>Files</h2><ul>");
     let mut names = vec![
         "history.jsonl",
         "results.json",
@@ -650,9 +680,12 @@ fn raw_files(html: &mut String, run: &Run) {
             .map(|(node, _)| format!("nodes/{node}.log")),
     );
     for name in names {
-        let _ = write!(html, "<li><a href=\"{0}\">{0}</a></li>", escape(&name));
+        html.tags("<li>")
+            .open("a", &[("href", &name)])
+            .text(&name)
+            .tags("</a></li>");
     }
-    html.push_str("</ul></section>\n");
+    html.tags("</ul></section>\n");
 }
 
 const CSS: &str = "body{font:14px/1.45 'DejaVu Sans',Verdana,sans-serif;margin:0 auto;max-width:1240px;padding:0 16px 40px;color:#222}\

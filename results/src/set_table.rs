@@ -17,14 +17,13 @@
 //!   again, for a stale one). This is how the set checker chooses the ops it
 //!   lists, so old `results.json` files without `element` work too.
 
-use std::fmt::Write as _;
-
 use checker::history::{Op, OpType};
 use checker::set::{check_set_with, SetOptions, SetResult, LOST_WRITE, STALE_READ};
 use serde_json::Value;
 
 use crate::faults::FaultWindow;
-use crate::markup::{escape, seconds};
+use crate::html::Html;
+use crate::markup::seconds;
 use crate::ops::{compact, ClientOp, OpIndex};
 use crate::results::Anomaly;
 
@@ -170,46 +169,70 @@ pub fn row(
 
 /// The fault windows in force at `time`; when none is, the next one if it
 /// began within a second (an ack just before a partition is often its victim).
-fn faults_at(windows: &[FaultWindow], time: u64) -> String {
-    let label = |w: &FaultWindow| format!("<span class=\"fault\">{}</span>", escape(&w.label));
-    let labels: Vec<String> = windows
-        .iter()
-        .filter(|w| w.contains(time))
-        .map(label)
-        .collect();
-    if !labels.is_empty() {
-        return labels.join(" ");
+fn faults_at(windows: &[FaultWindow], time: u64) -> Html {
+    let label = |html: &mut Html, w: &FaultWindow| {
+        html.open("span", &[("class", &"fault")])
+            .text(&w.label)
+            .close("span");
+    };
+    let mut html = Html::new();
+    for (n, w) in windows.iter().filter(|w| w.contains(time)).enumerate() {
+        if n > 0 {
+            html.tags(" ");
+        }
+        label(&mut html, w);
+    }
+    if !html.is_empty() {
+        return html;
     }
     let next = windows
         .iter()
         .filter(|w| w.start_ns > time && w.start_ns - time <= 1_000_000_000)
         .min_by_key(|w| w.start_ns);
-    match next {
-        Some(w) => format!(
-            "none ({} began {:.1} ms later)",
-            label(w),
+    html.tags("none");
+    if let Some(w) = next {
+        html.tags(" (");
+        label(&mut html, w);
+        html.text(format_args!(
+            " began {:.1} ms later)",
             (w.start_ns - time) as f64 / 1e6
-        ),
-        None => "none".to_string(),
+        ));
     }
+    html
 }
 
 /// A link (to `page`) reading `12.345 s on n2`; `—` for no op.
-fn op_cell(op: Option<&OpAt>, href: &dyn Fn(u64) -> String) -> String {
+fn op_cell(op: Option<&OpAt>, href: &dyn Fn(u64) -> String) -> Html {
+    let mut html = Html::new();
     let Some(op) = op else {
-        return "—".to_string();
+        html.tags("—");
+        return html;
     };
-    let node = op
-        .node
-        .as_deref()
-        .map(|n| format!(" on {}", escape(n)))
-        .unwrap_or_default();
-    format!(
-        "<a href=\"{}\" title=\"op {}\">{}{node}</a>",
-        escape(&href(op.index)),
-        op.index,
-        seconds(op.invoke_ns)
+    html.open(
+        "a",
+        &[
+            ("href", &href(op.index)),
+            ("title", &format_args!("op {}", op.index)),
+        ],
     )
+    .text(seconds(op.invoke_ns));
+    if let Some(node) = op.node.as_deref() {
+        html.text(format_args!(" on {node}"));
+    }
+    html.close("a");
+    html
+}
+
+/// `—`, or the fault windows at `time`.
+fn faults_cell(windows: &[FaultWindow], time: Option<u64>) -> Html {
+    match time {
+        Some(t) => faults_at(windows, t),
+        None => {
+            let mut html = Html::new();
+            html.tags("—");
+            html
+        }
+    }
 }
 
 /// The table of `rows` (all of one kind); `total` is how many there are in
@@ -221,90 +244,102 @@ pub fn table_html(
     total: usize,
     windows: &[FaultWindow],
     href: &dyn Fn(u64) -> String,
-) -> String {
+) -> Html {
+    let mut html = Html::new();
     let Some(kind) = rows.first().map(|r| r.kind.as_str()) else {
-        return String::new();
+        return html;
     };
     let stale = kind == STALE_READ;
     let with_keys = rows.iter().any(|r| r.key.is_some());
-    let mut html = String::from("<table class=\"set\"><tr><th>#</th>");
+    html.tags("<table class=\"set\"><tr><th>#</th>");
     if with_keys {
-        html.push_str("<th>key</th>");
+        html.tags("<th>key</th>");
     }
-    html.push_str(
+    html.tags(
         "<th>element</th><th>add invoked</th><th>acknowledged</th><th>by node</th><th>faults at the ack</th>",
     );
-    html.push_str(if stale {
+    html.tags(if stale {
         "<th>stale read began</th><th>faults at the stale read</th><th>seen again (read began)</th></tr>\n"
     } else {
         "<th>last seen (read began)</th><th>first read without it began</th></tr>\n"
     });
     for (n, r) in rows.iter().take(ROWS_SHOWN).enumerate() {
-        let _ = write!(html, "<tr><td>{}</td>", n + 1);
-        if with_keys {
-            let _ = write!(html, "<td>{}</td>", escape(r.key.as_deref().unwrap_or("")));
-        }
-        let (acked, node) = match &r.add {
-            Some(add) => (
-                match (add.outcome, add.complete_ns) {
-                    (OpType::Ok, Some(t)) => seconds(t),
-                    _ => "not acknowledged (indeterminate add)".to_string(),
-                },
-                add.node.clone().unwrap_or_else(|| "—".into()),
-            ),
-            None => ("—".into(), "—".into()),
-        };
-        let faults = r
-            .ack_ns()
-            .map_or_else(|| "—".to_string(), |t| faults_at(windows, t));
-        let invoked = op_cell(
-            r.add
-                .as_ref()
-                .map(|a| OpAt {
-                    node: None,
-                    ..a.clone()
-                })
-                .as_ref(),
-            href,
-        );
-        let _ = write!(
-            html,
-            "<td class=\"element\">{}</td><td>{invoked}</td><td>{}</td><td>{}</td><td>{faults}</td>",
-            escape(&compact(&r.element)),
-            escape(&acked),
-            escape(&node)
-        );
-        if stale {
-            let read_faults = r
-                .missed_by
-                .as_ref()
-                .map_or_else(|| "—".to_string(), |op| faults_at(windows, op.invoke_ns));
-            let _ = writeln!(
-                html,
-                "<td>{}</td><td>{read_faults}</td><td>{}</td></tr>",
-                op_cell(r.missed_by.as_ref(), href),
-                op_cell(r.seen.as_ref(), href)
-            );
-        } else {
-            let _ = writeln!(
-                html,
-                "<td>{}</td><td>{}</td></tr>",
-                op_cell(r.seen.as_ref(), href),
-                op_cell(r.missed_by.as_ref(), href)
-            );
-        }
+        table_row(&mut html, (n + 1, r), (with_keys, stale), windows, href);
     }
-    html.push_str("</table>\n");
+    html.tags("</table>\n");
     let shown = rows.len().min(ROWS_SHOWN);
     if total > shown {
-        let _ = writeln!(
-            html,
-            "<p>… and {} more {} not shown (the counts are complete).</p>",
-            total - shown,
-            escape(kind)
-        );
+        html.tags("<p>")
+            .text(format_args!(
+                "… and {} more {kind} not shown (the counts are complete).",
+                total - shown
+            ))
+            .tags("</p>\n");
     }
     html
+}
+
+/// Row `n` of the table: `r`.
+fn table_row(
+    html: &mut Html,
+    (n, r): (usize, &SetRow),
+    (with_keys, stale): (bool, bool),
+    windows: &[FaultWindow],
+    href: &dyn Fn(u64) -> String,
+) {
+    html.tags("<tr>").element("td", n);
+    if with_keys {
+        html.element("td", r.key.as_deref().unwrap_or(""));
+    }
+    let (acked, node) = match &r.add {
+        Some(add) => (
+            match (add.outcome, add.complete_ns) {
+                (OpType::Ok, Some(t)) => seconds(t),
+                _ => "not acknowledged (indeterminate add)".to_string(),
+            },
+            add.node.clone().unwrap_or_else(|| "—".into()),
+        ),
+        None => ("—".into(), "—".into()),
+    };
+    let invoked = op_cell(
+        r.add
+            .as_ref()
+            .map(|a| OpAt {
+                node: None,
+                ..a.clone()
+            })
+            .as_ref(),
+        href,
+    );
+    html.open("td", &[("class", &"element")])
+        .text(compact(&r.element))
+        .close("td")
+        .tags("<td>")
+        .append(&invoked)
+        .tags("</td>")
+        .element("td", &acked)
+        .element("td", &node)
+        .tags("<td>")
+        .append(&faults_cell(windows, r.ack_ns()))
+        .tags("</td>");
+    let cells = if stale {
+        [
+            op_cell(r.missed_by.as_ref(), href),
+            faults_cell(windows, r.missed_by.as_ref().map(|op| op.invoke_ns)),
+            op_cell(r.seen.as_ref(), href),
+        ]
+        .to_vec()
+    } else {
+        [
+            op_cell(r.seen.as_ref(), href),
+            op_cell(r.missed_by.as_ref(), href),
+        ]
+        .to_vec()
+    };
+    for cell in &cells {
+        html.tags("<td>").append(cell).tags("</td>");
+    }
+    html.tags("</tr>\n");
 }
 
 #[cfg(test)]
@@ -366,11 +401,11 @@ mod tests {
             index: 0,
         };
         let during = "<span class=\"fault\">partition n1 | n2</span>";
-        assert_eq!(faults_at(&[window(100)], 100), during);
+        assert_eq!(faults_at(&[window(100)], 100).as_str(), during);
         assert_eq!(
-            faults_at(&[window(1_000_000)], 0),
+            faults_at(&[window(1_000_000)], 0).as_str(),
             format!("none ({during} began 1.0 ms later)")
         );
-        assert_eq!(faults_at(&[window(2_000_000_000)], 0), "none");
+        assert_eq!(faults_at(&[window(2_000_000_000)], 0).as_str(), "none");
     }
 }

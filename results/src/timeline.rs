@@ -8,13 +8,13 @@
 //! fault windows in force are drawn in a column of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use checker::history::OpType;
 
 use crate::faults::FaultWindow;
-use crate::markup::{escape, seconds};
+use crate::html::Html;
+use crate::markup::seconds;
 use crate::ops::ClientOp;
 
 /// Ops per page.
@@ -51,8 +51,9 @@ pub fn write_timeline(
     Ok(paths)
 }
 
-fn nav(page: usize, pages: usize) -> String {
-    let mut nav = String::from("<nav><a href=\"report.html\">report</a> · page ");
+fn nav(page: usize, pages: usize) -> Html {
+    let mut nav = Html::new();
+    nav.tags("<nav><a href=\"report.html\">report</a> · page ");
     let shown: BTreeSet<usize> = [
         1,
         page.saturating_sub(2),
@@ -68,16 +69,17 @@ fn nav(page: usize, pages: usize) -> String {
     let mut last = 0;
     for p in shown {
         if p > last + 1 {
-            nav.push_str(" … ");
+            nav.tags(" … ");
         }
+        nav.tags(" ");
         if p == page {
-            let _ = write!(nav, " <b>{p}</b>");
+            nav.element("b", p);
         } else {
-            let _ = write!(nav, " <a href=\"{}\">{p}</a>", page_name(p));
+            nav.open("a", &[("href", &page_name(p))]).text(p).close("a");
         }
         last = p;
     }
-    let _ = write!(nav, " of {pages}</nav>");
+    nav.text(format_args!(" of {pages}")).tags("</nav>");
     nav
 }
 
@@ -97,7 +99,6 @@ fn page_html(
         }
     }
     events.sort_unstable();
-    let step_of = |index: u64| events.partition_point(|(i, _)| *i < index);
     let processes: BTreeSet<u64> = ops.iter().map(|op| op.process).collect();
     let column: BTreeMap<u64, usize> = processes
         .iter()
@@ -105,39 +106,67 @@ fn page_html(
         .map(|(i, p)| (*p, i + 1))
         .collect();
     let height = (events.len() + 1) * STEP_PX;
-    let mut html = String::new();
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>timeline {page}/{pages}: {}</title>\n<style>{CSS}</style></head><body>\n<h1>timeline: {}</h1>\n{}\n",
-        escape(title),
-        escape(title),
-        nav(page, pages)
-    );
+    let mut html = Html::new();
+    let nav = nav(page, pages);
+    html.tags("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+        .element("title", format_args!("timeline {page}/{pages}: {title}"))
+        .tags("\n<style>")
+        .tags(CSS)
+        .tags("</style></head><body>\n")
+        .element("h1", format_args!("timeline: {title}"))
+        .tags("\n")
+        .append(&nav)
+        .tags("\n");
     if let (Some(first), Some(last)) = (ops.first(), ops.last()) {
-        let _ = writeln!(
-            html,
-            "<p>ops {}–{} of the history (indices {}–{}), {} to {}</p>",
-            (page - 1) * OPS_PER_PAGE + 1,
-            (page - 1) * OPS_PER_PAGE + ops.len(),
-            first.index,
-            last.index,
-            seconds(first.invoke_ns),
-            seconds(last.complete_ns.unwrap_or(last.invoke_ns))
-        );
+        html.element(
+            "p",
+            format_args!(
+                "ops {}–{} of the history (indices {}–{}), {} to {}",
+                (page - 1) * OPS_PER_PAGE + 1,
+                (page - 1) * OPS_PER_PAGE + ops.len(),
+                first.index,
+                last.index,
+                seconds(first.invoke_ns),
+                seconds(last.complete_ns.unwrap_or(last.invoke_ns))
+            ),
+        )
+        .tags("\n");
     }
-    let _ = write!(
-        html,
-        "<div class=\"tl\" style=\"height:{height}px;width:{}px\">",
-        (processes.len() + 1) * COLUMN_PX + 10
-    );
-    let _ = write!(html, "<div class=\"head\" style=\"left:0\">faults</div>");
+    html.open(
+        "div",
+        &[
+            ("class", &"tl"),
+            (
+                "style",
+                &format_args!(
+                    "height:{height}px;width:{}px",
+                    (processes.len() + 1) * COLUMN_PX + 10
+                ),
+            ),
+        ],
+    )
+    .tags("<div class=\"head\" style=\"left:0\">faults</div>");
     for (p, c) in &column {
-        let _ = write!(
-            html,
-            "<div class=\"head\" style=\"left:{}px\">process {p}</div>",
-            c * COLUMN_PX
-        );
+        html.open(
+            "div",
+            &[
+                ("class", &"head"),
+                ("style", &format_args!("left:{}px", c * COLUMN_PX)),
+            ],
+        )
+        .text(format_args!("process {p}"))
+        .close("div");
     }
+    fault_divs(&mut html, &events, windows);
+    op_divs(&mut html, &events, ops, &column);
+    html.tags("</div>\n")
+        .append(&nav)
+        .tags("\n</body></html>\n");
+    html.into_string()
+}
+
+/// The fault windows that overlap the page's `events`, in the faults column.
+fn fault_divs(html: &mut Html, events: &[(u64, u64)], windows: &[FaultWindow]) {
     let step_at_time = |t: u64| {
         events
             .iter()
@@ -154,14 +183,37 @@ fn page_html(
     {
         let top = step_at_time(w.start_ns) * STEP_PX + 20;
         let bottom = w.end_ns.map_or(events.len(), step_at_time) * STEP_PX + 20;
-        let _ = write!(
-            html,
-            "<div class=\"op fault\" style=\"left:0;top:{top}px;height:{}px\" title=\"{}\">{}</div>",
-            bottom.saturating_sub(top).max(STEP_PX),
-            escape(&format!("{} from {}", w.label, seconds(w.start_ns))),
-            escape(&w.label)
-        );
+        html.open(
+            "div",
+            &[
+                ("class", &"op fault"),
+                (
+                    "style",
+                    &format_args!(
+                        "left:0;top:{top}px;height:{}px",
+                        bottom.saturating_sub(top).max(STEP_PX)
+                    ),
+                ),
+                (
+                    "title",
+                    &format_args!("{} from {}", w.label, seconds(w.start_ns)),
+                ),
+            ],
+        )
+        .text(&w.label)
+        .close("div");
     }
+}
+
+/// Each op of the page in its process's column, from its invocation's step
+/// to its completion's.
+fn op_divs(
+    html: &mut Html,
+    events: &[(u64, u64)],
+    ops: &[ClientOp],
+    column: &BTreeMap<u64, usize>,
+) {
+    let step_of = |index: u64| events.partition_point(|(i, _)| *i < index);
     for op in ops {
         let top = step_of(op.index) * STEP_PX + 20;
         let bottom_step = op.complete_index.map_or(events.len(), step_of);
@@ -184,16 +236,31 @@ fn page_html(
             .as_deref()
             .map(|k| format!("[{k}] "))
             .unwrap_or_default();
-        let _ = write!(
-            html,
-            "<div class=\"op {class}\" style=\"left:{}px;top:{top}px;height:{h}px\" title=\"{}\">{}</div>",
-            column[&op.process] * COLUMN_PX,
-            escape(&format!("op {} at {}: {key}{} → {class}, {latency}{node}", op.index, seconds(op.invoke_ns), op.describe())),
-            escape(&format!("{key}{}", op.describe()))
-        );
+        let describe = op.describe();
+        html.open(
+            "div",
+            &[
+                ("class", &format_args!("op {class}")),
+                (
+                    "style",
+                    &format_args!(
+                        "left:{}px;top:{top}px;height:{h}px",
+                        column[&op.process] * COLUMN_PX
+                    ),
+                ),
+                (
+                    "title",
+                    &format_args!(
+                        "op {} at {}: {key}{describe} → {class}, {latency}{node}",
+                        op.index,
+                        seconds(op.invoke_ns)
+                    ),
+                ),
+            ],
+        )
+        .text(format_args!("{key}{describe}"))
+        .close("div");
     }
-    let _ = write!(html, "</div>\n{}\n</body></html>\n", nav(page, pages));
-    html
 }
 
 /// `end.map_or(true, |e| e >= t)`, named for the window filter above.

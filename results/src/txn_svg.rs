@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use checker::history::OpType;
 use serde_json::Value;
 
+use crate::html::Html;
 use crate::markup::escape;
 use crate::ops::{ClientOp, OpIndex};
 use crate::results::{Anomaly, AnomalyEdge};
@@ -310,29 +311,30 @@ pub fn cycle_svg(txns: &[Txn], ids: &[u64], edges: &[AnomalyEdge]) -> String {
 
 /// The rows of a table of non-cycle txn anomalies of one kind: each with its
 /// txns (one line each), keys and explanation.
-pub fn table_html(rows: &[(&Anomaly, Vec<Txn>)], link: &dyn Fn(u64) -> String) -> String {
-    let mut html = String::from(
+pub fn table_html(rows: &[(&Anomaly, Vec<Txn>)], link: &dyn Fn(u64) -> Html) -> Html {
+    let mut html = Html::new();
+    html.tags(
         "<table class=\"txns\"><tr><th>#</th><th>txns</th><th>key</th><th>explanation</th></tr>\n",
     );
     for (n, (anomaly, txns)) in rows.iter().enumerate() {
-        let lines: Vec<String> = anomaly
-            .ops
-            .iter()
-            .map(|&id| match txns.iter().find(|t| t.id == id) {
-                Some(t) => format!("{} {}", link(id), escape(&t.label())),
-                None => link(id),
-            })
-            .collect();
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td class=\"txn\">{}</td><td>{}</td><td>{}</td></tr>",
-            n + 1,
-            lines.join("<br>"),
-            escape(anomaly.key.as_deref().unwrap_or("")),
-            escape(&anomaly.explanation)
-        );
+        html.tags("<tr>")
+            .element("td", n + 1)
+            .open("td", &[("class", &"txn")]);
+        for (line, &id) in anomaly.ops.iter().enumerate() {
+            if line > 0 {
+                html.tags("<br>");
+            }
+            html.append(&link(id));
+            if let Some(t) = txns.iter().find(|t| t.id == id) {
+                html.tags(" ").text(t.label());
+            }
+        }
+        html.close("td")
+            .element("td", anomaly.key.as_deref().unwrap_or(""))
+            .element("td", &anomaly.explanation)
+            .tags("</tr>\n");
     }
-    html.push_str("</table>\n");
+    html.tags("</table>\n");
     html
 }
 

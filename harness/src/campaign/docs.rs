@@ -15,7 +15,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use results::markup::escape;
+use results::html::Html;
+use results::junit::{Outcome, TestCase, TestSuite, TestSuites};
 use serde::{Deserialize, Serialize};
 
 use super::outcome::{campaign_verdict, CellOutcome, CellVerdict};
@@ -130,222 +131,226 @@ impl CampaignRecord {
 
     fn html(&self, dir: &Path, store_root: &Path) -> String {
         let verdict = self.verdict();
-        let class = match verdict {
-            CellVerdict::Met => "met",
-            CellVerdict::Unknown => "unknown",
-            CellVerdict::Unmet => "unmet",
-        };
-        let mut h =
-            String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-        let _ = write!(
-            h,
-            "<title>campaign {} — {}</title><style>{CSS}</style></head><body>",
-            escape(&self.name),
-            verdict
-        );
-        let _ = write!(
-            h,
-            "<div class=\"banner {class}\" id=\"verdict\">campaign {}: {}</div>",
-            escape(&self.name),
-            match verdict {
-                CellVerdict::Met => "every expectation met",
-                CellVerdict::Unknown => "some cells undecided (unknown runs)",
-                CellVerdict::Unmet => "some expectations NOT met",
-            }
-        );
-        let _ = write!(
-            h,
-            "<p>From <code>{}</code>, seed {}, started {}{}; status {}.</p><p>Repeat it: <code>{}</code></p>",
-            escape(&self.source),
-            self.seed,
-            escape(&self.started),
-            self.finished
-                .as_ref()
-                .map(|f| format!(", finished {}", escape(f)))
-                .unwrap_or_default(),
-            escape(&self.status),
-            escape(&self.command)
-        );
-        h.push_str("<table id=\"cells\"><thead><tr><th>cell</th><th>mode</th><th>workload</th><th>faults</th><th>expect</th><th>runs</th><th>detections</th><th>rate</th><th>median first anomaly</th><th>verdicts</th><th>result</th></tr></thead><tbody>");
-        for cell in &self.cells {
-            let t = &cell.test;
-            let text = |key: &str| {
-                t.get(key)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let faults = t
-                .get("nemesis")
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|f| f.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let mode = format!(
-                "write {} · election {} · reads {} · {} · fsync {}",
-                text("write-concern"),
-                text("election"),
-                text("reads"),
-                text("topology"),
-                text("fsync")
-            );
-            let v = cell.verdict();
-            let _ = write!(
-                h,
-                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"result\">{}</td></tr>",
-                match v {
-                    CellVerdict::Met => "met",
-                    CellVerdict::Unknown => "unknown",
-                    CellVerdict::Unmet => "unmet",
-                },
-                escape(&cell.name),
-                escape(&mode),
-                escape(&text("workload")),
-                escape(&faults),
-                escape(&expect_text(cell)),
-                cell.runs.len(),
-                match cell.expect {
-                    Expect::Valid => "-".into(),
-                    Expect::Detect(_) => cell.detections().to_string(),
-                },
-                rate_text(cell),
-                cell.median_first_anomaly_s()
-                    .map_or("-".into(), |s| format!("{s:.1} s")),
-                escape(&verdicts_text(cell)),
-                v
-            );
+        let mut h = Html::new();
+        h.tags("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+            .element("title", format_args!("campaign {} — {verdict}", self.name))
+            .tags("<style>")
+            .tags(CSS)
+            .tags("</style></head><body>")
+            .open(
+                "div",
+                &[
+                    ("class", &format_args!("banner {}", verdict_class(verdict))),
+                    ("id", &"verdict"),
+                ],
+            )
+            .text(format_args!(
+                "campaign {}: {}",
+                self.name,
+                match verdict {
+                    CellVerdict::Met => "every expectation met",
+                    CellVerdict::Unknown => "some cells undecided (unknown runs)",
+                    CellVerdict::Unmet => "some expectations NOT met",
+                }
+            ))
+            .close("div")
+            .tags("<p>From ")
+            .element("code", &self.source)
+            .text(format_args!(
+                ", seed {}, started {}",
+                self.seed, self.started
+            ));
+        if let Some(finished) = &self.finished {
+            h.text(format_args!(", finished {finished}"));
         }
-        h.push_str("</tbody></table><h2>Runs</h2>");
+        h.text(format_args!("; status {}.", self.status))
+            .tags("</p><p>Repeat it: ")
+            .element("code", &self.command)
+            .tags("</p>");
+        h.tags("<table id=\"cells\"><thead><tr><th>cell</th><th>mode</th><th>workload</th><th>faults</th><th>expect</th><th>runs</th><th>detections</th><th>rate</th><th>median first anomaly</th><th>verdicts</th><th>result</th></tr></thead><tbody>");
         for cell in &self.cells {
-            let _ = write!(h, "<h3>{}</h3><table class=\"runs\"><thead><tr><th>#</th><th>seed</th><th>verdict</th><th>anomalies</th><th>first anomaly</th><th>took</th><th>report</th></tr></thead><tbody>", escape(&cell.name));
-            for (i, run) in cell.runs.iter().enumerate() {
-                let anomalies: Vec<String> = run
-                    .anomalies
-                    .iter()
-                    .map(|(k, n)| format!("{n} {k}"))
-                    .collect();
-                let link = run
-                    .run_dir
-                    .as_ref()
-                    .map(|d| {
-                        let href = relative_link(dir, store_root, d);
-                        format!(
-                            "<a href=\"{}/report.html\">report</a> · <a href=\"{}/\">files</a>",
-                            escape(&href),
-                            escape(&href)
-                        )
-                    })
-                    .unwrap_or_default();
-                let _ = write!(
-                    h,
-                    "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td></tr>",
-                    if run.detected { "detected" } else { "" },
-                    i + 1,
-                    run.seed,
-                    escape(&run.verdict),
-                    escape(&match &run.error {
-                        Some(e) => format!("error: {e}"),
-                        None => anomalies.join(", "),
-                    }),
-                    run.first_anomaly_s.map_or("-".into(), |s| format!("{s:.1} s")),
-                    run.duration_s,
-                    link
-                );
-            }
-            h.push_str("</tbody></table>");
+            cell_row(&mut h, cell);
         }
-        h.push_str("</body></html>\n");
-        h
+        h.tags("</tbody></table><h2>Runs</h2>");
+        for cell in &self.cells {
+            runs_table(&mut h, cell, dir, store_root);
+        }
+        h.tags("</body></html>\n");
+        h.into_string()
     }
 
     /// `junit.xml`: one test case per cell; an unmet cell is a failure, an
     /// undecided one an error.
     pub fn junit_xml(&self) -> String {
-        let failures = self
-            .cells
-            .iter()
-            .filter(|c| c.verdict() == CellVerdict::Unmet)
-            .count();
-        let errors = self
-            .cells
-            .iter()
-            .filter(|c| c.verdict() == CellVerdict::Unknown)
-            .count();
         let time: f64 = self
             .cells
             .iter()
             .flat_map(|c| &c.runs)
             .map(|r| r.duration_s)
             .sum();
-        let name = escape(&self.name);
-        let tests = self.cells.len();
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(x, "<testsuites name=\"faultline campaign\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
-        let _ = writeln!(x, "  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">");
+        let mut suite = TestSuite::new(&self.name, time);
         for cell in &self.cells {
             let took: f64 = cell.runs.iter().map(|r| r.duration_s).sum();
-            let _ = write!(
-                x,
-                "    <testcase classname=\"faultline.campaign.{name}\" name=\"{}\" time=\"{took:.3}\"",
-                escape(&cell.name)
-            );
-            let message = format!(
-                "expected {}; {} runs of {}: {}{}",
-                expect_text(cell),
-                cell.runs.len(),
-                cell.runs_planned,
-                verdicts_text(cell),
-                match cell.expect {
-                    Expect::Valid => String::new(),
-                    Expect::Detect(_) => format!(", {} detecting", cell.detections()),
-                }
-            );
-            let body: Vec<String> = cell
-                .runs
-                .iter()
-                .map(|r| {
-                    format!(
-                        "seed {}: {} {}{}",
-                        r.seed,
-                        r.verdict,
-                        r.run_dir
-                            .as_ref()
-                            .map(|d| d.display().to_string())
-                            .unwrap_or_default(),
-                        r.error
-                            .as_ref()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            match cell.verdict() {
-                CellVerdict::Met => x.push_str("/>\n"),
-                CellVerdict::Unmet => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <failure message=\"{}\" type=\"unmet\">{}</failure>\n    </testcase>",
-                        escape(&message),
-                        escape(&body.join("\n"))
-                    );
-                }
-                CellVerdict::Unknown => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <error message=\"{}\" type=\"unknown\">{}</error>\n    </testcase>",
-                        escape(&message),
-                        escape(&body.join("\n"))
-                    );
-                }
-            }
+            let classname = format!("faultline.campaign.{}", self.name);
+            suite =
+                suite.case(TestCase::new(classname, &cell.name, junit_outcome(cell)).took(took));
         }
-        x.push_str("  </testsuite>\n</testsuites>\n");
-        x
+        TestSuites::new("faultline campaign").suite(suite).to_xml()
     }
+}
+
+/// A cell as a JUnit test case's outcome: met passes, unmet fails,
+/// undecided is an error; the message says what was expected and seen, the
+/// body lists the runs.
+fn junit_outcome(cell: &CellOutcome) -> Outcome {
+    let message = format!(
+        "expected {}; {} runs of {}: {}{}",
+        expect_text(cell),
+        cell.runs.len(),
+        cell.runs_planned,
+        verdicts_text(cell),
+        match cell.expect {
+            Expect::Valid => String::new(),
+            Expect::Detect(_) => format!(", {} detecting", cell.detections()),
+        }
+    );
+    let body: Vec<String> = cell
+        .runs
+        .iter()
+        .map(|r| {
+            format!(
+                "seed {}: {} {}{}",
+                r.seed,
+                r.verdict,
+                r.run_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                r.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let body = body.join("\n");
+    match cell.verdict() {
+        CellVerdict::Met => Outcome::Pass,
+        CellVerdict::Unmet => Outcome::Failure {
+            message,
+            kind: "unmet".into(),
+            body,
+        },
+        CellVerdict::Unknown => Outcome::Error {
+            message,
+            kind: "unknown".into(),
+            body: Some(body),
+        },
+    }
+}
+
+fn verdict_class(verdict: CellVerdict) -> &'static str {
+    match verdict {
+        CellVerdict::Met => "met",
+        CellVerdict::Unknown => "unknown",
+        CellVerdict::Unmet => "unmet",
+    }
+}
+
+/// A cell's row of the page's summary table.
+fn cell_row(h: &mut Html, cell: &CellOutcome) {
+    let t = &cell.test;
+    let text = |key: &str| {
+        t.get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let faults = t
+        .get("nemesis")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let mode = format!(
+        "write {} · election {} · reads {} · {} · fsync {}",
+        text("write-concern"),
+        text("election"),
+        text("reads"),
+        text("topology"),
+        text("fsync")
+    );
+    let v = cell.verdict();
+    h.open("tr", &[("class", &verdict_class(v))])
+        .element("td", &cell.name)
+        .element("td", &mode)
+        .element("td", text("workload"))
+        .element("td", &faults)
+        .element("td", expect_text(cell))
+        .element("td", cell.runs.len())
+        .element(
+            "td",
+            match cell.expect {
+                Expect::Valid => "-".into(),
+                Expect::Detect(_) => cell.detections().to_string(),
+            },
+        )
+        .element("td", rate_text(cell))
+        .element(
+            "td",
+            cell.median_first_anomaly_s()
+                .map_or("-".into(), |s| format!("{s:.1} s")),
+        )
+        .element("td", verdicts_text(cell))
+        .open("td", &[("class", &"result")])
+        .text(v)
+        .tags("</td></tr>");
+}
+
+/// A cell's runs, a row each, with links to their reports.
+fn runs_table(h: &mut Html, cell: &CellOutcome, dir: &Path, store_root: &Path) {
+    h.element("h3", &cell.name).tags("<table class=\"runs\"><thead><tr><th>#</th><th>seed</th><th>verdict</th><th>anomalies</th><th>first anomaly</th><th>took</th><th>report</th></tr></thead><tbody>");
+    for (i, run) in cell.runs.iter().enumerate() {
+        let anomalies: Vec<String> = run
+            .anomalies
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        h.open(
+            "tr",
+            &[("class", &if run.detected { "detected" } else { "" })],
+        )
+        .element("td", i + 1)
+        .element("td", run.seed)
+        .element("td", &run.verdict)
+        .element(
+            "td",
+            match &run.error {
+                Some(e) => format!("error: {e}"),
+                None => anomalies.join(", "),
+            },
+        )
+        .element(
+            "td",
+            run.first_anomaly_s
+                .map_or("-".into(), |s| format!("{s:.1} s")),
+        )
+        .element("td", format_args!("{:.1} s", run.duration_s))
+        .tags("<td>");
+        if let Some(run_dir) = &run.run_dir {
+            let href = relative_link(dir, store_root, run_dir);
+            h.open("a", &[("href", &format_args!("{href}/report.html"))])
+                .tags("report</a> · ")
+                .open("a", &[("href", &format_args!("{href}/"))])
+                .tags("files</a>");
+        }
+        h.tags("</td></tr>");
+    }
+    h.tags("</tbody></table>");
 }
 
 fn expect_text(cell: &CellOutcome) -> String {

@@ -1,8 +1,8 @@
-//! The HTML the server renders itself: the index of the store and the
-//! listing of a directory in it. Self-contained pages (inline CSS, no
-//! script): sorting and filtering are links and a form whose query string
-//! the server applies, so they work the same from a browser, `curl` or a
-//! test.
+//! The HTML the server renders itself: the index of the store, the
+//! listing of a directory in it and the error page. Self-contained pages
+//! (inline CSS, no script): sorting and filtering are links and a form
+//! whose query string the server applies, so they work the same from a
+//! browser, `curl` or a test.
 //!
 //! # Query string of the index
 //!
@@ -16,10 +16,9 @@
 //! Whatever the sort, ties go newest first.
 
 use std::cmp::Ordering;
-use std::fmt::Write as _;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use results::markup::escape;
+use results::html::Html;
 use serde::Deserialize;
 
 use super::runs::{CampaignRow, RunRow, Status, StoreListing};
@@ -217,52 +216,73 @@ form.filter { margin: 1em 0; } form.filter > * { margin-right: .5em; }
 pub fn index(store: &str, listing: &StoreListing, query: &IndexQuery) -> Result<String, String> {
     let status = query.status()?;
     let shown = select(&listing.runs, query, status);
-    let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>faultline: {store}</title><style>{STYLE}</style></head><body>\n\
-         <h1>faultline store <code>{store}</code></h1>\n",
-        store = escape(store)
-    );
-    page.push_str(&filter_form(query, status));
-    let _ = writeln!(
-        page,
-        "<p class=\"count\">{} of {} runs shown</p>",
-        shown.len(),
-        listing.runs.len()
-    );
-    page.push_str(&runs_table(&shown, query));
-    page.push_str(&campaigns_table(&listing.campaigns));
-    page.push_str("</body></html>\n");
-    Ok(page)
+    let mut page = Html::new();
+    page.tags("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+        .element("title", format_args!("faultline: {store}"))
+        .tags("<style>")
+        .tags(STYLE)
+        .tags("</style></head><body>\n<h1>faultline store ")
+        .element("code", store)
+        .tags("</h1>\n");
+    filter_form(&mut page, query, status);
+    page.open("p", &[("class", &"count")])
+        .text(format_args!(
+            "{} of {} runs shown",
+            shown.len(),
+            listing.runs.len()
+        ))
+        .tags("</p>\n");
+    runs_table(&mut page, &shown, query);
+    campaigns_table(&mut page, &listing.campaigns);
+    page.tags("</body></html>\n");
+    Ok(page.into_string())
 }
 
-fn filter_form(query: &IndexQuery, status: Option<Status>) -> String {
-    let mut options = String::from("<option value=\"\">all</option>");
+fn filter_form(page: &mut Html, query: &IndexQuery, status: Option<Status>) {
+    page.tags("<form class=\"filter\" method=\"get\" action=\"/\">")
+        .tags("<label>verdict <select name=\"verdict\"><option value=\"\">all</option>");
     for s in Status::ALL {
-        let selected = if status == Some(s) { " selected" } else { "" };
-        let _ = write!(
-            options,
-            "<option value=\"{0}\"{selected}>{0}</option>",
-            s.as_str()
-        );
+        page.tags("<option value=\"")
+            .text(s.as_str())
+            .tags(if status == Some(s) {
+                "\" selected>"
+            } else {
+                "\">"
+            })
+            .text(s.as_str())
+            .close("option");
     }
-    format!(
-        "<form class=\"filter\" method=\"get\" action=\"/\">\
-         <label>verdict <select name=\"verdict\">{options}</select></label>\
-         <label>test <input name=\"test\" value=\"{test}\" placeholder=\"name contains\"></label>\
-         <input type=\"hidden\" name=\"sort\" value=\"{sort}\">\
-         <input type=\"hidden\" name=\"order\" value=\"{order}\">\
-         <button type=\"submit\">filter</button> <a href=\"/\">clear</a></form>\n",
-        test = escape(&query.test),
-        sort = query.sort.as_str(),
-        order = query.order().as_str(),
-    )
+    page.tags("</select></label><label>test ")
+        .open(
+            "input",
+            &[
+                ("name", &"test"),
+                ("value", &query.test),
+                ("placeholder", &"name contains"),
+            ],
+        )
+        .tags("</label>")
+        .open(
+            "input",
+            &[
+                ("type", &"hidden"),
+                ("name", &"sort"),
+                ("value", &query.sort.as_str()),
+            ],
+        )
+        .open(
+            "input",
+            &[
+                ("type", &"hidden"),
+                ("name", &"order"),
+                ("value", &query.order().as_str()),
+            ],
+        )
+        .tags("<button type=\"submit\">filter</button> <a href=\"/\">clear</a></form>\n");
 }
 
-fn runs_table(runs: &[&RunRow], query: &IndexQuery) -> String {
-    let mut table = String::from("<table id=\"runs\"><thead><tr>");
+fn runs_table(page: &mut Html, runs: &[&RunRow], query: &IndexQuery) {
+    page.tags("<table id=\"runs\"><thead><tr>");
     for (column, name) in SortColumn::ALL {
         let sorted = column == query.sort;
         let order = if sorted {
@@ -275,112 +295,123 @@ fn runs_table(runs: &[&RunRow], query: &IndexQuery) -> String {
             (true, Order::Asc) => " ▲",
             (true, Order::Desc) => " ▼",
         };
-        let title = match column {
-            SortColumn::Mode => " title=\"write-concern/election/reads/topology/fsync\"",
-            _ => "",
-        };
-        let _ = write!(
-            table,
-            "<th{class}{title}><a href=\"{href}\">{name}{arrow}</a></th>",
-            class = if sorted { " class=\"sorted\"" } else { "" },
-            href = escape(&query.with_sort(column, order)),
-        );
+        page.tags("<th");
+        if sorted {
+            page.tags(" class=\"sorted\"");
+        }
+        if column == SortColumn::Mode {
+            page.tags(" title=\"write-concern/election/reads/topology/fsync\"");
+        }
+        page.tags(">")
+            .open("a", &[("href", &query.with_sort(column, order))])
+            .text(format_args!("{name}{arrow}"))
+            .tags("</a></th>");
     }
-    table.push_str("<th>report</th></tr></thead>\n<tbody>\n");
+    page.tags("<th>report</th></tr></thead>\n<tbody>\n");
     for run in runs {
-        table.push_str(&run_row(run));
+        page.append(&run_row(run));
     }
     if runs.is_empty() {
-        table.push_str("<tr><td colspan=\"8\" class=\"muted\">no runs</td></tr>\n");
+        page.tags("<tr><td colspan=\"8\" class=\"muted\">no runs</td></tr>\n");
     }
-    table.push_str("</tbody></table>\n");
-    table
+    page.tags("</tbody></table>\n");
 }
 
-fn run_row(run: &RunRow) -> String {
+fn run_row(run: &RunRow) -> Html {
     let dir = format!("/{}/{}/", encode(&run.test_name), encode(&run.timestamp));
     let status = run.status.as_str();
-    let note = run
-        .note
-        .as_ref()
-        .map(|n| format!(" title=\"{}\"", escape(n)))
-        .unwrap_or_default();
-    let anomalies: String = run
-        .anomalies
-        .iter()
-        .map(|(kind, n)| {
-            format!(
-                "<span class=\"anomaly\" data-kind=\"{0}\">{0} {n}</span>",
-                escape(kind)
-            )
-        })
-        .collect();
-    let report = if run.has_report {
-        format!("<a href=\"{}report.html\">report</a> · ", escape(&dir))
-    } else {
-        String::new()
+    let mut row = Html::new();
+    row.open("tr", &[("class", &"run"), ("data-verdict", &status)])
+        .open("td", &[("class", &"name")])
+        .text(&run.test_name)
+        .close("td")
+        .open("td", &[("class", &"time"), ("title", &run.timestamp)])
+        .text(readable_time(&run.timestamp))
+        .close("td");
+    for (class, text) in [
+        ("mode", &run.mode),
+        ("workload", &run.workload),
+        ("faults", &run.faults.join(",")),
+    ] {
+        row.open("td", &[("class", &class)]).text(text).close("td");
+    }
+    let verdict_class = format!("verdict {status}");
+    match &run.note {
+        Some(note) => row.open("td", &[("class", &verdict_class), ("title", note)]),
+        None => row.open("td", &[("class", &verdict_class)]),
     };
-    format!(
-        "<tr class=\"run\" data-verdict=\"{status}\"><td class=\"name\">{name}</td>\
-         <td class=\"time\" title=\"{stamp}\">{time}</td><td class=\"mode\">{mode}</td>\
-         <td class=\"workload\">{workload}</td><td class=\"faults\">{faults}</td>\
-         <td class=\"verdict {status}\"{note}>{status}</td><td class=\"anomalies\">{anomalies}</td>\
-         <td class=\"links\">{report}<a href=\"{dir}\">files</a></td></tr>\n",
-        name = escape(&run.test_name),
-        stamp = escape(&run.timestamp),
-        time = escape(&readable_time(&run.timestamp)),
-        mode = escape(&run.mode),
-        workload = escape(&run.workload),
-        faults = escape(&run.faults.join(",")),
-        dir = escape(&dir),
-    )
+    row.text(status).tags("</td><td class=\"anomalies\">");
+    for (kind, n) in &run.anomalies {
+        row.open("span", &[("class", &"anomaly"), ("data-kind", kind)])
+            .text(format_args!("{kind} {n}"))
+            .close("span");
+    }
+    row.tags("</td><td class=\"links\">");
+    if run.has_report {
+        row.open("a", &[("href", &format_args!("{dir}report.html"))])
+            .tags("report</a> · ");
+    }
+    row.open("a", &[("href", &dir)])
+        .tags("files</a></td></tr>\n");
+    row
 }
 
-fn campaigns_table(campaigns: &[CampaignRow]) -> String {
-    let mut table = String::from(
+fn campaigns_table(page: &mut Html, campaigns: &[CampaignRow]) {
+    page.tags(
         "<h2>Campaigns</h2>\n<table id=\"campaigns\"><thead><tr>\
          <th>name</th><th>time</th><th>report</th></tr></thead>\n<tbody>\n",
     );
     for campaign in campaigns {
         let href: Vec<String> = campaign.path.split('/').map(encode).collect();
-        let _ = writeln!(
-            table,
-            "<tr class=\"campaign\"><td class=\"name\">{}</td><td class=\"time\" title=\"{}\">{}</td>\
-             <td><a href=\"/{}/{}\">campaign</a></td></tr>",
-            escape(&campaign.name),
-            escape(&campaign.timestamp),
-            escape(&readable_time(&campaign.timestamp)),
-            escape(&href.join("/")),
-            super::runs::CAMPAIGN_HTML,
-        );
+        page.tags("<tr class=\"campaign\"><td class=\"name\">")
+            .text(&campaign.name)
+            .tags("</td>")
+            .open("td", &[("class", &"time"), ("title", &campaign.timestamp)])
+            .text(readable_time(&campaign.timestamp))
+            .tags("</td><td>")
+            .open(
+                "a",
+                &[(
+                    "href",
+                    &format_args!("/{}/{}", href.join("/"), super::runs::CAMPAIGN_HTML),
+                )],
+            )
+            .tags("campaign</a></td></tr>\n");
     }
     if campaigns.is_empty() {
-        table.push_str("<tr><td colspan=\"3\" class=\"muted\">no campaigns</td></tr>\n");
+        page.tags("<tr><td colspan=\"3\" class=\"muted\">no campaigns</td></tr>\n");
     }
-    table.push_str("</tbody></table>\n");
-    table
+    page.tags("</tbody></table>\n");
 }
 
 /// A listing of the store directory `url_path` (`/`-terminated, already
 /// validated) holding `entries`: (name, is a directory).
 pub fn directory(url_path: &str, entries: &[(String, bool)]) -> String {
-    let mut items = String::new();
+    let mut page = Html::new();
+    page.tags("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+        .element("title", format_args!("faultline: {url_path}"))
+        .tags("<style>")
+        .tags(STYLE)
+        .tags("</style></head><body>\n<h1>")
+        .element("code", url_path)
+        .tags("</h1>\n<p><a href=\"/\">index</a> · <a href=\"../\">up</a></p>\n<ul class=\"entries\">\n");
     for (name, is_dir) in entries {
         let slash = if *is_dir { "/" } else { "" };
-        let _ = writeln!(
-            items,
-            "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
-            escape(&encode(name)),
-            escape(name)
-        );
+        page.tags("<li>")
+            .open("a", &[("href", &format_args!("{}{slash}", encode(name)))])
+            .text(format_args!("{name}{slash}"))
+            .tags("</a></li>\n");
     }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>faultline: {path}</title><style>{STYLE}</style></head><body>\n\
-         <h1><code>{path}</code></h1>\n<p><a href=\"/\">index</a> · <a href=\"../\">up</a></p>\n\
-         <ul class=\"entries\">\n{items}</ul>\n</body></html>\n",
-        path = escape(url_path),
-    )
+    page.tags("</ul>\n</body></html>\n");
+    page.into_string()
+}
+
+/// The page of a server error saying `message`.
+pub fn error(message: &str) -> String {
+    let mut page = Html::new();
+    page.tags("<!DOCTYPE html><title>error</title>")
+        .element("p", message);
+    page.into_string()
 }
 
 /// `20261126T041503.123Z` (with any `-N` suffix) as
@@ -496,11 +527,19 @@ mod tests {
     }
 
     #[test]
+    fn the_error_page_escapes_its_message() {
+        assert_eq!(
+            error("no <store> & more"),
+            "<!DOCTYPE html><title>error</title><p>no &lt;store&gt; &amp; more</p>"
+        );
+    }
+
+    #[test]
     fn strings_from_the_store_are_escaped_in_rows_and_links() {
         let mut run = row("<b>", "20250101T000000.000Z", Status::Incomplete, 1);
         run.note = Some("\"bad\" & <worse>".into());
         run.anomalies = BTreeMap::from([("<script>".to_string(), 1)]);
-        let html = run_row(&run);
+        let html = run_row(&run).into_string();
         assert!(
             !html.contains("<b>") && !html.contains("<script>"),
             "{html}"
