@@ -11,6 +11,7 @@
 //! - [`net`]: the [`net::Net`] trait, its error, the heal-on-drop guard.
 //! - [`net::proxy`]: the default backend, a TCP proxy on every directed node-to-node link.
 //! - `net::netns` (Linux only): kernel DROP rules between per-node loopback addresses or namespaces.
+//! - `net::nodes` (Linux only): a network namespace and address per node, bridged, partitioned by DROP rules.
 #![deny(missing_docs)]
 
 pub mod fault;

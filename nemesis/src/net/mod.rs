@@ -20,6 +20,8 @@ use crate::grudge::{Grudge, Node};
 
 #[cfg(target_os = "linux")]
 pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod nodes;
 pub mod proxy;
 
 /// A way to cut and slow links between nodes. Every method is idempotent.
