@@ -213,9 +213,11 @@ impl Namespace {
                         pending: AtomicI32::new(0),
                     })
                 }
-                Ok(_) => thread::sleep(NAMESPACE_POLL),
                 // Gone (or a zombie) before it made the namespace.
-                Err(_) => return None,
+                Err(_) if !running(pid) => return None,
+                // Not yet unshared, or unreadable while it changes its
+                // credentials (entering a user namespace).
+                _ => thread::sleep(NAMESPACE_POLL),
             }
         }
         None

@@ -137,9 +137,7 @@ s.recv(16)\n";
 
 const SEND: &str = "import socket, sys, time\n\
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-for _ in range(15):\n\
-    s.sendto(b'x', (sys.argv[1], int(sys.argv[2])))\n\
-    time.sleep(0.1)\n";
+for _ in range(15): s.sendto(b'x', (sys.argv[1], int(sys.argv[2]))); time.sleep(0.1)\n";
 
 /// Which directed pairs `(from, to)` a datagram crosses, all pairs at once:
 /// a receiver in `to`, then a sender in `from`, per pair.
