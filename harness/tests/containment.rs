@@ -213,3 +213,54 @@ fn a_killed_node_takes_its_daemon_and_a_paused_node_stops_it() {
     assert!(resumed, "resume did not continue the daemon");
     assert!(all_gone, "left after teardown: {left:?}");
 }
+
+#[test]
+fn cleanup_kills_a_contained_node_and_its_daemon_that_a_killed_run_left() {
+    use std::os::unix::process::CommandExt;
+
+    if !pid_namespaces() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = store.join("left-behind").join("20261126T000000.000Z");
+    std::fs::create_dir_all(&run).unwrap();
+    let marker = unique_marker("cleanup");
+    // A contained node as the harness starts one (`unshare` leading its
+    // group, its command line naming its data dir), but not armed to die
+    // with us: the stand-in for what a killed run left.
+    let mut unshare = Command::new("unshare");
+    if !nix::unistd::geteuid().is_root() {
+        unshare.args(["--user", "--map-current-user"]);
+    }
+    let line = format!("(setsid sh -c 'while :; do sleep 1; done' {marker} &); sleep 60; echo \"$0\"");
+    let mut node = unshare
+        .args(["--pid", "--fork", "--kill-child", "--", "sh", "-c", &line])
+        .arg(run.join("nodes/n1/data"))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let started = eventually("the daemon runs", Duration::from_secs(10), || {
+        daemons(&marker).len() == 1
+    });
+    let state =
+        serde_json::json!({"harness_pid": 999_999_999u32, "nodes": {"n1": node.id()}, "net": null});
+    std::fs::write(run.join("state.json"), state.to_string()).unwrap();
+
+    let out = Command::new(faultline())
+        .arg("cleanup")
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = node.wait();
+    let gone = eventually("the daemon dies", Duration::from_secs(5), || {
+        daemons(&marker).is_empty()
+    });
+    let left = kill_marked(&marker);
+    assert!(started, "the daemon never started");
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("killed n1"), "{stdout}");
+    assert!(gone, "cleanup left the daemon: {left:?}");
+}
