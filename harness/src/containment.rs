@@ -390,7 +390,11 @@ mod tests {
         while namespace.members().len() < 3 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(namespace.members().len(), 3, "sleep, sh and the daemon's sleep");
+        assert_eq!(
+            namespace.members().len(),
+            3,
+            "sleep, sh and the daemon's sleep"
+        );
         // `sleep` as init catches no SIGTERM: emulated, it still ends.
         namespace.signal(Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -153,7 +153,10 @@ fn a_sigkilled_run_leaves_no_double_forked_daemon_behind() {
     run.kill().unwrap();
     run.wait().unwrap();
     assert!(started, "the daemons never started");
-    assert!(nodes_before >= 3, "the nodes run with their data dirs in the store");
+    assert!(
+        nodes_before >= 3,
+        "the nodes run with their data dirs in the store"
+    );
     let gone = eventually("everything dies", Duration::from_secs(5), || {
         marked(&marker).is_empty() && marked(&store_text).is_empty()
     });
@@ -181,9 +184,11 @@ fn a_killed_node_takes_its_daemon_and_a_paused_node_stops_it() {
     let mut db = ExternalDb::new(config).unwrap();
     db.setup().unwrap();
     let (n1, n2) = (format!("{marker}-n1"), format!("{marker}-n2"));
-    assert!(eventually("three daemons run", Duration::from_secs(10), || {
-        daemons(&marker).len() == 3
-    }));
+    assert!(eventually(
+        "three daemons run",
+        Duration::from_secs(10),
+        || { daemons(&marker).len() == 3 }
+    ));
 
     // Through the trait object, as the nemesis holds it.
     let dynamic: &mut dyn Db = &mut db;
@@ -204,9 +209,11 @@ fn a_killed_node_takes_its_daemon_and_a_paused_node_stops_it() {
     });
 
     db.teardown().unwrap();
-    let all_gone = eventually("teardown takes every daemon", Duration::from_secs(5), || {
-        marked(&marker).is_empty()
-    });
+    let all_gone = eventually(
+        "teardown takes every daemon",
+        Duration::from_secs(5),
+        || marked(&marker).is_empty(),
+    );
     let left = kill_marked(&marker);
     assert!(n1_gone, "the killed node's daemon survived");
     assert!(stopped, "pause did not stop the daemon");
@@ -233,7 +240,8 @@ fn cleanup_kills_a_contained_node_and_its_daemon_that_a_killed_run_left() {
     if !nix::unistd::geteuid().is_root() {
         unshare.args(["--user", "--map-current-user"]);
     }
-    let line = format!("(setsid sh -c 'while :; do sleep 1; done' {marker} &); sleep 60; echo \"$0\"");
+    let line =
+        format!("(setsid sh -c 'while :; do sleep 1; done' {marker} &); sleep 60; echo \"$0\"");
     let mut node = unshare
         .args(["--pid", "--fork", "--kill-child", "--", "sh", "-c", &line])
         .arg(run.join("nodes/n1/data"))

@@ -78,7 +78,10 @@ fn in_private_netns(test: &str, body: impl FnOnce(&Path)) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("--- {test} in a private netns ---\n{stdout}{stderr}");
     assert!(output.status.success(), "{test} failed in its netns");
-    assert!(stdout.contains("1 passed"), "the re-executed binary did not run {test}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the re-executed binary did not run {test}"
+    );
 }
 
 /// Processes that are killed and reaped when dropped.
@@ -167,13 +170,7 @@ fn datagram_links(placement: &dyn Placement, python: &Path) -> BTreeSet<(String,
     let crossed = pairs
         .into_iter()
         .zip(receivers)
-        .filter_map(|(pair, mut receiver)| {
-            receiver
-                .wait()
-                .unwrap()
-                .success()
-                .then_some(pair)
-        })
+        .filter_map(|(pair, mut receiver)| receiver.wait().unwrap().success().then_some(pair))
         .collect();
     drop(senders);
     crossed
@@ -265,7 +262,10 @@ fn node_namespaces_reach_each_other_until_a_grudge_cuts_exactly_its_directions()
             );
             for node in names() {
                 let addr = placement.address(&node).unwrap();
-                assert!(harness_reaches(addr), "client traffic to {node} is never cut");
+                assert!(
+                    harness_reaches(addr),
+                    "client traffic to {node} is never cut"
+                );
             }
             net.heal().unwrap();
             assert_eq!(datagram_links(&placement, python), all_pairs_but(&[]));

@@ -5,7 +5,8 @@
 //! the group reaches a node and anything it forked, and the terminal's
 //! Ctrl-C reaches only the harness, which then tears down), and it carries
 //! `PR_SET_PDEATHSIG(SIGKILL)` so that it dies when the harness is
-//! SIGKILLed. The kernel delivers that signal when the *thread* that forked
+//! SIGKILLed; a started node also runs in a PID namespace of its own, so
+//! that whatever it forks dies with it ([`crate::containment`]). The kernel delivers that signal when the *thread* that forked
 //! the child exits, not the process: a node forked from a tokio
 //! blocking-pool thread would be killed when that thread idles out ten
 //! seconds later. So every fork goes through a [`Spawner`]: one dedicated

@@ -205,7 +205,9 @@ impl NodeNet {
         };
         let (bridge_end, node_end) = (&namespace.bridge_end, &namespace.node_end);
         let holder_pid = namespace.holder.id().to_string();
-        self.ip(&["link", "add", bridge_end, "type", "veth", "peer", "name", node_end])?;
+        self.ip(&[
+            "link", "add", bridge_end, "type", "veth", "peer", "name", node_end,
+        ])?;
         self.ip(&["link", "set", node_end, "netns", &holder_pid])?;
         self.ip(&["link", "set", bridge_end, "master", BRIDGE, "up"])?;
         let path = namespace.path();
@@ -305,7 +307,11 @@ impl NodeNet {
             Firewall::Nft => self.firewall_in(node, &["-f", "-"], Some(&nft_setup_script())),
             Firewall::Iptables => {
                 self.firewall_in(node, &["-w", "-N", IPTABLES_CHAIN], None)?;
-                self.firewall_in(node, &["-w", "-I", "INPUT", "1", "-j", IPTABLES_CHAIN], None)
+                self.firewall_in(
+                    node,
+                    &["-w", "-I", "INPUT", "1", "-j", IPTABLES_CHAIN],
+                    None,
+                )
             }
         }
     }
@@ -313,9 +319,7 @@ impl NodeNet {
     /// Replaces `node`'s drop rules by "drop packets from `senders`".
     fn set_drops(&self, node: &str, senders: &[Ipv4Addr]) -> Result<(), NetError> {
         match self.tools.firewall {
-            Firewall::Nft => {
-                self.firewall_in(node, &["-f", "-"], Some(&nft_drop_script(senders)))
-            }
+            Firewall::Nft => self.firewall_in(node, &["-f", "-"], Some(&nft_drop_script(senders))),
             Firewall::Iptables => {
                 self.firewall_in(node, &["-w", "-F", IPTABLES_CHAIN], None)?;
                 for sender in senders {
@@ -382,7 +386,9 @@ impl Net for NodeNet {
     fn partition(&mut self, grudge: &Grudge) -> Result<(), NetError> {
         let drops = self.drops(grudge)?;
         if !self.up {
-            return Err(NetError::Unsupported("the node namespaces are torn down".into()));
+            return Err(NetError::Unsupported(
+                "the node namespaces are torn down".into(),
+            ));
         }
         for (node, senders) in &drops {
             self.set_drops(node, senders)?;
