@@ -34,10 +34,10 @@
 //! handler for (SIGKILL and SIGSTOP excepted). [`Namespace::signal`] sends
 //! a signal to every member (pause and resume stop and continue them all,
 //! not only the process group) and, for a terminating signal the init does
-//! not catch, emulates its default action: the init is SIGKILLed once it is
-//! the namespace's last live process ([`Namespace::settle`]), so the other
-//! members get their graceful shutdown first and a shell init (`sh -c`) is
-//! not cut short. A node whose init catches the signal (target-node, etcd,
+//! not catch, emulates its default action: the init is SIGKILLed once the
+//! members signalled with it are gone ([`Namespace::settle`]), so they get
+//! their graceful shutdown first and a shell init (`sh -c`) is not cut
+//! short; the exit then reads "killed by SIGKILL". A node whose init catches the signal (target-node, etcd,
 //! Redis, PostgreSQL, Patroni) sees no difference.
 //!
 //! # What a node sees
@@ -58,11 +58,11 @@
 //! user namespaces for a non-root user, a seccomp profile), nodes run as
 //! before — each in its own process group, armed to die with the harness —
 //! and one warning says that double-forked daemons may outlive the run.
+//! `FAULTLINE_NO_PID_NAMESPACE=1` forces the fallback (to compare).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -188,9 +188,10 @@ pub(crate) struct Namespace {
     id: String,
     /// The `unshare` that made it (outside it; its init's parent).
     unshare: u32,
-    /// A terminating signal sent to an init that does not catch it, to be
-    /// emulated by [`Namespace::settle`]; 0 when none.
-    pending: AtomicI32,
+    /// After a terminating signal its init does not catch: the init and
+    /// the other members that were signalled with it, for
+    /// [`Namespace::settle`] to end the init once those are gone.
+    pending: Mutex<Option<Pending>>,
 }
 
 impl Namespace {
@@ -210,7 +211,7 @@ impl Namespace {
                     return Some(Namespace {
                         id: id.to_string_lossy().into_owned(),
                         unshare: pid,
-                        pending: AtomicI32::new(0),
+                        pending: Mutex::new(None),
                     })
                 }
                 // Gone (or a zombie) before it made the namespace.
@@ -253,29 +254,42 @@ impl Namespace {
         let init = members.iter().copied().find(|pid| is_init(*pid));
         if let Some(init) = init {
             if terminates(signal) && !handles(init, signal) {
-                self.pending.store(signal as i32, Ordering::SeqCst);
+                let others = members.into_iter().filter(|p| *p != init).collect();
+                *self.lock_pending() = Some(Pending { init, others });
             }
         }
         self.settle();
     }
 
-    /// Emulates a pending default action (see [`Namespace::signal`]): the
-    /// init is SIGKILLed once it is the last live member, and `unshare`
-    /// with it (so `unshare` does not report its child's death as its own
-    /// failure).
+    /// Emulates a pending default action (see [`Namespace::signal`]): once
+    /// every member signalled with the init is gone, the init is SIGKILLed
+    /// (taking anything started since), and `unshare` with it (so `unshare`
+    /// does not report its child's death as its own failure).
     pub(crate) fn settle(&self) {
-        if self.pending.load(Ordering::SeqCst) == 0 {
+        let mut pending = self.lock_pending();
+        let Some(Pending { init, others }) = pending.as_ref() else {
+            return;
+        };
+        if others.iter().any(|pid| running(*pid)) {
             return;
         }
-        let members = self.members();
-        if let [only] = members.as_slice() {
-            if is_init(*only) {
-                let _ = kill(Pid::from_raw(self.unshare as i32), Signal::SIGKILL);
-                let _ = kill(Pid::from_raw(*only as i32), Signal::SIGKILL);
-                self.pending.store(0, Ordering::SeqCst);
-            }
-        }
+        let _ = kill(Pid::from_raw(self.unshare as i32), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(*init as i32), Signal::SIGKILL);
+        *pending = None;
     }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A default action being emulated for a namespace's init.
+#[derive(Debug)]
+struct Pending {
+    init: u32,
+    others: Vec<u32>,
 }
 
 /// Whether `pid` is the init (pid 1) of its PID namespace: the last field
