@@ -5,7 +5,9 @@
 //! harness's pid, each node's pid (every node leads its own process group)
 //! and the network backend. A run that ends normally removes the file, so a
 //! state file in the store means a run that was killed. Nodes normally die
-//! with the harness anyway (parent-death signal) and the proxy backend lives
+//! with the harness anyway (parent-death signal; each node's PID namespace,
+//! see `containment`, takes its daemons too: a node's recorded pid is its
+//! `unshare`, whose death ends the namespace) and the proxy backend lives
 //! in the harness's own process; `faultline cleanup` is for what that cannot
 //! cover: nodes of external systems that daemonize or outlive their parent,
 //! and kernel rules (the nft table `inet faultline` or the iptables chain

@@ -17,7 +17,9 @@
 //!   schedule and the client that applies faults (network backend,
 //!   kill/pause, clock, crash).
 //! - [`cleanup`]: the run's state file and `faultline cleanup`.
+//! - `containment`: a PID namespace per node, so every descendant dies with its node and the run.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
+//! - [`placement`]: where a node runs and how a command reaches it (loopback, per-node namespaces).
 //! - [`run`]: the life of a test, from setup to stored results.
 //! - [`campaign`]: campaigns: cells of tests with expectations, their
 //!   verdicts and documents.
@@ -28,10 +30,12 @@
 pub mod campaign;
 pub mod cleanup;
 pub mod client;
+pub(crate) mod containment;
 pub mod db;
 pub mod generator;
 pub mod interpreter;
 pub mod package;
+pub mod placement;
 pub mod run;
 pub mod serve;
 pub mod test_spec;

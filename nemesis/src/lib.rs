@@ -22,6 +22,7 @@
 //! - [`net`]: the [`net::Net`] trait, its error, the heal-on-drop guard.
 //! - `net::proxy` (feature `backends`): the default backend, a TCP proxy on every directed node-to-node link.
 //! - `net::netns` (feature `backends`, Linux only): kernel DROP rules between per-node loopback addresses or namespaces.
+//! - `net::nodes` (feature `backends`, Linux only): a network namespace and address per node, bridged, partitioned by DROP rules.
 //!
 //! # Features
 //! - `backends` (default): the network backends and their dependencies

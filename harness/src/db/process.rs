@@ -5,7 +5,8 @@
 //! the group reaches a node and anything it forked, and the terminal's
 //! Ctrl-C reaches only the harness, which then tears down), and it carries
 //! `PR_SET_PDEATHSIG(SIGKILL)` so that it dies when the harness is
-//! SIGKILLed. The kernel delivers that signal when the *thread* that forked
+//! SIGKILLed; a started node also runs in a PID namespace of its own, so
+//! that whatever it forks dies with it ([`crate::containment`]). The kernel delivers that signal when the *thread* that forked
 //! the child exits, not the process: a node forked from a tokio
 //! blocking-pool thread would be killed when that thread idles out ten
 //! seconds later. So every fork goes through a [`Spawner`]: one dedicated
@@ -38,6 +39,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::DbError;
+use crate::containment::{self, Namespace};
 
 /// How often exits are polled while waiting for them.
 const EXIT_POLL: Duration = Duration::from_millis(10);
@@ -134,9 +136,11 @@ fn die_with_parent(command: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
 
-/// One running node process (the leader of its own process group).
+/// One running node process (the leader of its own process group) and,
+/// when contained, its PID namespace (see [`crate::containment`]).
 pub(crate) struct NodeProcess {
     child: Child,
+    namespace: Option<Namespace>,
 }
 
 impl NodeProcess {
@@ -149,8 +153,17 @@ impl NodeProcess {
         Pid::from_raw(self.child.id() as i32)
     }
 
-    /// Sends `signal` to the node's process group.
+    /// Sends `signal` to the node's process group or, when contained, to
+    /// every process of its PID namespace (and SIGKILL, SIGSTOP and SIGCONT
+    /// to `unshare` too).
     pub(crate) fn signal(&self, signal: Signal) -> nix::Result<()> {
+        if let Some(namespace) = &self.namespace {
+            if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCONT) {
+                let _ = nix::sys::signal::kill(self.group(), signal);
+            }
+            namespace.signal(signal);
+            return Ok(());
+        }
         match killpg(self.group(), signal) {
             // Everyone in the group has exited already.
             Err(nix::errno::Errno::ESRCH) => Ok(()),
@@ -211,6 +224,12 @@ impl NodeProcess {
     /// shell itself, and holds its port until it is really gone.
     #[cfg(target_os = "linux")]
     fn group_alive(&mut self) -> bool {
+        if let Some(namespace) = &self.namespace {
+            namespace.settle();
+            if namespace.any_alive() {
+                return true;
+            }
+        }
         if self.exit_status().is_none() {
             return true;
         }
@@ -296,7 +315,7 @@ impl Processes {
     pub(crate) fn start(
         &mut self,
         node: &str,
-        mut command: Command,
+        command: Command,
         log: &Path,
     ) -> Result<u32, DbError> {
         let program = command.get_program().to_string_lossy().into_owned();
@@ -306,6 +325,8 @@ impl Processes {
             log: log.to_path_buf(),
             source,
         };
+        let described = describe(&command);
+        let mut command = containment::contain(command);
         let out = open_log(log)?;
         let mut header = &out;
         let since_epoch = SystemTime::now()
@@ -315,7 +336,7 @@ impl Processes {
             header,
             "== faultline: starting {node} at unix {:.3}: {}",
             since_epoch.as_secs_f64(),
-            describe(&command)
+            described
         );
         let err = out.try_clone().map_err(|e| io_error(log, e))?;
         command
@@ -323,7 +344,8 @@ impl Processes {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
         let child = self.spawner.spawn(command).map_err(spawn_error)?;
-        let process = NodeProcess { child };
+        let namespace = Namespace::of_spawned(child.id());
+        let process = NodeProcess { child, namespace };
         let pid = process.pid();
         if let Some(old) = self.running.insert(node.to_string(), process) {
             old.kill();
@@ -395,7 +417,10 @@ impl Processes {
             .spawner
             .spawn(command)
             .map_err(|e| failed(e.to_string()))?;
-        let mut helper = NodeProcess { child };
+        let mut helper = NodeProcess {
+            child,
+            namespace: None,
+        };
         if !helper.wait_exit(timeout) {
             helper.kill();
             return Err(failed(format!("still running after {timeout:?}")));

@@ -20,6 +20,8 @@ use crate::grudge::{Grudge, Node};
 
 #[cfg(all(feature = "backends", target_os = "linux"))]
 pub mod netns;
+#[cfg(all(feature = "backends", target_os = "linux"))]
+pub mod nodes;
 #[cfg(feature = "backends")]
 pub mod proxy;
 
