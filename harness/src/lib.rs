@@ -27,11 +27,11 @@
 pub mod campaign;
 pub mod cleanup;
 pub mod client;
-pub mod db;
 pub mod generator;
 pub mod interpreter;
 pub mod nemesis;
 pub mod run;
 pub mod serve;
+pub mod system;
 pub mod test_spec;
 pub mod workload;

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::client::{BoxFuture, Client, Completion};
-use crate::db::{Db, NodeInfo};
+use crate::system::db::{Db, NodeInfo};
 use crate::generator::{Context, Generator, Invocation, Next, Sequence};
 
 /// How long a clock skew may be: up to this many ms either way.

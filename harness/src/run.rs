@@ -23,10 +23,9 @@ use target_node::mode::Modes;
 
 use crate::cleanup::RunState;
 use crate::client::Client;
-use crate::db::{
-    libfaketime, Db, ExternalConfig, ExternalDb, NodeBinary, NodeInfo, TargetNodeConfig,
-    TargetNodeDb,
-};
+use crate::system::custom::{libfaketime, ExternalConfig, ExternalDb};
+use crate::system::db::{Db, DbError, NodeInfo};
+use crate::system::target_node::db::{NodeBinary, TargetNodeConfig, TargetNodeDb};
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
 use crate::nemesis::{final_generator, needs_net, NemesisClient, Schedule};
@@ -48,7 +47,7 @@ pub enum RunError {
     Store(#[from] results::StoreError),
     /// The nodes could not be managed.
     #[error(transparent)]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] DbError),
     /// The interpreter failed.
     #[error(transparent)]
     Interpreter(#[from] crate::interpreter::InterpreterError),
@@ -206,7 +205,7 @@ async fn set_up_db(
         let (mut db, net) = start_db(spec, run, seed).await?;
         match tokio::task::block_in_place(|| db.setup()) {
             Ok(()) => return Ok((db, net)),
-            Err(e @ crate::db::DbError::Exited { .. }) if attempt < SETUP_ATTEMPTS => {
+            Err(e @ DbError::Exited { .. }) if attempt < SETUP_ATTEMPTS => {
                 eprintln!("faultline: {e}; starting the cluster again on fresh ports");
                 let _ = tokio::task::block_in_place(|| db.teardown());
                 attempt += 1;

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::db::status::{fetch_status, StatusError};
-use harness::db::{
-    Db, DbError, ExternalConfig, ExternalDb, Kill, NodeBinary, Pause, TargetNodeConfig,
-    TargetNodeDb,
-};
+use harness::system::custom::{ExternalConfig, ExternalDb};
+use harness::system::db::{Db, DbError, Kill, Pause};
+use harness::system::target_node::db::{NodeBinary, TargetNodeConfig, TargetNodeDb};
+use harness::system::target_node::status::{fetch_status, StatusError};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
@@ -408,7 +407,7 @@ fn server_date(port: u16) -> Option<i64> {
 
 #[test]
 fn an_external_nodes_wall_clock_is_shifted_through_libfaketime() {
-    let Some(lib) = harness::db::libfaketime() else {
+    let Some(lib) = harness::system::custom::libfaketime() else {
         eprintln!("skipped: libfaketime is not installed (apt-get install -y libfaketime)");
         return;
     };

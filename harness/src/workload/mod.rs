@@ -22,7 +22,6 @@
 //! - [`register`], [`set`], [`append`] (append and rw-register): the workloads.
 
 pub mod append;
-pub mod kv_client;
 pub mod register;
 pub mod set;
 
@@ -36,7 +35,7 @@ use serde_json::{json, Value};
 use target_node::mode::{Reads, Topology};
 
 use crate::client::Client;
-use crate::db::NodeInfo;
+use crate::system::db::NodeInfo;
 use crate::generator::{BoxGen, Invocation};
 
 /// The knobs a workload needs from the test.

@@ -34,10 +34,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::kv_client::NodeClient;
+use crate::system::target_node::client::NodeClient;
 use super::{CheckOutcome, Workload, WorkloadOptions};
 use crate::client::Client;
-use crate::db::NodeInfo;
+use crate::system::db::NodeInfo;
 use crate::generator::{BoxGen, Invocation, KeyRotation};
 
 /// The checker's name in results.

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::DbError;
+use super::db::DbError;
 
 /// How often exits are polled while waiting for them.
 const EXIT_POLL: Duration = Duration::from_millis(10);

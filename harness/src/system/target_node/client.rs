@@ -31,7 +31,7 @@
 //! - A definite error ([`OpError::is_definite`]: `not-primary`,
 //!   `cas-mismatch`, `bad-request`, `txn-conflict`, unreachable): `fail`.
 //! - An indefinite one (`timeout`, no answer, a malformed answer): `info` —
-//!   except for read-only ops ([`super::is_read_only`]), which change
+//!   except for read-only ops ([`crate::workload::is_read_only`]), which change
 //!   nothing and so always `fail`.
 //!
 //! `error` is the node's error kind (`not-primary`, `timeout`, ...) or
@@ -45,9 +45,9 @@ use target_node::api::{ErrorKind, MicroOp};
 use target_node::client::{Client as HttpClient, OpError};
 use target_node::mode::{Reads, Topology};
 
-use super::{is_read_only, WorkloadOptions};
+use crate::workload::{is_read_only, WorkloadOptions};
 use crate::client::{BoxFuture, Client, Completion, Timeout};
-use crate::db::NodeInfo;
+use crate::system::db::NodeInfo;
 use crate::generator::Invocation;
 
 /// One node as this client reaches it.

@@ -16,12 +16,12 @@ use target_node::api::Status;
 use target_node::client::primary_among;
 use target_node::mode::{Election, Fsync, Modes, Reads, Topology, WriteConcern};
 
-use super::process::{io_error, log_path, Processes};
 use super::status::{self, StatusError};
-use super::{
+use crate::system::db::{
     check_peer_urls, loopback_nodes, peers_of, Db, DbError, Kill, LogFiles, NodeInfo, Pause,
     PeerUrls,
 };
+use crate::system::process::{io_error, log_path, Processes};
 
 /// How long one readiness probe waits for a node's status.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -27,17 +27,11 @@
 //! - [`target`]: [`TargetNodeDb`] and its [`TargetNodeConfig`].
 //! - [`external`]: [`ExternalDb`], its [`ExternalConfig`] and [`Template`].
 
-mod process;
-pub mod status;
-
-pub mod external;
-pub mod target;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use external::{libfaketime, ExternalConfig, ExternalDb, Template};
-pub use target::{NodeBinary, TargetNodeConfig, TargetNodeDb};
+use super::process;
+use crate::system::target_node::status;
 
 /// How long [`Db::primary`] waits for each node's status.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -265,7 +259,7 @@ pub fn peers_of(
 pub type PeerUrls = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
 
 /// Checks that every node named in `overrides` exists.
-fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Result<(), DbError> {
+pub(crate) fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Result<(), DbError> {
     let known = |id: &String| nodes.iter().any(|n| &n.id == id);
     for (from, tos) in overrides {
         for id in std::iter::once(from).chain(tos.keys()) {
@@ -280,7 +274,7 @@ fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Result<(), DbErr
 }
 
 /// `NodeInfo`s for `count` nodes on loopback ports picked now.
-fn loopback_nodes(count: usize) -> Result<Vec<NodeInfo>, DbError> {
+pub(crate) fn loopback_nodes(count: usize) -> Result<Vec<NodeInfo>, DbError> {
     if count == 0 {
         return Err(DbError::Config("a cluster needs at least one node".into()));
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use target_node::api::Status;
 use target_node::client::primary_among;
 
-use super::NodeInfo;
+use crate::system::db::NodeInfo;
 
 /// Largest answer read, in bytes (a status is well under 4 KiB).
 const MAX_ANSWER: usize = 1 << 20;

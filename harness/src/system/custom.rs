@@ -43,9 +43,9 @@ use target_node::api::Status;
 use target_node::client::primary_among;
 
 use super::process::{io_error, log_path, Processes};
-use super::status;
-use super::target::signal_node;
-use super::{
+use super::target_node::db::signal_node;
+use super::target_node::status;
+use super::db::{
     check_peer_urls, loopback_nodes, peers_of, Db, DbError, Kill, LogFiles, NodeInfo, Pause,
     PeerUrls,
 };
