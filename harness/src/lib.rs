@@ -3,18 +3,19 @@
 //! (`src/main.rs`) holds the command line.
 //!
 //! # Layout
-//! - [`db`]: the database under test: node lifecycle ([`db::Db`]) and the
-//!   optional abilities [`db::Kill`], [`db::Pause`], [`db::LogFiles`], for
-//!   the shipped target-node ([`db::TargetNodeDb`]) and for external systems
-//!   described by command templates ([`db::ExternalDb`]).
+//! - [`system`]: the systems under test ([`system::System`]): what each
+//!   brings (node lifecycle [`system::db::Db`] with optional abilities the
+//!   nemesis asks for, a client per workload, network backend, supported
+//!   workloads and faults, its own options): [`system::target_node`] (the
+//!   default) and [`system::custom`] (command templates).
 //! - [`generator`]: the ops a test performs, as composable values.
 //! - [`client`]: how a worker performs an op; the timeout wrapper.
-//! - [`workload`]: register, set and append: client, generator, final
-//!   reads and checkers of each.
+//! - [`workload`]: register, set and append: generator, final reads and
+//!   checkers of each (the client comes from the system).
 //! - [`interpreter`]: runs generators against clients concurrently and
 //!   records the history.
 //! - [`nemesis`]: the fault schedule of a test and the client that applies
-//!   faults (network backend, kill/pause, clock, crash).
+//!   faults through the network backend and the system's abilities.
 //! - [`cleanup`]: the run's state file and `faultline cleanup`.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`run`]: the life of a test, from setup to stored results.

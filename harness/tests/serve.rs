@@ -25,7 +25,7 @@ use checker::Validity;
 use harness::test_spec::TestSpec;
 use harness::workload::WorkloadKind;
 use results::{CheckerResult, Results, RunDir};
-use target_node::mode::{Election, Reads, WriteConcern};
+use harness::system::{Election, Reads, TargetNodeOptions, WriteConcern};
 
 const WEAK_RUN: &str = "set-weak/20250101T000000.000Z";
 const STRONG_RUN: &str = "register-strong/20250102T000000.000Z";
@@ -52,9 +52,12 @@ fn fixture() -> Fixture {
         name: Some("set-weak".into()),
         nodes: 3,
         workload: WorkloadKind::Set,
-        write_concern: WriteConcern::One,
-        election: Election::Bully,
-        reads: Reads::Primary,
+        node: TargetNodeOptions {
+            write_concern: WriteConcern::One,
+            election: Election::Bully,
+            reads: Reads::Primary,
+            ..TargetNodeOptions::default()
+        },
         nemesis: vec!["partition-primary".into()],
         ..TestSpec::default()
     };

@@ -463,6 +463,31 @@ pub(crate) fn log_path(dir: &Path, node: &str) -> PathBuf {
     dir.join(format!("{node}.log"))
 }
 
+/// Sends `signal` to `node`'s process group. A node that is not running is
+/// an error when `must_run`, and left alone otherwise.
+pub(crate) fn signal_node(
+    processes: &mut Processes,
+    node: &str,
+    signal: Signal,
+    must_run: bool,
+) -> Result<(), DbError> {
+    if !processes.is_alive(node) {
+        return if must_run {
+            Err(DbError::NotRunning(node.to_string()))
+        } else {
+            Ok(())
+        };
+    }
+    let Some(process) = processes.get_mut(node) else {
+        return Ok(());
+    };
+    process.signal(signal).map_err(|source| DbError::Signal {
+        node: node.to_string(),
+        signal: signal.to_string(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,9 +46,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::system::target_node::client::NodeClient;
 use super::{read_on_every_node, CheckOutcome, Workload, WorkloadOptions};
-use crate::client::Client;
 use crate::system::db::NodeInfo;
 use crate::generator::{BoxGen, Context, Generator, Invocation, Next};
 
@@ -83,6 +81,14 @@ impl AppendWorkload {
 
     fn keys(&self) -> usize {
         self.options.keys.max(1)
+    }
+
+    /// The checker's options: the test's consistency models.
+    fn txn_options(&self) -> TxnOptions {
+        TxnOptions {
+            consistency_models: self.options.consistency_models.clone(),
+            ..TxnOptions::default()
+        }
     }
 }
 
@@ -138,11 +144,6 @@ impl Workload for AppendWorkload {
         }
     }
 
-    fn client(&self, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
-        let client = NodeClient::new(worker, nodes, &self.options);
-        Box::new(client.timed(self.options.op_timeout))
-    }
-
     fn generator(&self) -> BoxGen {
         Box::new(Transactions {
             next_value: vec![0; self.keys()],
@@ -167,7 +168,7 @@ impl Workload for AppendWorkload {
     fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
         let checker = self.kind.name();
         match TxnHistory::from_ops(history, self.kind) {
-            Ok(h) => vec![check_txn(&h, &TxnOptions::default())],
+            Ok(h) => vec![check_txn(&h, &self.txn_options())],
             Err(e) => vec![CheckOutcome::unknown(
                 checker,
                 format!("malformed history: {e}"),

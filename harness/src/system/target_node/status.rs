@@ -1,23 +1,25 @@
-//! Asking nodes for `GET /status`, blocking and bounded in time.
+//! Asking nodes for `GET /status` through target-node's own async client,
+//! and what the harness reads from the answers: the primary, whether the
+//! cluster has settled, whether the nodes are ready.
 //!
 //! The lifecycle layer is synchronous (the runner calls it from
-//! `spawn_blocking` or a plain thread), so it does not use the async
-//! [`target_node::client::Client`]: a nested runtime would panic inside the
-//! runner's. A status request is one HTTP/1.1 exchange on a fresh loopback
-//! connection with `Connection: close`, so a plain socket with deadlines
-//! suffices.
+//! `block_in_place` or a plain thread); it waits for the nodes with
+//! [`block_on`], a current-thread runtime of its own for the duration of
+//! the wait. That is allowed on a plain thread and inside `block_in_place`,
+//! not on a runtime's worker thread otherwise.
 
-use std::io::{Read, Write};
+use std::future::Future;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use target_node::api::Status;
-use target_node::client::primary_among;
+use target_node::api::{Role, Status};
+use target_node::client::{primary_among, Client, OpError};
+use target_node::mode::Topology;
 
 use crate::system::db::NodeInfo;
 
-/// Largest answer read, in bytes (a status is well under 4 KiB).
-const MAX_ANSWER: usize = 1 << 20;
+/// How long [`primary_of`] and [`settled`] wait for each node's status.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a node's status could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -33,39 +35,61 @@ pub enum StatusError {
     NotStatus(String),
 }
 
-/// `GET {url}/status`, parsed as target-node's [`Status`], within `timeout`.
-pub fn fetch_status(url: &str, timeout: Duration) -> Result<Status, StatusError> {
-    let (code, body) = http_get(url, "/status", timeout)?;
-    if code != 200 {
-        return Err(StatusError::NotStatus(format!(
-            "HTTP {code}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        )));
+impl From<OpError> for StatusError {
+    fn from(e: OpError) -> StatusError {
+        match e {
+            OpError::Unreachable(e) => StatusError::Unreachable(e),
+            OpError::NoAnswer(e) => StatusError::NoAnswer(e),
+            OpError::Malformed(e) => StatusError::NotStatus(e),
+            OpError::Node(body) => StatusError::NotStatus(format!("{}: {}", body.error, body.message)),
+        }
     }
-    serde_json::from_slice(&body).map_err(|e| StatusError::NotStatus(e.to_string()))
+}
+
+/// `GET {url}/status`, parsed as target-node's [`Status`], within `timeout`.
+pub async fn status_of(url: &str, timeout: Duration) -> Result<Status, StatusError> {
+    Ok(Client::new(url, timeout).status().await?)
+}
+
+/// [`status_of`] for synchronous callers (see the module docs).
+pub fn fetch_status(url: &str, timeout: Duration) -> Result<Status, StatusError> {
+    block_on(status_of(url, timeout))
+        .unwrap_or_else(|e| Err(StatusError::NoAnswer(format!("no runtime: {e}"))))
+}
+
+/// Runs `future` to completion on a current-thread runtime of its own.
+pub fn block_on<F: Future>(future: F) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
 }
 
 /// Every node's status, asked in parallel (a paused node costs one
 /// `timeout`, not one per node), in the order of `nodes`.
-pub fn statuses(nodes: &[NodeInfo], timeout: Duration) -> Vec<Result<Status, StatusError>> {
-    std::thread::scope(|scope| {
-        let asks: Vec<_> = nodes
-            .iter()
-            .map(|n| scope.spawn(move || fetch_status(&n.url, timeout)))
-            .collect();
-        asks.into_iter()
-            .map(|ask| {
-                ask.join()
-                    .unwrap_or_else(|_| Err(StatusError::NoAnswer("status thread panicked".into())))
-            })
-            .collect()
-    })
+pub async fn statuses(nodes: &[NodeInfo], timeout: Duration) -> Vec<Result<Status, StatusError>> {
+    let asks: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let url = n.url.clone();
+            tokio::spawn(async move { status_of(&url, timeout).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(asks.len());
+    for ask in asks {
+        answers.push(
+            ask.await
+                .unwrap_or_else(|e| Err(StatusError::NoAnswer(format!("status task: {e}")))),
+        );
+    }
+    answers
 }
 
 /// The primary in the highest term among the nodes that answer within
 /// `timeout` ([`primary_among`]), by id.
-pub fn primary_of(nodes: &[NodeInfo], timeout: Duration) -> Option<String> {
+pub async fn primary_of(nodes: &[NodeInfo], timeout: Duration) -> Option<String> {
     let answered: Vec<Status> = statuses(nodes, timeout)
+        .await
         .into_iter()
         .filter_map(Result::ok)
         .collect();
@@ -77,22 +101,22 @@ pub fn primary_of(nodes: &[NodeInfo], timeout: Duration) -> Option<String> {
 /// is in its term and follows it, and every oplog has caught up with the
 /// primary's (same last position). In multi-primary topology: every node
 /// answers.
-pub fn converged(nodes: &[NodeInfo], timeout: Duration) -> bool {
-    let answered: Vec<Status> = match statuses(nodes, timeout).into_iter().collect() {
+pub async fn settled(nodes: &[NodeInfo], timeout: Duration) -> bool {
+    let answered: Vec<Status> = match statuses(nodes, timeout).await.into_iter().collect() {
         Ok(all) => all,
         Err(_) => return false,
     };
     let Some(first) = answered.first() else {
         return true;
     };
-    if first.mode.topology == target_node::mode::Topology::MultiPrimary {
+    if first.mode.topology == Topology::MultiPrimary {
         // Every node is primary and writes its own oplog: positions are not
         // comparable across nodes, so answering is all that can be asked.
         return true;
     }
     let primaries: Vec<&Status> = answered
         .iter()
-        .filter(|s| s.role == target_node::api::Role::Primary)
+        .filter(|s| s.role == Role::Primary)
         .collect();
     let [primary] = primaries[..] else {
         return false;
@@ -104,13 +128,34 @@ pub fn converged(nodes: &[NodeInfo], timeout: Duration) -> bool {
     })
 }
 
+/// Whether every answer is a status and, when `need_primary`, a primary is
+/// known among them.
+pub fn all_ready(answers: &[Result<Status, StatusError>], need_primary: bool) -> bool {
+    let statuses: Vec<Status> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .cloned()
+        .collect();
+    statuses.len() == answers.len() && (!need_primary || primary_among(&statuses).is_some())
+}
+
+/// Whether some answer is a status and a primary is known among them.
+pub fn knows_primary(answers: &[Result<Status, StatusError>]) -> bool {
+    let statuses: Vec<Status> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .cloned()
+        .collect();
+    primary_among(&statuses).is_some()
+}
+
 /// Whether a TCP connection to `url`'s host and port succeeds within `timeout`.
 pub fn accepts_connections(url: &str, timeout: Duration) -> bool {
     address(url).is_ok_and(|addr| TcpStream::connect_timeout(&addr, timeout).is_ok())
 }
 
 /// One line per node for error messages: `n1: primary in term 3`.
-pub(crate) fn describe(nodes: &[NodeInfo], answers: &[Result<Status, StatusError>]) -> String {
+pub fn describe(nodes: &[NodeInfo], answers: &[Result<Status, StatusError>]) -> String {
     nodes
         .iter()
         .zip(answers)
@@ -133,103 +178,10 @@ fn address(url: &str) -> Result<SocketAddr, StatusError> {
         .ok_or_else(bad)
 }
 
-/// One `GET`, returning the status code and the (de-chunked) body.
-fn http_get(url: &str, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), StatusError> {
-    let deadline = Instant::now() + timeout;
-    let addr = address(url)?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| StatusError::Unreachable(e.to_string()))?;
-    let no_answer = |e: std::io::Error| StatusError::NoAnswer(e.to_string());
-    stream.set_write_timeout(Some(timeout)).map_err(no_answer)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(no_answer)?;
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(StatusError::NoAnswer(format!("nothing within {timeout:?}")));
-        }
-        stream.set_read_timeout(Some(left)).map_err(no_answer)?;
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(no_answer(e)),
-        }
-        if answer.len() > MAX_ANSWER {
-            return Err(StatusError::NotStatus("answer too large".into()));
-        }
-    }
-    parse_response(&answer)
-}
-
-/// Splits an HTTP/1.1 response into status code and body.
-fn parse_response(answer: &[u8]) -> Result<(u16, Vec<u8>), StatusError> {
-    let not_http = || {
-        StatusError::NotStatus(format!(
-            "not an HTTP answer: {:?}",
-            String::from_utf8_lossy(&answer[..answer.len().min(80)])
-        ))
-    };
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(not_http)?;
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let body = &answer[split + 4..];
-    let mut lines = head.split("\r\n");
-    let code = lines
-        .next()
-        .filter(|l| l.starts_with("HTTP/1."))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(not_http)?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body).ok_or_else(|| StatusError::NoAnswer("truncated chunked body".into()))?
-    } else {
-        body.to_vec()
-    };
-    Ok((code, body))
-}
-
-/// Decodes a chunked body; `None` when it is cut short.
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size_text = size_text.split(';').next()?.trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_plain_and_chunked_answers() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain).unwrap(), (200, b"{}".to_vec()));
-        let chunked =
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (404, b"abcde".to_vec()));
-        assert!(matches!(
-            parse_response(b"-ERR unknown command\r\n"),
-            Err(StatusError::NotStatus(_))
-        ));
-    }
+    use std::time::Instant;
 
     #[test]
     fn a_closed_port_is_unreachable_and_a_silent_one_gives_no_answer() {
@@ -244,5 +196,26 @@ mod tests {
         drop(silent);
         let err = fetch_status(&url, Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, StatusError::Unreachable(_)), "{err}");
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_status_says_so() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", server.local_addr().unwrap());
+        let answer = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut stream, _) = server.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let body = "-ERR unknown command";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).unwrap();
+        });
+        let err = fetch_status(&url, Duration::from_secs(2)).unwrap_err();
+        assert!(matches!(err, StatusError::NotStatus(_)), "{err}");
+        answer.join().unwrap();
     }
 }
