@@ -6,7 +6,7 @@
 //! - [`system`]: the systems under test ([`system::System`]): what each
 //!   brings (node lifecycle [`system::db::Db`] with optional abilities the
 //!   nemesis asks for, a client per workload, network backend, supported
-//!   workloads and faults, its own options): [`system::target_node`] (the
+//!   workloads and faults, its own options): the shipped target-node (the
 //!   default) and [`system::custom`] (command templates).
 //! - [`generator`]: the ops a test performs, as composable values.
 //! - [`client`]: how a worker performs an op; the timeout wrapper.

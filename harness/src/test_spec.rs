@@ -263,12 +263,13 @@ impl TestSpec {
 fn unknown_key_line(text: &str, message: &str) -> Option<usize> {
     let rest = message.strip_prefix("unknown field `")?;
     let key = &rest[..rest.find('`')?];
-    text.lines().position(|line| {
-        let line = line.trim_start();
-        line.strip_prefix(key)
-            .is_some_and(|after| after.trim_start().starts_with('='))
-    })
-    .map(|index| index + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|after| after.trim_start().starts_with('='))
+        })
+        .map(|index| index + 1)
 }
 
 /// A mode's command-line name, e.g. `majority`.
@@ -400,5 +401,112 @@ mod tests {
             err.contains("meteor") && err.contains("partition-ring"),
             "{err}"
         );
+    }
+
+    /// `TestSpec::default()` with seed 42 as `test.json` held it before
+    /// systems had names (commit 051d255), and the same with a `[db]` table.
+    const OLD_TEST_JSON: &str = r#"{
+  "name": null,
+  "nodes": 5,
+  "workload": "register",
+  "write-concern": "majority",
+  "election": "majority",
+  "reads": "linearizable",
+  "topology": "primary",
+  "fsync": "always",
+  "nemesis": ["none"],
+  "nemesis-interval": "5s",
+  "net": "proxy",
+  "concurrency": 10,
+  "rate": 500.0,
+  "time-limit": "30s",
+  "keys": 10,
+  "seed": 42,
+  "test-count": 1,
+  "store": "store",
+  "node-bin": null,
+  "db": null
+}"#;
+
+    #[test]
+    fn a_test_json_written_before_systems_loads_as_the_same_default_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.json");
+        std::fs::write(&path, OLD_TEST_JSON).unwrap();
+        let spec = TestSpec::load(&path).unwrap();
+        let expected = TestSpec {
+            seed: Some(42),
+            ..TestSpec::default()
+        };
+        assert_eq!(spec, expected);
+        assert_eq!(spec.system_name(), "target-node");
+        assert_eq!(spec.op_timeout, Duration::from_secs(2));
+        spec.validate().unwrap();
+
+        let with_db = OLD_TEST_JSON.replace(
+            "\"db\": null",
+            "\"db\": {\"start\": \"mydb --port {port}\", \"vars\": {}}",
+        );
+        std::fs::write(&path, with_db).unwrap();
+        let spec = TestSpec::load(&path).unwrap();
+        assert_eq!(
+            spec.system_name(),
+            "custom",
+            "[db] without system is custom"
+        );
+        spec.validate().unwrap();
+    }
+
+    #[test]
+    fn every_cell_of_every_shipped_campaign_runs_the_default_system_and_reads_back() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../campaigns");
+        let mut cells = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let campaign = crate::campaign::Campaign::load(&path).unwrap();
+            for cell in campaign.cells {
+                cell.test.validate().unwrap();
+                assert_eq!(cell.test.system_name(), "target-node", "{}", cell.name);
+                let json = serde_json::to_string(&cell.test).unwrap();
+                let back: TestSpec = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, cell.test, "{}", cell.name);
+                cells += 1;
+            }
+        }
+        assert!(cells > 20, "{cells} cells");
+    }
+
+    #[test]
+    fn the_system_is_a_key_and_a_db_table_belongs_to_custom() {
+        let spec = TestSpec::from_toml("system = \"custom\"\n").unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("[db]"), "{err}");
+        let spec = TestSpec::from_toml("system = \"target-node\"\n[db]\nstart = \"mydb {port}\"\n")
+            .unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("custom"), "{err}");
+        let spec = TestSpec::from_toml("system = \"etcd\"\n").unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("etcd") && err.contains("target-node"), "{err}");
+    }
+
+    #[test]
+    fn op_timeout_and_consistency_models_are_keys_checked_at_validation() {
+        let spec = TestSpec::from_toml(
+            "op-timeout = \"500ms\"\nconsistency-models = [\"serializable\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.op_timeout, Duration::from_millis(500));
+        assert_eq!(spec.consistency_models, ["serializable"]);
+        spec.validate().unwrap();
+        let spec = TestSpec {
+            consistency_models: vec!["sequential-ish".into()],
+            ..TestSpec::default()
+        };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("sequential-ish"), "{err}");
     }
 }

@@ -83,7 +83,10 @@ fn pids(db: &TargetNodeDb) -> Vec<u32> {
 
 /// The primary `db` reports now, through its `Primary` ability.
 fn primary_of(db: &dyn Db) -> Option<String> {
-    let ask = db.as_primary().expect("the database can find its primary").primary();
+    let ask = db
+        .as_primary()
+        .expect("the database can find its primary")
+        .primary();
     block_on(ask).unwrap()
 }
 

@@ -22,10 +22,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use checker::Validity;
+use harness::system::{Election, Reads, TargetNodeOptions, WriteConcern};
 use harness::test_spec::TestSpec;
 use harness::workload::WorkloadKind;
 use results::{CheckerResult, Results, RunDir};
-use harness::system::{Election, Reads, TargetNodeOptions, WriteConcern};
 
 const WEAK_RUN: &str = "set-weak/20250101T000000.000Z";
 const STRONG_RUN: &str = "register-strong/20250102T000000.000Z";

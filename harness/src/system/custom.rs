@@ -46,13 +46,13 @@ use results::RunDir;
 use serde::{Deserialize, Serialize};
 
 use super::db::{
-    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles,
-    NodeInfo, Pause, PeerUrls, Primary, Settled,
+    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    Pause, PeerUrls, Primary, Settled,
 };
+use super::net::proxy_for;
 use super::process::{io_error, log_path, signal_node, Processes};
 use super::target_node::api::NodeApi;
 use super::target_node::db::status_runtime;
-use super::net::proxy_for;
 use super::target_node::{self, status};
 use super::{Deployment, System, SystemError, SystemOption};
 use crate::client::{BoxFuture, Client};
@@ -716,9 +716,11 @@ impl System for Custom {
     fn check(&self, spec: &TestSpec) -> Result<(), String> {
         match spec.db {
             Some(_) => Ok(()),
-            None => Err("system custom needs a [db] table of command templates in the --test \
+            None => Err(
+                "system custom needs a [db] table of command templates in the --test \
                  file (start = \"mydb --id {id} --port {port} --peers {peers}\")"
-                .into()),
+                    .into(),
+            ),
         }
     }
 
@@ -747,7 +749,12 @@ impl System for Custom {
     }
 
     fn client(&self, spec: &TestSpec, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
-        target_node::client_for(spec.workload, &target_node::client_options(spec), worker, nodes)
+        target_node::client_for(
+            spec.workload,
+            &target_node::client_options(spec),
+            worker,
+            nodes,
+        )
     }
 }
 

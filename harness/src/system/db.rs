@@ -138,8 +138,12 @@ pub trait Clock {
 
     /// An endless task that flips `node`'s offset between `offset_ms` and
     /// none every `period`, if this clock can be strobed.
-    fn strobe(&self, node: &str, offset_ms: i64, period: Duration)
-        -> Option<BoxFuture<'static, ()>>;
+    fn strobe(
+        &self,
+        node: &str,
+        offset_ms: i64,
+        period: Duration,
+    ) -> Option<BoxFuture<'static, ()>>;
 
     /// Puts `node`'s clock back; `down` says the node is not running (a
     /// clock whose offset lives in the node has lost it then).

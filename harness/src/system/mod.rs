@@ -251,7 +251,10 @@ mod tests {
             assert_eq!(by_name(system.name()).unwrap().name(), system.name());
         }
         let err = by_name("etcd").err().unwrap();
-        assert!(err.contains("target-node") && err.contains("custom"), "{err}");
+        assert!(
+            err.contains("target-node") && err.contains("custom"),
+            "{err}"
+        );
         assert!(by_name(DEFAULT_SYSTEM).is_ok());
     }
 
@@ -265,6 +268,65 @@ mod tests {
             assert!(table.contains(key), "{key}: {table}");
         }
         assert!(table.contains("rw-register"), "{table}");
+    }
+
+    /// A system with one workload and one fault, for the support checks.
+    struct Narrow;
+
+    impl System for Narrow {
+        fn name(&self) -> &'static str {
+            "narrow"
+        }
+        fn about(&self) -> &'static str {
+            "supports little"
+        }
+        fn workloads(&self) -> &'static [WorkloadKind] {
+            &[WorkloadKind::Register]
+        }
+        fn faults(&self) -> &'static [&'static str] {
+            &["none", "kill"]
+        }
+        fn net_backends(&self) -> &'static [NetBackend] {
+            &[NetBackend::Proxy]
+        }
+        fn options(&self) -> &'static [SystemOption] {
+            &[]
+        }
+        fn deploy<'a>(
+            &'a self,
+            _: &'a TestSpec,
+            _: &'a RunDir,
+            _: u64,
+        ) -> BoxFuture<'a, Result<Deployment, SystemError>> {
+            Box::pin(async { Err(SystemError::Net("not deployable".into())) })
+        }
+        fn client(&self, _: &TestSpec, _: usize, _: &[NodeInfo]) -> Box<dyn Client> {
+            unreachable!("never deployed")
+        }
+    }
+
+    #[test]
+    fn an_unsupported_workload_or_fault_names_what_the_system_supports() {
+        let set = TestSpec {
+            workload: WorkloadKind::Set,
+            ..TestSpec::default()
+        };
+        let err = check_support(&Narrow, &set).unwrap_err();
+        assert!(
+            err.contains("workload set") && err.contains("register"),
+            "{err}"
+        );
+        let pause = TestSpec {
+            nemesis: vec!["kill".into(), "pause".into()],
+            ..TestSpec::default()
+        };
+        let err = check_support(&Narrow, &pause).unwrap_err();
+        assert!(
+            err.contains("\"pause\"") && err.contains("none, kill"),
+            "{err}"
+        );
+        assert!(check_support(&Narrow, &TestSpec::default()).is_ok());
+        assert!(describe(&Narrow).contains("options:   none"));
     }
 
     #[test]

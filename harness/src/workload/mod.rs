@@ -29,8 +29,8 @@ use checker::Validity;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::system::db::NodeInfo;
 use crate::generator::{BoxGen, Invocation};
+use crate::system::db::NodeInfo;
 
 /// The knobs a workload needs from the test.
 #[derive(Clone, Debug, PartialEq)]

@@ -35,8 +35,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{CheckOutcome, Workload, WorkloadOptions};
-use crate::system::db::NodeInfo;
 use crate::generator::{BoxGen, Invocation, KeyRotation};
+use crate::system::db::NodeInfo;
 
 /// The checker's name in results.
 pub const CHECKER: &str = "linearizable";

@@ -32,8 +32,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{read_on_every_node, CheckOutcome, Workload, WorkloadOptions};
-use crate::system::db::NodeInfo;
 use crate::generator::{BoxGen, Context, FromFn, Invocation};
+use crate::system::db::NodeInfo;
 
 /// The checker's name in results.
 pub const CHECKER: &str = "set";

@@ -45,10 +45,10 @@ use target_node::api::{ErrorKind, MicroOp};
 use target_node::client::{Client as HttpClient, OpError};
 use target_node::mode::{Reads, Topology};
 
-use crate::workload::is_read_only;
 use crate::client::{BoxFuture, Client, Completion, Timeout};
-use crate::system::db::NodeInfo;
 use crate::generator::Invocation;
+use crate::system::db::NodeInfo;
+use crate::workload::is_read_only;
 
 /// How a worker's client routes and times its calls: target-node's read
 /// mode and topology (the nodes' own modes) and the op timeout.

@@ -18,8 +18,8 @@ use target_node::mode::{Election, Fsync, Modes, Reads, Topology, WriteConcern};
 use super::api::NodeApi;
 use super::status::{self, StatusError};
 use crate::system::db::{
-    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles,
-    NodeInfo, Pause, PeerUrls, Primary, Settled,
+    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    Pause, PeerUrls, Primary, Settled,
 };
 use crate::system::process::{io_error, log_path, signal_node, Processes};
 

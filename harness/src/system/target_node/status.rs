@@ -41,7 +41,9 @@ impl From<OpError> for StatusError {
             OpError::Unreachable(e) => StatusError::Unreachable(e),
             OpError::NoAnswer(e) => StatusError::NoAnswer(e),
             OpError::Malformed(e) => StatusError::NotStatus(e),
-            OpError::Node(body) => StatusError::NotStatus(format!("{}: {}", body.error, body.message)),
+            OpError::Node(body) => {
+                StatusError::NotStatus(format!("{}: {}", body.error, body.message))
+            }
         }
     }
 }
