@@ -104,7 +104,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// The system under test: target-node, or custom (the --test file's
-    /// [db] command templates); `faultline systems` lists them
+    /// `[db]` command templates); `faultline systems` lists them
     /// [default: target-node].
     #[arg(long)]
     pub system: Option<String>,

@@ -200,9 +200,10 @@ pub struct ExternalConfig {
     /// How long a kill/pause/resume command may run.
     pub command_timeout: Duration,
     /// Run every node under this libfaketime library (see [`libfaketime`]),
-    /// so clock faults can shift its wall clock through
-    /// [`Db::clock_file`]. Binaries that read the clock without libc (Go's,
-    /// like etcd) ignore it.
+    /// so clock faults can shift its wall clock through its
+    /// [`ExternalDb::clock_file`] (the database's [`Clock`] ability).
+    /// Binaries that read the clock without libc (Go's, like etcd) ignore
+    /// it.
     pub faketime: Option<PathBuf>,
 }
 

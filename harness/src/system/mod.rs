@@ -210,12 +210,18 @@ pub fn describe(system: &dyn System) -> String {
         .map(|o| o.values.len())
         .max()
         .unwrap_or(0);
+    let default_width = system
+        .options()
+        .iter()
+        .map(|o| o.default.len() + 11)
+        .max()
+        .unwrap_or(0);
     for option in system.options() {
         out.push_str(&format!(
-            "    {:key_width$}  {:values_width$}  [default: {}]  {}\n",
+            "    {:key_width$}  {:values_width$}  {:default_width$}  {}\n",
             format!("--{}", option.key),
             option.values,
-            option.default,
+            format!("[default: {}]", option.default),
             option.about
         ));
     }
