@@ -12,7 +12,7 @@
 //! linearizable reads) is started once; then `--runs` pairs of runs:
 //!
 //! - **A, bare loop**: `concurrency` tokio tasks, each with the workload's
-//!   client (`workload.client(w, &nodes)`), draw ops from one shared
+//!   client (`client_for(workload, ..)`), draw ops from one shared
 //!   generator of the workload (behind a mutex) and invoke them in a closed
 //!   loop until the time is up, counting completions. Nothing is recorded.
 //! - **B, recorded**: the same clients driven by
@@ -39,9 +39,11 @@ use checker::history::{parse_jsonl, OpType, Process};
 use checker::Validity;
 use clap::Parser;
 use harness::client::{BoxFuture, Client, Completion};
-use harness::db::{Db, NodeBinary, TargetNodeConfig, TargetNodeDb};
 use harness::generator::{BoxGen, Context, Empty, Generator, Invocation, Next, TimeLimit};
 use harness::interpreter::{Interpreter, Progress};
+use harness::system::db::Db;
+use harness::system::target_node::db::{NodeBinary, TargetNodeConfig, TargetNodeDb};
+use harness::system::target_node::{client_for, ClientOptions};
 use harness::workload::{workload, Workload, WorkloadKind, WorkloadOptions};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -211,7 +213,9 @@ fn main() -> Result<()> {
     println!(
         "cluster up in {:.1} s, primary {:?}",
         started.elapsed().as_secs_f64(),
-        db.primary()
+        harness::system::target_node::status::block_on(
+            db.as_primary().expect("target-node knows").primary()
+        )?
     );
     let nodes = db.nodes().to_vec();
     let pids: Vec<u32> = nodes.iter().filter_map(|n| db.pid(&n.id)).collect();
@@ -226,7 +230,8 @@ fn main() -> Result<()> {
     };
     let work = workload(args.workload, options);
     let time = Duration::from_secs_f64(args.seconds);
-    let make = |w: usize| work.client(w, &nodes);
+    let client_options = ClientOptions::default();
+    let make = |w: usize| client_for(args.workload, &client_options, w, &nodes);
 
     if args.warmup > 0.0 {
         let warm = Duration::from_secs_f64(args.warmup);

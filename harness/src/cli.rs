@@ -22,7 +22,10 @@ pub enum Command {
     /// Run a test: launch nodes, drive the workload, record, check, store.
     Run(RunArgs),
     /// Run one replica of the key-value store faultline ships (target-node).
-    Node(target_node::NodeArgs),
+    Node(harness::system::NodeArgs),
+    /// List the systems a test can run on, with the workloads, faults,
+    /// network backends and options each supports.
+    Systems,
     /// Remove what killed runs left behind: node processes, kernel rules.
     Cleanup(CleanupArgs),
     /// Write (again) a run's report: report.html, plots, timeline, junit.xml.
@@ -100,27 +103,20 @@ pub struct RunArgs {
     /// The test's name (its directory in the store).
     #[arg(long)]
     pub name: Option<String>,
+    /// The system under test: target-node, or custom (the --test file's
+    /// `[db]` command templates); `faultline systems` lists them
+    /// [default: target-node].
+    #[arg(long)]
+    pub system: Option<String>,
     /// How many nodes [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
     /// register, set, append or rw-register [default: register].
     #[arg(long, value_enum)]
     pub workload: Option<harness::workload::WorkloadKind>,
-    /// one, majority or all [default: majority].
-    #[arg(long, value_enum)]
-    pub write_concern: Option<target_node::mode::WriteConcern>,
-    /// bully or majority [default: majority].
-    #[arg(long, value_enum)]
-    pub election: Option<target_node::mode::Election>,
-    /// local, primary or linearizable [default: linearizable].
-    #[arg(long, value_enum)]
-    pub reads: Option<target_node::mode::Reads>,
-    /// primary or multi-primary [default: primary].
-    #[arg(long, value_enum)]
-    pub topology: Option<target_node::mode::Topology>,
-    /// always or never [default: always].
-    #[arg(long, value_enum)]
-    pub fsync: Option<target_node::mode::Fsync>,
+    /// target-node's options.
+    #[command(flatten)]
+    pub node: harness::system::TargetNodeArgs,
     /// Faults, a comma list: none, partition, kill, pause, clock, ... [default: none].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
@@ -143,6 +139,17 @@ pub struct RunArgs {
     /// Keys in use at once (register workload) [default: 10].
     #[arg(long)]
     pub keys: Option<usize>,
+    /// A client call that takes longer completes as info (fail when it
+    /// changes nothing): 2s, 500ms, ... [default: 2s].
+    #[arg(long, value_parser = parse_duration)]
+    pub op_timeout: Option<Duration>,
+    /// With --workload append or rw-register: the consistency models the
+    /// history must satisfy, a comma list (read-uncommitted, read-committed,
+    /// repeatable-read, snapshot-isolation, serializable,
+    /// strong-session-serializable, strict-serializable)
+    /// [default: strict-serializable].
+    #[arg(long, value_delimiter = ',')]
+    pub consistency_models: Option<Vec<String>>,
     /// The seed (random when not given; printed and stored).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -152,9 +159,6 @@ pub struct RunArgs {
     /// Where runs are stored [default: store].
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Launch this binary as the node instead of `faultline node`.
-    #[arg(long)]
-    pub node_bin: Option<PathBuf>,
 }
 
 /// History file formats.

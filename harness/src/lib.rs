@@ -3,14 +3,15 @@
 //! (`src/main.rs`) holds the command line.
 //!
 //! # Layout
-//! - [`db`]: the database under test: node lifecycle ([`db::Db`]) and the
-//!   optional abilities [`db::Kill`], [`db::Pause`], [`db::LogFiles`], for
-//!   the shipped target-node ([`db::TargetNodeDb`]) and for external systems
-//!   described by command templates ([`db::ExternalDb`]).
+//! - [`system`]: the systems under test ([`system::System`]): what each
+//!   brings (node lifecycle [`system::db::Db`] with optional abilities the
+//!   nemesis asks for, a client per workload, network backend, supported
+//!   workloads and faults, its own options): the shipped target-node (the
+//!   default) and [`system::custom`] (command templates).
 //! - [`generator`]: the ops a test performs, as composable values.
 //! - [`client`]: how a worker performs an op; the timeout wrapper.
-//! - [`workload`]: register, set and append: client, generator, final
-//!   reads and checkers of each.
+//! - [`workload`]: register, set and append: generator, final reads and
+//!   checkers of each (the client comes from the system).
 //! - [`interpreter`]: runs generators against clients concurrently and
 //!   records the history.
 //! - [`package`]: the nemesis package of a test (Jepsen's term): the fault
@@ -31,12 +32,12 @@ pub mod campaign;
 pub mod cleanup;
 pub mod client;
 pub(crate) mod containment;
-pub mod db;
 pub mod generator;
 pub mod interpreter;
 pub mod package;
 pub mod placement;
 pub mod run;
 pub mod serve;
+pub mod system;
 pub mod test_spec;
 pub mod workload;

@@ -11,6 +11,8 @@
 //! - [`campaign_cmd`]: `faultline campaign`: run a campaign's cells (the
 //!   campaign file, verdicts and documents are in the library's `campaign`).
 //! - `serve` (in `main`): `faultline serve`, over the library's `serve`.
+//! - `systems` (in `main`): `faultline systems`, the table of the library's
+//!   `system::SYSTEMS`.
 //!
 //! `faultline node ...` runs the shipped target-node in this executable, so
 //! the harness launches itself and one build gives everything.
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Check(args) => check::run(args),
         cli::Command::Run(args) => run_cmd::run(args),
         cli::Command::Node(args) => node(args),
+        cli::Command::Systems => systems(),
         cli::Command::Cleanup(args) => cleanup(args),
         cli::Command::Report(args) => report(args),
         cli::Command::Campaign(args) => campaign_cmd::run(args),
@@ -49,6 +52,12 @@ fn node(args: target_node::NodeArgs) -> Result<u8, exit::Failure> {
         Err(e) if e.exit_code() == 3 => Err(exit::Failure::Usage(e.to_string())),
         Err(e) => Err(exit::Failure::Internal(e.into())),
     }
+}
+
+/// `faultline systems`: the systems, with what each supports.
+fn systems() -> Result<u8, exit::Failure> {
+    print!("{}", harness::system::describe_all());
+    Ok(exit::VALID)
 }
 
 /// `faultline cleanup`: undo what killed runs left; exit 5 if something could not be undone.

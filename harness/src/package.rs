@@ -13,7 +13,9 @@
 //!   the backend cannot choose); `kill` and `pause` hit one node, a
 //!   minority, a majority or all, drawn each time; `-primary` variants hit
 //!   the primary; clock skew (a bump of ±0.5–20 s, or a strobe flipping it
-//!   every 100 ms) and crashes go through the nodes' admin endpoints.
+//!   every 100 ms) and crashes go through the database's
+//!   [`Clock`](crate::system::db::Clock) and [`Crash`](crate::system::db::Crash)
+//!   abilities.
 //!
 //! Each op is recorded as a `nemesis` invocation carrying the [`Action`]
 //! (`partition` / `"partition-halves"`, `kill` / `"primary"`, ...) and an
@@ -22,6 +24,7 @@
 //! attributed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::client::{BoxFuture, Client, Completion};
-use crate::db::{Db, NodeInfo};
+use crate::system::db::{Db, NodeInfo};
 use crate::generator::{Context, Generator, Invocation, Next, Sequence};
 
 /// How long a clock skew may be: up to this many ms either way.
@@ -103,7 +106,6 @@ pub struct NemesisClient {
     paused: BTreeSet<Node>,
     /// Clock strobes running until the next reset.
     strobes: Vec<tokio::task::JoinHandle<()>>,
-    admin_timeout: Duration,
 }
 
 impl NemesisClient {
@@ -122,7 +124,6 @@ impl NemesisClient {
             down: BTreeSet::new(),
             paused: BTreeSet::new(),
             strobes: Vec::new(),
-            admin_timeout: Duration::from_secs(2),
         }
     }
 
@@ -130,15 +131,19 @@ impl NemesisClient {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
-    fn primary(&self) -> Option<String> {
-        let db = self.db.clone();
-        tokio::task::block_in_place(move || db.lock().ok()?.primary())
+    /// The primary, if the database can tell and knows one. (The futures
+    /// these helpers return own what they need: `self` holds the network
+    /// backend, which is not `Sync`, so it must not be borrowed across an
+    /// await.)
+    fn primary(&self) -> impl Future<Output = Option<String>> + Send + 'static {
+        let ask = self.ability(|db| db.as_primary().map(|p| p.primary()), "find the primary");
+        async move { ask.ok()?.await }
     }
 
     /// The nodes `target` names now (drawn, seeded, for a random target).
-    fn target(&mut self, target: Target) -> Result<Vec<Node>, String> {
+    async fn target(&mut self, target: Target) -> Result<Vec<Node>, String> {
         let primary = if target == Target::Primary {
-            self.primary()
+            self.primary().await
         } else {
             None
         };
@@ -166,7 +171,7 @@ impl NemesisClient {
     /// Applies one action; returns what was applied, as recorded in the history.
     async fn apply(&mut self, action: Action) -> Result<FaultOp, String> {
         match action {
-            Action::Partition(shape) => self.partition(shape),
+            Action::Partition(shape) => self.partition(shape).await,
             Action::Heal => {
                 self.net()?.heal().map_err(|e| e.to_string())?;
                 Ok(FaultOp::Heal)
@@ -177,20 +182,20 @@ impl NemesisClient {
                 self.net()?.fast().map_err(|e| e.to_string())?;
                 Ok(FaultOp::Fast)
             }
-            Action::Kill(target) => self.kill(target),
+            Action::Kill(target) => self.kill(target).await,
             Action::Crash(target) => self.crash(target).await,
             Action::Start(Stopped::All) => self.start(),
-            Action::Pause(target) => self.pause(target),
+            Action::Pause(target) => self.pause(target).await,
             Action::Resume(Stopped::All) => self.resume(),
             Action::Clock(skew) => self.clock(skew).await,
             Action::Reset => self.reset().await,
         }
     }
 
-    fn partition(&mut self, shape: Shape) -> Result<FaultOp, String> {
+    async fn partition(&mut self, shape: Shape) -> Result<FaultOp, String> {
         let topology = shape.topology(&mut self.rng);
         let primary = if topology == Topology::Primary {
-            self.primary()
+            self.primary().await
         } else {
             None
         };
@@ -224,8 +229,8 @@ impl NemesisClient {
         })
     }
 
-    fn kill(&mut self, target: Target) -> Result<FaultOp, String> {
-        let nodes = self.target(target)?;
+    async fn kill(&mut self, target: Target) -> Result<FaultOp, String> {
+        let nodes = self.target(target).await?;
         self.with_db(|db| {
             let kill = db.as_kill().ok_or("this database cannot kill nodes")?;
             nodes
@@ -237,10 +242,9 @@ impl NemesisClient {
     }
 
     async fn crash(&mut self, target: Target) -> Result<FaultOp, String> {
-        let nodes = self.target(target)?;
+        let nodes = self.target(target).await?;
         for node in &nodes {
-            self.admin(node)
-                .crash()
+            self.crash_node(node)
                 .await
                 .map_err(|e| format!("crash {node}: {e}"))?;
         }
@@ -262,8 +266,8 @@ impl NemesisClient {
         Ok(FaultOp::Start(nodes))
     }
 
-    fn pause(&mut self, target: Target) -> Result<FaultOp, String> {
-        let nodes = self.target(target)?;
+    async fn pause(&mut self, target: Target) -> Result<FaultOp, String> {
+        let nodes = self.target(target).await?;
         self.with_db(|db| {
             let pause = db.as_pause().ok_or("this database cannot pause nodes")?;
             nodes
@@ -291,7 +295,7 @@ impl NemesisClient {
             Skew::Bump => false,
             Skew::Random => self.rng.gen_bool(0.5),
         };
-        let nodes = self.target(Target::One)?;
+        let nodes = self.target(Target::One).await?;
         let mut offsets_ms = BTreeMap::new();
         for node in nodes {
             let magnitude = self.rng.gen_range(500..=MAX_SKEW_MS);
@@ -300,28 +304,11 @@ impl NemesisClient {
             } else {
                 -magnitude
             };
-            if let Some(file) = self.clock_file(&node) {
-                // libfaketime reads the offset, in seconds, from the file.
-                std::fs::write(&file, format!("{:+.3}\n", offset as f64 / 1e3))
-                    .map_err(|e| format!("clock {node}: {}: {e}", file.display()))?;
-                offsets_ms.insert(node, offset);
-                continue;
-            }
-            let client = self.admin(&node);
-            client
-                .set_clock_offset(offset)
+            self.shift_clock(&node, offset)
                 .await
                 .map_err(|e| format!("clock {node}: {e}"))?;
             if strobe {
-                // Flip between the offset and none until reset.
-                self.strobes.push(tokio::spawn(async move {
-                    for i in 1u64.. {
-                        tokio::time::sleep(STROBE_PERIOD).await;
-                        let _ = client
-                            .set_clock_offset(if i % 2 == 0 { offset } else { 0 })
-                            .await;
-                    }
-                }));
+                self.strobe_clock(&node, offset);
             }
             offsets_ms.insert(node, offset);
         }
@@ -333,21 +320,67 @@ impl NemesisClient {
             strobe.abort();
         }
         for node in self.node_ids() {
-            if let Some(file) = self.clock_file(&node) {
-                std::fs::write(&file, "+0\n").map_err(|e| format!("reset {node}: {e}"))?;
-                continue;
-            }
-            if !self.down.contains(&node) {
-                // A node that is down has lost its offset anyway.
-                let _ = self.admin(&node).set_clock_offset(0).await;
-            }
+            let down = self.down.contains(&node);
+            self.reset_clock(&node, down)
+                .await
+                .map_err(|e| format!("reset {node}: {e}"))?;
         }
         Ok(FaultOp::ResetClock)
     }
 
-    fn clock_file(&self, node: &str) -> Option<std::path::PathBuf> {
-        let db = self.db.lock().ok()?;
-        db.clock_file(node)
+    /// Crashes `node` through the database's `Crash` ability.
+    fn crash_node(&self, node: &str) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let ask = self.ability(|db| db.as_crash().map(|c| c.crash(node)), "crash nodes");
+        async move { ask?.await }
+    }
+
+    /// Shifts `node`'s clock through the database's `Clock` ability.
+    fn shift_clock(
+        &self,
+        node: &str,
+        offset_ms: i64,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let ask = self.ability(
+            |db| db.as_clock().map(|c| c.shift(node, offset_ms)),
+            "shift clocks",
+        );
+        async move { ask?.await }
+    }
+
+    /// Flips `node`'s clock between `offset_ms` and none until reset, where
+    /// the clock can be strobed.
+    fn strobe_clock(&mut self, node: &str, offset_ms: i64) {
+        let strobe = self
+            .ability(
+                |db| db.as_clock().map(|c| c.strobe(node, offset_ms, STROBE_PERIOD)),
+                "strobe clocks",
+            )
+            .ok()
+            .flatten();
+        if let Some(strobe) = strobe {
+            self.strobes.push(tokio::spawn(strobe));
+        }
+    }
+
+    /// Puts `node`'s clock back through the database's `Clock` ability.
+    fn reset_clock(
+        &self,
+        node: &str,
+        down: bool,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let ask = self.ability(|db| db.as_clock().map(|c| c.reset(node, down)), "reset clocks");
+        async move { ask?.await }
+    }
+
+    /// What `ask` takes from the database (a future that owns what it
+    /// needs, so the lock is released before it runs); `Err` when the
+    /// database has not the ability to `what`.
+    fn ability<T>(&self, ask: impl FnOnce(&dyn Db) -> Option<T>, what: &str) -> Result<T, String> {
+        let db = self
+            .db
+            .lock()
+            .map_err(|_| "the database lock is poisoned".to_string())?;
+        ask(db.as_ref()).ok_or_else(|| format!("this database cannot {what}"))
     }
 
     fn with_db<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T, String>) -> Result<T, String> {
@@ -358,16 +391,6 @@ impl NemesisClient {
                 .map_err(|_| "the database lock is poisoned".to_string())?;
             f(db.as_mut())
         })
-    }
-
-    fn admin(&self, node: &str) -> target_node::client::Client {
-        let url = self
-            .nodes
-            .iter()
-            .find(|n| n.id == node)
-            .map(|n| n.url.clone())
-            .unwrap_or_default();
-        target_node::client::Client::new(url, self.admin_timeout)
     }
 
     /// Undoes every fault still in force (for teardown after an error).

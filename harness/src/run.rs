@@ -7,9 +7,7 @@
 //! drop; if the harness is SIGKILLed, the nodes die with it (parent-death
 //! signal) and the history holds every op recorded up to the last flush.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,21 +17,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use results::{stats, Recorder, Results, RunDir, Store};
-use target_node::mode::Modes;
 
 use crate::cleanup::RunState;
 use crate::client::Client;
-use crate::db::{
-    libfaketime, Db, ExternalConfig, ExternalDb, NodeBinary, NodeInfo, TargetNodeConfig,
-    TargetNodeDb,
-};
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
-use crate::package::{final_generator, needs_net, NemesisClient, Schedule};
-use crate::test_spec::{format_duration, NetBackend, TestSpec};
+use crate::package::{final_generator, NemesisClient, Schedule};
+use crate::system::db::{Db, DbError};
+use crate::system::{Deployment, System, SystemError};
+use crate::test_spec::{format_duration, TestSpec};
 use crate::workload::{workload, WorkloadOptions};
-use nemesis::net::proxy::ProxyNet;
-use nemesis::net::Net;
 use nemesis::Fault;
 
 /// How long the final phase (final reads) may take.
@@ -49,7 +42,10 @@ pub enum RunError {
     Store(#[from] results::StoreError),
     /// The nodes could not be managed.
     #[error(transparent)]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] DbError),
+    /// The system could not be deployed.
+    #[error(transparent)]
+    System(#[from] SystemError),
     /// The interpreter failed.
     #[error(transparent)]
     Interpreter(#[from] crate::interpreter::InterpreterError),
@@ -78,7 +74,8 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     run.write_test_json(&test_json)?;
     println!("run {} (seed {seed})", run.path().display());
 
-    let (db, net) = set_up_db(spec, &run, seed).await?;
+    let system = crate::system::by_name(spec.system_name()).map_err(RunError::Other)?;
+    let Deployment { db, net } = set_up_db(system, spec, &run, seed).await?;
     let nodes = db.nodes().to_vec();
     let state = RunState {
         harness_pid: std::process::id(),
@@ -107,13 +104,12 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         Arc::new(Recorder::create(run.history_path()).map_err(|e| RunError::Other(e.to_string()))?);
     let options = WorkloadOptions {
         keys: spec.keys,
-        reads: spec.reads,
-        topology: spec.topology,
+        consistency_models: spec.consistency_models.clone(),
         ..WorkloadOptions::default()
     };
     let work = workload(spec.workload, options);
     let clients: Vec<Box<dyn Client>> = (0..spec.concurrency)
-        .map(|w| work.client(w, &nodes))
+        .map(|w| system.client(spec, w, &nodes))
         .collect();
     let progress = Arc::new(Progress::default());
     // History time 0 is `start`; its wall-clock twin, read right after,
@@ -187,122 +183,30 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
 /// node exits while starting.
 const SETUP_ATTEMPTS: usize = 3;
 
-/// [`start_db`], then the nodes started and a primary elected. Node ports
-/// are picked free but bound by the node a moment later, so on a busy
-/// machine another process can take one first and the node exits at once;
-/// then everything (nodes, proxies) is dropped and started again on fresh
-/// ports.
+/// The system deployed ([`System::deploy`]), then the nodes started and a
+/// primary elected. Node ports are picked free but bound by the node a
+/// moment later, so on a busy machine another process can take one first
+/// and the node exits at once; then everything (nodes, proxies) is dropped
+/// and deployed again on fresh ports.
 async fn set_up_db(
+    system: &dyn System,
     spec: &TestSpec,
     run: &RunDir,
     seed: u64,
-) -> Result<(Box<dyn Db>, Option<Box<dyn Net>>), RunError> {
+) -> Result<Deployment, RunError> {
     let mut attempt = 1;
     loop {
-        let (mut db, net) = start_db(spec, run, seed).await?;
-        match tokio::task::block_in_place(|| db.setup()) {
-            Ok(()) => return Ok((db, net)),
-            Err(e @ crate::db::DbError::Exited { .. }) if attempt < SETUP_ATTEMPTS => {
+        let mut deployment = system.deploy(spec, run, seed).await?;
+        match tokio::task::block_in_place(|| deployment.db.setup()) {
+            Ok(()) => return Ok(deployment),
+            Err(e @ DbError::Exited { .. }) if attempt < SETUP_ATTEMPTS => {
                 eprintln!("faultline: {e}; starting the cluster again on fresh ports");
-                let _ = tokio::task::block_in_place(|| db.teardown());
+                let _ = tokio::task::block_in_place(|| deployment.db.teardown());
                 attempt += 1;
             }
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// The database under test and, when the faults need one, the network
-/// backend between its nodes (a proxy on every link; the nodes are given the
-/// proxies' addresses as their peers).
-async fn start_db(
-    spec: &TestSpec,
-    run: &RunDir,
-    seed: u64,
-) -> Result<(Box<dyn Db>, Option<Box<dyn Net>>), RunError> {
-    let wants_net = needs_net(&spec.nemesis);
-    if let Some(external) = &spec.db {
-        let mut config = ExternalConfig::new(spec.nodes, external.start.clone(), run.path());
-        config.kill = external.kill.clone();
-        config.pause = external.pause.clone();
-        config.resume = external.resume.clone();
-        config.vars = external.vars.clone();
-        config.log_dir = Some(run.nodes_dir());
-        if spec.nemesis.iter().any(|f| f == "clock") {
-            config.faketime = libfaketime();
-            match &config.faketime {
-                Some(lib) => println!(
-                    "clock faults through libfaketime ({}); programs that read the clock \
-                     without libc, like Go binaries, ignore it",
-                    lib.display()
-                ),
-                None => println!(
-                    "clock faults need libfaketime for an external system and it is not \
-                     installed (apt-get install libfaketime): they will fail, and be recorded so"
-                ),
-            }
-        }
-        let mut db = ExternalDb::new(config)?;
-        let mut net = None;
-        if wants_net {
-            let proxy = proxy_for(db.nodes(), seed).await?;
-            db.set_peer_urls(Some(proxy.peer_urls()))?;
-            net = Some(Box::new(proxy) as Box<dyn Net>);
-        }
-        return Ok((Box::new(db), net));
-    }
-    let mut config = TargetNodeConfig::new(spec.nodes, run.path());
-    config.modes = Modes {
-        write_concern: spec.write_concern,
-        election: spec.election,
-        reads: spec.reads,
-        topology: spec.topology,
-        fsync: spec.fsync,
-    };
-    config.log_dir = Some(run.nodes_dir());
-    config.binary = match &spec.node_bin {
-        Some(path) => NodeBinary::Path(path.clone()),
-        None => NodeBinary::CurrentExe,
-    };
-    config.distinct_addresses = spec.net == NetBackend::Netns;
-    let mut db = TargetNodeDb::new(config)?;
-    let mut net = None;
-    if wants_net && spec.net == NetBackend::Netns {
-        net = Some(kernel_net(db.nodes())?);
-    } else if wants_net {
-        let proxy = proxy_for(db.nodes(), seed).await?;
-        db.set_peer_urls(Some(proxy.peer_urls()))?;
-        net = Some(Box::new(proxy) as Box<dyn Net>);
-    }
-    Ok((Box::new(db), net))
-}
-
-/// Kernel rules between the nodes' own addresses (the run is in a private
-/// network namespace: see `faultline run --net netns`).
-fn kernel_net(nodes: &[NodeInfo]) -> Result<Box<dyn Net>, RunError> {
-    #[cfg(target_os = "linux")]
-    {
-        let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-        let addrs = nemesis::net::netns::node_addresses(&ids)
-            .and_then(nemesis::net::netns::NftNet::new)
-            .map_err(|e| RunError::Other(format!("the netns backend: {e}")))?;
-        Ok(Box::new(addrs))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = nodes;
-        Err(RunError::Other("the netns backend needs Linux".into()))
-    }
-}
-
-async fn proxy_for(nodes: &[NodeInfo], seed: u64) -> Result<ProxyNet, RunError> {
-    let addrs: BTreeMap<String, SocketAddr> = nodes
-        .iter()
-        .map(|n| (n.id.clone(), SocketAddr::from(([127, 0, 0, 1], n.port))))
-        .collect();
-    ProxyNet::start_seeded(&addrs, seed)
-        .await
-        .map_err(|e| RunError::Other(format!("starting the network proxy: {e}")))
 }
 
 /// Waits (at most [`RECOVERY_LIMIT`]) until the cluster has a primary and
@@ -313,12 +217,7 @@ async fn proxy_for(nodes: &[NodeInfo], seed: u64) -> Result<ProxyNet, RunError> 
 async fn wait_for_recovery(db: &Mutex<Box<dyn Db>>) {
     let deadline = Instant::now() + RECOVERY_LIMIT;
     while Instant::now() < deadline {
-        let settled = tokio::task::block_in_place(|| {
-            db.lock()
-                .ok()
-                .is_some_and(|db| db.primary().is_some() && db.converged())
-        });
-        if settled {
+        if has_settled(db).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -327,6 +226,29 @@ async fn wait_for_recovery(db: &Mutex<Box<dyn Db>>) {
         "faultline: the cluster had not settled {} after healing (no single primary, or oplogs not caught up); the final reads see it as it is",
         format_duration(RECOVERY_LIMIT)
     );
+}
+
+/// Whether the cluster has a primary and has settled, as far as the
+/// database can tell (one without these abilities counts as settled).
+async fn has_settled(db: &Mutex<Box<dyn Db>>) -> bool {
+    let asks = db.lock().ok().map(|db| {
+        (
+            db.as_primary().map(|p| p.primary()),
+            db.as_settled().map(|s| s.settled()),
+        )
+    });
+    let Some((primary, settled)) = asks else {
+        return false;
+    };
+    if let Some(primary) = primary {
+        if primary.await.is_none() {
+            return false;
+        }
+    }
+    match settled {
+        Some(settled) => settled.await,
+        None => true,
+    }
 }
 
 fn read_history(run: &RunDir) -> Result<Vec<Op>, RunError> {

@@ -45,12 +45,8 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
 /// inside a new one and returns its exit code. Inside: brings up loopback.
 pub(crate) fn enter_private_netns(spec: &TestSpec) -> Result<Option<u8>, Failure> {
     use nemesis::net::netns;
-    if spec.db.is_some() {
-        return Err(Failure::Usage(
-            "--net netns works with the shipped node only; use --net proxy for an external system"
-                .into(),
-        ));
-    }
+    let system = harness::system::by_name(spec.system_name()).map_err(Failure::Usage)?;
+    harness::system::check_support(system, spec).map_err(Failure::Usage)?;
     if netns::in_private_netns() {
         netns::bring_up_loopback().map_err(|e| Failure::Internal(anyhow::anyhow!("{e}")))?;
         return Ok(None);
@@ -83,11 +79,6 @@ fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
     set!(
         nodes,
         workload,
-        write_concern,
-        election,
-        reads,
-        topology,
-        fsync,
         nemesis,
         nemesis_interval,
         net,
@@ -95,19 +86,24 @@ fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
         rate,
         time_limit,
         keys,
+        op_timeout,
+        consistency_models,
         test_count,
         store
     );
+    args.node.apply(&mut spec.node);
     if args.name.is_some() {
         spec.name = args.name;
     }
     if args.seed.is_some() {
         spec.seed = args.seed;
     }
-    if args.node_bin.is_some() {
-        spec.node_bin = args.node_bin;
+    if args.system.is_some() {
+        spec.system = args.system;
     }
     spec.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    // test.json names the system even when the test file did not.
+    spec.system = Some(spec.system_name().to_string());
     Ok(spec)
 }
 

@@ -4,14 +4,22 @@
 //! `write-concern = "majority"`, `time-limit = "30s"`. Flags override the
 //! file. The resolved test (seed included) is saved as the run's `test.json`,
 //! which `--test` reads back as well, so any run can be repeated exactly.
+//!
+//! `system` names the system under test (`faultline systems`). Its own
+//! options are flat keys of the test too: a system's struct of options is
+//! flattened in (target-node's modes keep their plain names; other systems'
+//! keys carry the system's name as prefix), and the custom system's command
+//! templates are the `[db]` table. A test with `[db]` and no `system` key
+//! runs the custom system, as before systems had names.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nemesis::Fault;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use target_node::mode::{Election, Fsync, Reads, Topology, WriteConcern};
 
+pub use crate::system::custom::ExternalSpec;
+use crate::system::{TargetNodeOptions, DEFAULT_SYSTEM};
 use crate::workload::WorkloadKind;
 
 /// A test, fully resolved.
@@ -20,20 +28,16 @@ use crate::workload::WorkloadKind;
 pub struct TestSpec {
     /// The test's name: the store directory it goes in.
     pub name: Option<String>,
+    /// The system under test; `target-node` when not given, `custom` when
+    /// not given and there is a `[db]` table ([`TestSpec::system_name`]).
+    pub system: Option<String>,
     /// How many nodes.
     pub nodes: usize,
     /// What the clients do.
     pub workload: WorkloadKind,
-    /// When writes are acknowledged.
-    pub write_concern: WriteConcern,
-    /// How a primary is chosen.
-    pub election: Election,
-    /// Where reads are served.
-    pub reads: Reads,
-    /// Single primary or multi-primary.
-    pub topology: Topology,
-    /// Whether nodes fsync.
-    pub fsync: Fsync,
+    /// target-node's options: its modes and `node-bin`.
+    #[serde(flatten)]
+    pub node: TargetNodeOptions,
     /// Faults to inject (`none` for none).
     pub nemesis: Vec<String>,
     /// Time between fault actions.
@@ -50,17 +54,21 @@ pub struct TestSpec {
     pub time_limit: Duration,
     /// Keys in use at once (register workload).
     pub keys: usize,
+    /// A client call that takes longer completes as `info` (`fail` when it
+    /// changes nothing).
+    #[serde(with = "duration_text")]
+    pub op_timeout: Duration,
+    /// The consistency models an append or rw-register history must
+    /// satisfy.
+    pub consistency_models: Vec<String>,
     /// The seed; chosen at random and recorded when not given.
     pub seed: Option<u64>,
     /// How many times to run the test.
     pub test_count: usize,
     /// Where runs are stored.
     pub store: PathBuf,
-    /// Launch this binary as the node instead of `faultline node`.
-    pub node_bin: Option<PathBuf>,
-    /// Test another system, described by command templates (TOML `[db]`),
-    /// instead of the shipped target-node. It must speak target-node's HTTP
-    /// API for the shipped workloads.
+    /// The custom system's command templates (TOML `[db]`). It must speak
+    /// target-node's HTTP API for the shipped workloads.
     pub db: Option<ExternalSpec>,
 }
 
@@ -79,41 +87,14 @@ pub enum NetBackend {
     Netns,
 }
 
-/// An external system under test: how to start (and optionally kill, pause,
-/// resume) one node. Placeholders: `{id}`, `{port}`, `{url}`, `{peers}`
-/// (`n2=http://127.0.0.1:P,...`), `{data_dir}`, `{log}`, and every key of
-/// `vars`. Kill, pause and resume default to SIGKILL, SIGSTOP and SIGCONT
-/// to the node's process group.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct ExternalSpec {
-    /// Starts one node, in the foreground.
-    pub start: String,
-    /// Kills one node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kill: Option<String>,
-    /// Pauses one node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause: Option<String>,
-    /// Resumes one node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<String>,
-    /// Extra placeholders, e.g. `bin = "/usr/local/bin/mydb"` for `{bin}`.
-    #[serde(default)]
-    pub vars: std::collections::BTreeMap<String, String>,
-}
-
 impl Default for TestSpec {
     fn default() -> Self {
         TestSpec {
             name: None,
+            system: None,
             nodes: 5,
             workload: WorkloadKind::Register,
-            write_concern: WriteConcern::Majority,
-            election: Election::Majority,
-            reads: Reads::Linearizable,
-            topology: Topology::Primary,
-            fsync: Fsync::Always,
+            node: TargetNodeOptions::default(),
             nemesis: vec!["none".into()],
             nemesis_interval: Duration::from_secs(5),
             net: NetBackend::Proxy,
@@ -121,10 +102,11 @@ impl Default for TestSpec {
             rate: 500.0,
             time_limit: Duration::from_secs(30),
             keys: 10,
+            op_timeout: Duration::from_secs(2),
+            consistency_models: vec!["strict-serializable".into()],
             seed: None,
             test_count: 1,
             store: PathBuf::from("store"),
-            node_bin: None,
             db: None,
         }
     }
@@ -169,7 +151,30 @@ impl TestSpec {
             serde_json::from_str(&text)
                 .map_err(|e| parse(format!("line {}, column {}: {e}", e.line(), e.column())))
         } else {
-            toml::from_str(&text).map_err(|e| parse(e.to_string()))
+            TestSpec::from_toml(&text).map_err(parse)
+        }
+    }
+
+    /// Parses a test from TOML. A key the test does not know is named with
+    /// its line (serde sees the keys of flattened option structs only once
+    /// the whole table is read, past toml's own line numbers).
+    pub fn from_toml(text: &str) -> Result<TestSpec, String> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            match unknown_key_line(text, e.message()) {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => message,
+            }
+        })
+    }
+
+    /// The system under test: `system`, else `custom` with a `[db]` table,
+    /// else `target-node`.
+    pub fn system_name(&self) -> &str {
+        match (&self.system, &self.db) {
+            (Some(system), _) => system,
+            (None, Some(_)) => "custom",
+            (None, None) => DEFAULT_SYSTEM,
         }
     }
 
@@ -177,11 +182,9 @@ impl TestSpec {
     pub fn name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
             format!(
-                "{}-{}-{}-{}-{}",
+                "{}-{}-{}",
                 mode_name(self.workload),
-                mode_name(self.write_concern),
-                mode_name(self.election),
-                mode_name(self.reads),
+                self.node.name_part(),
                 self.nemesis.join("+")
             )
         })
@@ -218,8 +221,35 @@ impl TestSpec {
                 Fault::names().collect::<Vec<_>>().join(", ")
             ));
         }
-        Ok(())
+        if self.op_timeout.is_zero() {
+            return bad("op-timeout must be longer than 0".into());
+        }
+        let options = checker::txn::TxnOptions {
+            consistency_models: self.consistency_models.clone(),
+            ..checker::txn::TxnOptions::default()
+        };
+        if let Err(e @ checker::txn::TxnError::UnknownModel(_)) =
+            checker::txn::check_list_append(&[], &options)
+        {
+            return bad(format!("consistency-models: {e}"));
+        }
+        let system = crate::system::by_name(self.system_name()).map_err(SpecError::Invalid)?;
+        crate::system::check_support(system, self).map_err(SpecError::Invalid)
     }
+}
+
+/// The line of `text` where the key an "unknown field `key`" message names
+/// is set, if it is one.
+fn unknown_key_line(text: &str, message: &str) -> Option<usize> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let key = &rest[..rest.find('`')?];
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|after| after.trim_start().starts_with('='))
+        })
+        .map(|index| index + 1)
 }
 
 /// A mode's command-line name, e.g. `majority`.
@@ -288,6 +318,7 @@ mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::system::WriteConcern;
 
     #[test]
     fn durations_take_units_or_bare_seconds() {
@@ -316,13 +347,13 @@ mod tests {
 
     #[test]
     fn toml_uses_the_long_flag_names_and_bad_keys_say_where() {
-        let spec: TestSpec = toml::from_str(
+        let spec: TestSpec = TestSpec::from_toml(
             "write-concern = \"one\"\nelection = \"bully\"\ntime-limit = \"10s\"\nnemesis = [\"none\"]\n",
         )
         .unwrap();
-        assert_eq!(spec.write_concern, WriteConcern::One);
+        assert_eq!(spec.node.write_concern, WriteConcern::One);
         assert_eq!(spec.time_limit, Duration::from_secs(10));
-        let err = toml::from_str::<TestSpec>("nodes = 3\nwrite-concerns = \"one\"\n").unwrap_err();
+        let err = TestSpec::from_toml("nodes = 3\nwrite-concerns = \"one\"\n").unwrap_err();
         assert!(err.to_string().contains("write-concerns"), "{err}");
         assert!(err.to_string().contains("line 2"), "{err}");
     }
@@ -350,5 +381,112 @@ mod tests {
             err.contains("meteor") && err.contains("partition-ring"),
             "{err}"
         );
+    }
+
+    /// `TestSpec::default()` with seed 42 as `test.json` held it before
+    /// systems had names (commit 051d255), and the same with a `[db]` table.
+    const OLD_TEST_JSON: &str = r#"{
+  "name": null,
+  "nodes": 5,
+  "workload": "register",
+  "write-concern": "majority",
+  "election": "majority",
+  "reads": "linearizable",
+  "topology": "primary",
+  "fsync": "always",
+  "nemesis": ["none"],
+  "nemesis-interval": "5s",
+  "net": "proxy",
+  "concurrency": 10,
+  "rate": 500.0,
+  "time-limit": "30s",
+  "keys": 10,
+  "seed": 42,
+  "test-count": 1,
+  "store": "store",
+  "node-bin": null,
+  "db": null
+}"#;
+
+    #[test]
+    fn a_test_json_written_before_systems_loads_as_the_same_default_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.json");
+        std::fs::write(&path, OLD_TEST_JSON).unwrap();
+        let spec = TestSpec::load(&path).unwrap();
+        let expected = TestSpec {
+            seed: Some(42),
+            ..TestSpec::default()
+        };
+        assert_eq!(spec, expected);
+        assert_eq!(spec.system_name(), "target-node");
+        assert_eq!(spec.op_timeout, Duration::from_secs(2));
+        spec.validate().unwrap();
+
+        let with_db = OLD_TEST_JSON.replace(
+            "\"db\": null",
+            "\"db\": {\"start\": \"mydb --port {port}\", \"vars\": {}}",
+        );
+        std::fs::write(&path, with_db).unwrap();
+        let spec = TestSpec::load(&path).unwrap();
+        assert_eq!(
+            spec.system_name(),
+            "custom",
+            "[db] without system is custom"
+        );
+        spec.validate().unwrap();
+    }
+
+    #[test]
+    fn every_cell_of_every_shipped_campaign_runs_the_default_system_and_reads_back() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../campaigns");
+        let mut cells = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let campaign = crate::campaign::Campaign::load(&path).unwrap();
+            for cell in campaign.cells {
+                cell.test.validate().unwrap();
+                assert_eq!(cell.test.system_name(), "target-node", "{}", cell.name);
+                let json = serde_json::to_string(&cell.test).unwrap();
+                let back: TestSpec = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, cell.test, "{}", cell.name);
+                cells += 1;
+            }
+        }
+        assert!(cells > 20, "{cells} cells");
+    }
+
+    #[test]
+    fn the_system_is_a_key_and_a_db_table_belongs_to_custom() {
+        let spec = TestSpec::from_toml("system = \"custom\"\n").unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("[db]"), "{err}");
+        let spec = TestSpec::from_toml("system = \"target-node\"\n[db]\nstart = \"mydb {port}\"\n")
+            .unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("custom"), "{err}");
+        let spec = TestSpec::from_toml("system = \"etcd\"\n").unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("etcd") && err.contains("target-node"), "{err}");
+    }
+
+    #[test]
+    fn op_timeout_and_consistency_models_are_keys_checked_at_validation() {
+        let spec = TestSpec::from_toml(
+            "op-timeout = \"500ms\"\nconsistency-models = [\"serializable\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.op_timeout, Duration::from_millis(500));
+        assert_eq!(spec.consistency_models, ["serializable"]);
+        spec.validate().unwrap();
+        let spec = TestSpec {
+            consistency_models: vec!["sequential-ish".into()],
+            ..TestSpec::default()
+        };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("sequential-ish"), "{err}");
     }
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use harness::db::{Db, ExternalConfig, ExternalDb, Pause};
+use harness::system::custom::{ExternalConfig, ExternalDb};
+use harness::system::db::{Db, Pause};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

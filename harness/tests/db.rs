@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::db::status::{fetch_status, StatusError};
-use harness::db::{
-    Db, DbError, ExternalConfig, ExternalDb, Kill, NodeBinary, Pause, TargetNodeConfig,
-    TargetNodeDb,
-};
+use harness::system::custom::{ExternalConfig, ExternalDb};
+use harness::system::db::{Db, DbError, Kill, Pause};
+use harness::system::target_node::db::{NodeBinary, TargetNodeConfig, TargetNodeDb};
+use harness::system::target_node::status::{block_on, fetch_status, StatusError};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
@@ -80,6 +79,15 @@ fn pids(db: &TargetNodeDb) -> Vec<u32> {
         .collect()
 }
 
+/// The primary `db` reports now, through its `Primary` ability.
+fn primary_of(db: &dyn Db) -> Option<String> {
+    let ask = db
+        .as_primary()
+        .expect("the database can find its primary")
+        .primary();
+    block_on(ask).unwrap()
+}
+
 fn oplog_index(url: &str) -> Option<u64> {
     fetch_status(url, QUICK).ok().map(|s| s.oplog.index)
 }
@@ -98,7 +106,7 @@ fn three_nodes_come_up_with_a_primary_and_teardown_leaves_nothing() {
     .join()
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let primary = db.primary().expect("a primary is known");
+    let primary = primary_of(&db).expect("a primary is known");
     assert!(db.nodes().iter().any(|n| n.id == primary));
     let pids = pids(&db);
     assert!(
@@ -122,7 +130,7 @@ fn three_nodes_come_up_with_a_primary_and_teardown_leaves_nothing() {
     db.teardown().unwrap();
     assert!(pids.iter().all(|&p| !alive(p)), "teardown stops every node");
     db.teardown().expect("teardown is idempotent");
-    assert!(db.primary().is_none());
+    assert!(primary_of(&db).is_none());
 }
 
 #[test]
@@ -130,7 +138,7 @@ fn a_killed_secondary_restarts_on_its_data_dir_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = TargetNodeDb::new(config(3, dir.path())).unwrap();
     db.setup().unwrap();
-    let primary = db.primary().unwrap();
+    let primary = primary_of(&db).unwrap();
     let primary_url = db
         .nodes()
         .iter()
@@ -296,7 +304,7 @@ fn an_external_system_runs_from_templates() {
     config.stop_grace = Duration::from_secs(3);
     let mut db = ExternalDb::new(config).unwrap();
     db.setup().unwrap();
-    assert!(db.primary().is_some(), "setup waited for a primary");
+    assert!(primary_of(&db).is_some(), "setup waited for a primary");
     let groups: Vec<u32> = db.nodes().iter().map(|n| db.pid(&n.id).unwrap()).collect();
 
     let node = db.nodes()[2].clone();
@@ -406,7 +414,7 @@ fn server_date(port: u16) -> Option<i64> {
 
 #[test]
 fn an_external_nodes_wall_clock_is_shifted_through_libfaketime() {
-    let Some(lib) = harness::db::libfaketime() else {
+    let Some(lib) = harness::system::custom::libfaketime() else {
         eprintln!("skipped: libfaketime is not installed (apt-get install -y libfaketime)");
         return;
     };

@@ -336,3 +336,55 @@ fn a_run_that_ends_normally_leaves_no_state_file() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!latest_run(&store).join("state.json").exists());
 }
+
+#[test]
+fn systems_lists_every_system_with_its_workloads_faults_and_options() {
+    let out = faultline().arg("systems").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for expected in [
+        "target-node:",
+        "custom:",
+        "workloads: register, set, append, rw-register",
+        "partition-ring",
+        "--write-concern",
+        "one|majority|all",
+        "--node-bin",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+}
+
+#[test]
+fn an_unknown_or_unfit_system_is_a_usage_error_naming_what_there_is() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (vec!["run", "--system", "etcd"], "target-node, custom"),
+        (vec!["run", "--system", "custom"], "[db]"),
+        (
+            vec![
+                "run",
+                "--workload",
+                "append",
+                "--consistency-models",
+                "bogus",
+            ],
+            "bogus",
+        ),
+        (vec!["run", "--op-timeout", "0s"], "op-timeout"),
+    ] {
+        let out = faultline()
+            .args(&args)
+            .arg("--store")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no run was started"
+    );
+}

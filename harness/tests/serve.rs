@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use checker::Validity;
+use harness::system::{Election, Reads, TargetNodeOptions, WriteConcern};
 use harness::test_spec::TestSpec;
 use harness::workload::WorkloadKind;
 use results::{CheckerResult, Results, RunDir};
 use support::faultline;
 use support::server::Server;
-use target_node::mode::{Election, Reads, WriteConcern};
 
 const WEAK_RUN: &str = "set-weak/20250101T000000.000Z";
 const STRONG_RUN: &str = "register-strong/20250102T000000.000Z";
@@ -54,9 +54,12 @@ fn fixture() -> Fixture {
         name: Some("set-weak".into()),
         nodes: 3,
         workload: WorkloadKind::Set,
-        write_concern: WriteConcern::One,
-        election: Election::Bully,
-        reads: Reads::Primary,
+        node: TargetNodeOptions {
+            write_concern: WriteConcern::One,
+            election: Election::Bully,
+            reads: Reads::Primary,
+            ..TargetNodeOptions::default()
+        },
         nemesis: vec!["partition-primary".into()],
         ..TestSpec::default()
     };

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use checker::history::{Op, OpType};
 use checker::Validity;
 use harness::client::{Client, Completion};
-use harness::db::{Db, NodeBinary, NodeInfo, TargetNodeConfig, TargetNodeDb};
 use harness::generator::{BoxGen, Context, Invocation, Next};
-use harness::workload::kv_client::NodeClient;
+use harness::system::db::{Db, NodeInfo};
+use harness::system::target_node::client::{ClientOptions, NodeClient};
+use harness::system::target_node::db::{NodeBinary, TargetNodeConfig, TargetNodeDb};
+use harness::system::target_node::{client_for, status};
 use harness::workload::{workload, Workload, WorkloadKind, WorkloadOptions};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -68,7 +70,8 @@ impl Cluster {
     }
 
     fn primary(&self) -> String {
-        self.db.primary().expect("a primary is known")
+        let ask = self.db.as_primary().expect("target-node knows").primary();
+        status::block_on(ask).unwrap().expect("a primary is known")
     }
 }
 
@@ -109,7 +112,11 @@ impl History {
 /// Drives `n` ops of the workload's generator (round-robin over the
 /// workers, each its own process), then its final phase on worker 0.
 async fn drive(w: &dyn Workload, nodes: &[NodeInfo], n: usize) -> (History, Vec<Completion>) {
-    let mut clients: Vec<Box<dyn Client>> = (0..WORKERS).map(|i| w.client(i, nodes)).collect();
+    let kind: WorkloadKind = w.name().parse().unwrap();
+    let options = ClientOptions::default();
+    let mut clients: Vec<Box<dyn Client>> = (0..WORKERS)
+        .map(|i| client_for(kind, &options, i, nodes))
+        .collect();
     let mut rng = StdRng::seed_from_u64(42);
     let mut history = History::new();
     let mut main = w.generator();
@@ -277,7 +284,7 @@ fn a_client_bound_to_a_secondary_follows_the_primary_hint() {
     let nodes = cluster.nodes();
     let primary = cluster.primary();
     let secondary = nodes.iter().position(|n| n.id != primary).unwrap();
-    let options = WorkloadOptions::default();
+    let options = ClientOptions::default();
     let mut client = NodeClient::new(secondary, &nodes, &options);
     assert_eq!(client.bound_node(), Some(nodes[secondary].id.as_str()));
     cluster.runtime.block_on(async {

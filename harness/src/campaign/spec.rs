@@ -557,6 +557,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cell_names_its_system_like_any_test_table() {
+        let campaign = Campaign::parse(
+            "[[cell]]\nname = \"tn\"\nsystem = \"target-node\"\nexpect = \"valid\"\n\
+             [[cell]]\nname = \"mine\"\nexpect = \"valid\"\n[cell.db]\nstart = \"mydb {port}\"\n",
+            "c.toml",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(campaign.cells[0].test.system_name(), "target-node");
+        assert_eq!(campaign.cells[1].test.system_name(), "custom");
+        let err = Campaign::parse(
+            "[[cell]]\nsystem = \"etcd\"\nexpect = \"valid\"\n",
+            "c.toml",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("etcd") && err.contains("custom"), "{err}");
+    }
+
+    #[test]
     fn cell_names_must_be_distinct() {
         let err = Campaign::parse(
             "[[cell]]\nname = \"a\"\nexpect = \"valid\"\n[[cell]]\nname = \"a\"\nexpect = \"valid\"\n",

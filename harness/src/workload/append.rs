@@ -46,11 +46,9 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::kv_client::NodeClient;
 use super::{read_on_every_node, CheckOutcome, Workload, WorkloadOptions};
-use crate::client::Client;
-use crate::db::NodeInfo;
 use crate::generator::{BoxGen, Context, Generator, Invocation, Next};
+use crate::system::db::NodeInfo;
 
 use checker::txn::{TxnHistory, TxnOptions, TxnWorkload};
 
@@ -83,6 +81,14 @@ impl AppendWorkload {
 
     fn keys(&self) -> usize {
         self.options.keys.max(1)
+    }
+
+    /// The checker's options: the test's consistency models.
+    fn txn_options(&self) -> TxnOptions {
+        TxnOptions {
+            consistency_models: self.options.consistency_models.clone(),
+            ..TxnOptions::default()
+        }
     }
 }
 
@@ -138,11 +144,6 @@ impl Workload for AppendWorkload {
         }
     }
 
-    fn client(&self, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
-        let client = NodeClient::new(worker, nodes, &self.options);
-        Box::new(client.timed(self.options.op_timeout))
-    }
-
     fn generator(&self) -> BoxGen {
         Box::new(Transactions {
             next_value: vec![0; self.keys()],
@@ -167,7 +168,7 @@ impl Workload for AppendWorkload {
     fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
         let checker = self.kind.name();
         match TxnHistory::from_ops(history, self.kind) {
-            Ok(h) => vec![check_txn(&h, &TxnOptions::default())],
+            Ok(h) => vec![check_txn(&h, &self.txn_options())],
             Err(e) => vec![CheckOutcome::unknown(
                 checker,
                 format!("malformed history: {e}"),
@@ -357,5 +358,38 @@ mod tests {
         assert!(edges.contains(&(0, 2, "realtime")), "{edges:?}");
         let rw = cycle.edges.iter().find(|e| e.kind == "rw").unwrap();
         assert_eq!(rw.key.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn the_consistency_models_of_the_test_reach_the_checker() {
+        use checker::history::{Op, OpType};
+        // The history above: its only anomaly needs a realtime edge, which
+        // serializability does not honour.
+        let append = Op::invoke(0, "txn", json!([["append", "0", 1]]));
+        let read = Op::invoke(1, "txn", json!([["r", "0", null]]));
+        let later = Op::invoke(2, "txn", json!([["r", "0", null]]));
+        let mut history = vec![
+            append.clone(),
+            append.completed(OpType::Ok, json!([["append", "0", 1]])),
+            read.clone(),
+            read.completed(OpType::Ok, json!([["r", "0", []]])),
+            later.clone(),
+            later.completed(OpType::Ok, json!([["r", "0", [1]]])),
+        ];
+        for (i, op) in history.iter_mut().enumerate() {
+            op.index = i as u64;
+        }
+        let serializable = AppendWorkload::new(WorkloadOptions {
+            keys: 8,
+            consistency_models: vec!["serializable".into()],
+            ..WorkloadOptions::default()
+        });
+        let outcome = &serializable.check(&history)[0];
+        assert_eq!(
+            outcome.result.valid,
+            Validity::Valid,
+            "{}",
+            outcome.result.details
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Workloads: what a test does to the system and how its history is judged
-//! (Jepsen's `workload` maps). Each is a client, an endless generator for the
-//! main phase, final reads after the faults heal, and its checkers.
+//! (Jepsen's `workload` maps). Each is an endless generator for the main
+//! phase, final reads after the faults heal, and its checkers; the client
+//! that performs the ops comes from the system under test
+//! ([`crate::system::System::client`]).
 //!
 //! - `register`: read/write/cas over independent keys that rotate after a
 //!   per-key op limit; the linearizability checker (`cas-register`) per key.
@@ -13,31 +15,22 @@
 //!   transactional checker's rw-register analysis (proves less: see
 //!   `checker::txn`).
 //!
-//! All of them talk to target-node through [`kv_client::NodeClient`], which
-//! routes each op to a node and maps errors to `ok`/`fail`/`info`.
-//!
 //! # Layout
-//! - [`kv_client`]: the target-node client of a worker: routing, redirects,
-//!   error mapping.
 //! - [`register`], [`set`], [`append`] (append and rw-register): the workloads.
 
 pub mod append;
-pub mod kv_client;
 pub mod register;
 pub mod set;
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use checker::Validity;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use target_node::mode::{Reads, Topology};
 
-use crate::client::Client;
-use crate::db::NodeInfo;
 use crate::generator::{BoxGen, Invocation};
+use crate::system::db::NodeInfo;
 
 /// The knobs a workload needs from the test.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,24 +40,18 @@ pub struct WorkloadOptions {
     pub keys: usize,
     /// Ops on one register key before it retires and a fresh key replaces it.
     pub per_key_limit: u64,
-    /// The nodes' read mode: decides where reads go.
-    pub reads: Reads,
-    /// The nodes' topology: decides where writes go.
-    pub topology: Topology,
-    /// A client call that takes longer completes as `info` (`fail` when it
-    /// changes nothing).
-    pub op_timeout: Duration,
+    /// The consistency models an append or rw-register history must
+    /// satisfy (`--consistency-models`).
+    pub consistency_models: Vec<String>,
 }
 
 impl Default for WorkloadOptions {
-    /// 10 keys, 200 ops per key, the strong single-primary modes, 2 s.
+    /// 10 keys, 200 ops per key, strict serializability.
     fn default() -> Self {
         WorkloadOptions {
             keys: 10,
             per_key_limit: 200,
-            reads: Reads::Linearizable,
-            topology: Topology::Primary,
-            op_timeout: Duration::from_secs(2),
+            consistency_models: vec!["strict-serializable".to_string()],
         }
     }
 }
@@ -121,14 +108,10 @@ impl FromStr for WorkloadKind {
     }
 }
 
-/// A workload: client, generators and checkers (module docs).
+/// A workload: generators and checkers (module docs).
 pub trait Workload: Send + Sync {
     /// Its name (`register`, `set`, `append`).
     fn name(&self) -> &'static str;
-
-    /// A client for client worker `worker` (0-based) of `workers`; bound to
-    /// node `worker % nodes.len()`.
-    fn client(&self, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client>;
 
     /// The main phase: an endless generator (the runner adds the time limit
     /// and rate).

@@ -34,11 +34,9 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::kv_client::NodeClient;
 use super::{CheckOutcome, Workload, WorkloadOptions};
-use crate::client::Client;
-use crate::db::NodeInfo;
 use crate::generator::{BoxGen, Invocation, KeyRotation};
+use crate::system::db::NodeInfo;
 
 /// The checker's name in results.
 pub const CHECKER: &str = "linearizable";
@@ -71,11 +69,6 @@ pub fn draw_op(rng: &mut StdRng) -> Invocation {
 impl Workload for RegisterWorkload {
     fn name(&self) -> &'static str {
         "register"
-    }
-
-    fn client(&self, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
-        let client = NodeClient::new(worker, nodes, &self.options);
-        Box::new(client.timed(self.options.op_timeout))
     }
 
     fn generator(&self) -> BoxGen {

@@ -31,11 +31,9 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::kv_client::NodeClient;
 use super::{read_on_every_node, CheckOutcome, Workload, WorkloadOptions};
-use crate::client::Client;
-use crate::db::NodeInfo;
 use crate::generator::{BoxGen, Context, FromFn, Invocation};
+use crate::system::db::NodeInfo;
 
 /// The checker's name in results.
 pub const CHECKER: &str = "set";
@@ -45,14 +43,12 @@ pub const SET_KEY: &str = "s";
 
 /// The set workload: see the module docs.
 #[derive(Clone, Debug)]
-pub struct SetWorkload {
-    options: WorkloadOptions,
-}
+pub struct SetWorkload;
 
 impl SetWorkload {
-    /// With these options.
-    pub fn new(options: WorkloadOptions) -> Self {
-        SetWorkload { options }
+    /// With these options (the set needs none of them: it has one key).
+    pub fn new(_options: WorkloadOptions) -> Self {
+        SetWorkload
     }
 }
 
@@ -63,13 +59,6 @@ fn read() -> Invocation {
 impl Workload for SetWorkload {
     fn name(&self) -> &'static str {
         "set"
-    }
-
-    fn client(&self, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
-        let client = NodeClient::new(worker, nodes, &self.options)
-            .with_default_key(SET_KEY)
-            .reading_missing_as(json!([]));
-        Box::new(client.timed(self.options.op_timeout))
     }
 
     fn generator(&self) -> BoxGen {

@@ -1,4 +1,6 @@
-//! [`ExternalDb`]: any system whose nodes are started by a command line.
+//! The custom system ([`Custom`]): any system whose nodes are started by a
+//! command line, the test's `[db]` table ([`ExternalSpec`]), run as an
+//! [`ExternalDb`].
 //!
 //! ```toml
 //! start  = "mydb --id {id} --port {port} --peers {peers} --data-dir {data_dir}"
@@ -38,17 +40,26 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nemesis::net::Net;
 use nix::sys::signal::Signal;
-use target_node::api::Status;
-use target_node::client::primary_among;
+use results::RunDir;
+use serde::{Deserialize, Serialize};
 
-use super::process::{io_error, log_path, Processes};
-use super::status;
-use super::target::signal_node;
-use super::{
-    check_peer_urls, loopback_nodes, peers_of, Db, DbError, Kill, LogFiles, NodeInfo, Pause,
-    PeerUrls,
+use super::db::{
+    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    Pause, PeerUrls, Primary, Settled,
 };
+use super::net::proxy_for;
+use super::process::{io_error, log_path, signal_node, Processes};
+use super::target_node::api::NodeApi;
+use super::target_node::db::status_runtime;
+use super::target_node::{self, status};
+use super::{Deployment, System, SystemError, SystemOption};
+use crate::client::{BoxFuture, Client};
+use crate::package::needs_net;
+use crate::test_spec::{NetBackend, TestSpec};
+use nemesis::Fault;
+use crate::workload::WorkloadKind;
 
 /// The placeholders every template may use.
 pub const BUILTIN_PLACEHOLDERS: [&str; 6] = ["id", "port", "url", "peers", "data_dir", "log"];
@@ -190,9 +201,10 @@ pub struct ExternalConfig {
     /// How long a kill/pause/resume command may run.
     pub command_timeout: Duration,
     /// Run every node under this libfaketime library (see [`libfaketime`]),
-    /// so clock faults can shift its wall clock through
-    /// [`Db::clock_file`]. Binaries that read the clock without libc (Go's,
-    /// like etcd) ignore it.
+    /// so clock faults can shift its wall clock through its
+    /// [`ExternalDb::clock_file`] (the database's [`Clock`] ability).
+    /// Binaries that read the clock without libc (Go's, like etcd) ignore
+    /// it.
     pub faketime: Option<PathBuf>,
 }
 
@@ -272,6 +284,11 @@ pub struct ExternalDb {
     templates: Templates,
     nodes: Vec<NodeInfo>,
     processes: Processes,
+    /// Primary discovery, settling, crashes and (without libfaketime) clock
+    /// offsets: through target-node's API, until custom systems get a
+    /// client protocol of their own.
+    api: NodeApi,
+    faketime: FaketimeClock,
 }
 
 impl ExternalDb {
@@ -284,6 +301,10 @@ impl ExternalDb {
         }
         Ok(ExternalDb {
             processes: Processes::new(config.stop_grace)?,
+            api: NodeApi::new(&nodes),
+            faketime: FaketimeClock {
+                dir: config.run_dir.join("nodes"),
+            },
             config,
             templates,
             nodes,
@@ -380,10 +401,17 @@ impl ExternalDb {
 
     /// The libfaketime timestamp file of `node` (beside its data dir).
     fn faketime_file(&self, node: &str) -> PathBuf {
+        self.faketime.file(node)
+    }
+
+    /// A libfaketime timestamp file through which `node`'s wall clock can be
+    /// shifted (write `+2.5` or `-10`: seconds), when the nodes run under
+    /// libfaketime.
+    pub fn clock_file(&self, node: &str) -> Option<PathBuf> {
         self.config
-            .run_dir
-            .join("nodes")
-            .join(format!("{node}.faketime"))
+            .faketime
+            .as_ref()
+            .map(|_| self.faketime_file(node))
     }
 
     /// Runs `template` for `node` to completion.
@@ -406,9 +434,10 @@ impl ExternalDb {
             .filter(|n| ids.contains(&n.id))
             .cloned()
             .collect();
+        let runtime = status_runtime()?;
         loop {
             self.fail_if_exited(ids)?;
-            let (ready, detail) = probe(&waited_for, need_primary);
+            let (ready, detail) = probe(&runtime, &waited_for, need_primary);
             if ready {
                 return Ok(());
             }
@@ -440,7 +469,11 @@ impl ExternalDb {
 }
 
 /// One readiness probe: whether `nodes` are ready, and what was seen.
-fn probe(nodes: &[NodeInfo], need_primary: bool) -> (bool, String) {
+fn probe(
+    runtime: &tokio::runtime::Runtime,
+    nodes: &[NodeInfo],
+    need_primary: bool,
+) -> (bool, String) {
     let closed: Vec<&str> = nodes
         .iter()
         .filter(|n| !status::accepts_connections(&n.url, CONNECT_TIMEOUT))
@@ -452,30 +485,16 @@ fn probe(nodes: &[NodeInfo], need_primary: bool) -> (bool, String) {
             format!("not accepting connections: {}", closed.join(", ")),
         );
     }
-    let answers = status::statuses(nodes, PROBE_TIMEOUT);
+    let answers = runtime.block_on(status::statuses(nodes, PROBE_TIMEOUT));
     let detail = status::describe(nodes, &answers);
-    let statuses: Vec<Status> = answers
-        .iter()
-        .filter_map(|a| a.as_ref().ok())
-        .cloned()
-        .collect();
-    if statuses.is_empty() {
+    if answers.iter().all(Result::is_err) {
         // Not target-node's API: an open port is all we can check.
         return (true, detail);
     }
-    let all_answer = statuses.len() == nodes.len();
-    let ready = all_answer && (!need_primary || primary_among(&statuses).is_some());
-    (ready, detail)
+    (status::all_ready(&answers, need_primary), detail)
 }
 
 impl Db for ExternalDb {
-    fn clock_file(&self, node: &str) -> Option<PathBuf> {
-        self.config
-            .faketime
-            .as_ref()
-            .map(|_| self.faketime_file(node))
-    }
-
     fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
     }
@@ -505,12 +524,70 @@ impl Db for ExternalDb {
         Some(self)
     }
 
+    fn as_crash(&self) -> Option<&dyn Crash> {
+        Some(&self.api)
+    }
+
+    /// Through libfaketime when the nodes run under it, else target-node's
+    /// admin endpoint.
+    fn as_clock(&self) -> Option<&dyn Clock> {
+        match self.config.faketime {
+            Some(_) => Some(&self.faketime),
+            None => Some(&self.api),
+        }
+    }
+
+    fn as_primary(&self) -> Option<&dyn Primary> {
+        Some(&self.api)
+    }
+
+    fn as_settled(&self) -> Option<&dyn Settled> {
+        Some(&self.api)
+    }
+
     fn as_log_files(&self) -> Option<&dyn LogFiles> {
         Some(self)
     }
 
     fn pids(&self) -> Vec<(String, u32)> {
         self.processes.pids()
+    }
+}
+
+/// Wall clocks shifted through libfaketime timestamp files, one per node in
+/// `dir`: libfaketime reads the offset, in seconds, from the file.
+#[derive(Clone, Debug)]
+struct FaketimeClock {
+    dir: PathBuf,
+}
+
+impl FaketimeClock {
+    fn file(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.faketime"))
+    }
+
+    fn write(&self, node: &str, text: String) -> BoxFuture<'static, Result<(), std::io::Error>> {
+        let file = self.file(node);
+        Box::pin(async move { std::fs::write(&file, text) })
+    }
+}
+
+impl Clock for FaketimeClock {
+    fn shift(&self, node: &str, offset_ms: i64) -> BoxFuture<'static, Result<(), String>> {
+        let file = self.file(node);
+        let write = self.write(node, format!("{:+.3}\n", offset_ms as f64 / 1e3));
+        Box::pin(async move { write.await.map_err(|e| format!("{}: {e}", file.display())) })
+    }
+
+    /// Not strobed: the offset is written once.
+    fn strobe(&self, _: &str, _: i64, _: std::time::Duration) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
+
+    /// The file outlives the node, so a node that is down is reset too.
+    fn reset(&self, node: &str, _down: bool) -> BoxFuture<'static, Result<(), String>> {
+        let write = self.write(node, "+0\n".to_string());
+        Box::pin(async move { write.await.map_err(|e| e.to_string()) })
     }
 }
 
@@ -579,6 +656,134 @@ impl Drop for ExternalDb {
     fn drop(&mut self) {
         self.processes.stop_all();
     }
+}
+
+/// A custom system's `[db]` table: how to start (and optionally kill,
+/// pause, resume) one node. Placeholders: `{id}`, `{port}`, `{url}`,
+/// `{peers}` (`n2=http://127.0.0.1:P,...`), `{data_dir}`, `{log}`, and
+/// every key of `vars`. Kill, pause and resume default to SIGKILL, SIGSTOP
+/// and SIGCONT to the node's process group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ExternalSpec {
+    /// Starts one node, in the foreground.
+    pub start: String,
+    /// Kills one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<String>,
+    /// Pauses one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<String>,
+    /// Resumes one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// Extra placeholders, e.g. `bin = "/usr/local/bin/mydb"` for `{bin}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// The custom system: nodes started by the test's `[db]` command templates.
+/// Its clients, primary discovery, crashes and clock offsets speak
+/// target-node's HTTP API (until custom systems get a client protocol);
+/// with libfaketime installed, clock faults shift the nodes' wall clocks
+/// through it instead.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Custom;
+
+impl System for Custom {
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
+    fn about(&self) -> &'static str {
+        "any system started by the test's [db] command templates, speaking target-node's HTTP API"
+    }
+
+    fn workloads(&self) -> &'static [WorkloadKind] {
+        &WorkloadKind::ALL
+    }
+
+    fn faults(&self) -> &'static [Fault] {
+        &Fault::ALL
+    }
+
+    fn net_backends(&self) -> &'static [NetBackend] {
+        &[NetBackend::Proxy]
+    }
+
+    fn options(&self) -> &'static [SystemOption] {
+        &[]
+    }
+
+    fn check(&self, spec: &TestSpec) -> Result<(), String> {
+        match spec.db {
+            Some(_) => Ok(()),
+            None => Err(
+                "system custom needs a [db] table of command templates in the --test \
+                 file (start = \"mydb --id {id} --port {port} --peers {peers}\")"
+                    .into(),
+            ),
+        }
+    }
+
+    fn deploy<'a>(
+        &'a self,
+        spec: &'a TestSpec,
+        run: &'a RunDir,
+        seed: u64,
+    ) -> BoxFuture<'a, Result<Deployment, SystemError>> {
+        Box::pin(async move {
+            let templates = spec.db.as_ref().ok_or_else(|| {
+                SystemError::Db(DbError::Config("no [db] table of command templates".into()))
+            })?;
+            let mut db = ExternalDb::new(config_of(spec, templates, run))?;
+            let mut net = None;
+            if needs_net(&spec.nemesis) {
+                let proxy = proxy_for(db.nodes(), seed).await?;
+                db.set_peer_urls(Some(proxy.peer_urls()))?;
+                net = Some(Box::new(proxy) as Box<dyn Net>);
+            }
+            Ok(Deployment {
+                db: Box::new(db),
+                net,
+            })
+        })
+    }
+
+    fn client(&self, spec: &TestSpec, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
+        target_node::client_for(
+            spec.workload,
+            &target_node::client_options(spec),
+            worker,
+            nodes,
+        )
+    }
+}
+
+/// The database configuration of a test's `[db]` table; says how clock
+/// faults will be applied when the test has them.
+fn config_of(spec: &TestSpec, templates: &ExternalSpec, run: &RunDir) -> ExternalConfig {
+    let mut config = ExternalConfig::new(spec.nodes, templates.start.clone(), run.path());
+    config.kill = templates.kill.clone();
+    config.pause = templates.pause.clone();
+    config.resume = templates.resume.clone();
+    config.vars = templates.vars.clone();
+    config.log_dir = Some(run.nodes_dir());
+    if spec.nemesis.iter().any(|f| f == "clock") {
+        config.faketime = libfaketime();
+        match &config.faketime {
+            Some(lib) => println!(
+                "clock faults through libfaketime ({}); programs that read the clock \
+                 without libc, like Go binaries, ignore it",
+                lib.display()
+            ),
+            None => println!(
+                "clock faults need libfaketime for an external system and it is not \
+                 installed (apt-get install libfaketime): they will fail, and be recorded so"
+            ),
+        }
+    }
+    config
 }
 
 #[cfg(test)]

@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use nix::sys::signal::Signal;
 use target_node::api::Status;
-use target_node::client::primary_among;
 use target_node::mode::{Election, Fsync, Modes, Reads, Topology, WriteConcern};
 
-use super::process::{io_error, log_path, Processes};
+use super::api::NodeApi;
 use super::status::{self, StatusError};
-use super::{
-    check_peer_urls, loopback_nodes, peers_of, Db, DbError, Kill, LogFiles, NodeInfo, Pause,
-    PeerUrls,
+use crate::system::db::{
+    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    Pause, PeerUrls, Primary, Settled,
 };
+use crate::system::process::{io_error, log_path, signal_node, Processes};
 
 /// How long one readiness probe waits for a node's status.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -158,6 +158,7 @@ pub struct TargetNodeDb {
     program: PathBuf,
     leading_args: Vec<String>,
     processes: Processes,
+    api: NodeApi,
 }
 
 impl TargetNodeDb {
@@ -170,6 +171,7 @@ impl TargetNodeDb {
         }
         let db = TargetNodeDb {
             processes: Processes::new(config.stop_grace)?,
+            api: NodeApi::new(&nodes),
             config,
             nodes,
             program,
@@ -297,10 +299,11 @@ impl TargetNodeDb {
             .filter(|n| ids.contains(&n.id))
             .cloned()
             .collect();
+        let runtime = status_runtime()?;
         loop {
             self.fail_if_exited(ids)?;
-            let answers = status::statuses(&waited_for, PROBE_TIMEOUT);
-            if cluster_ready(&answers, need_primary) {
+            let answers = runtime.block_on(status::statuses(&waited_for, PROBE_TIMEOUT));
+            if status::all_ready(&answers, need_primary) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -356,14 +359,12 @@ fn flag_value<T: clap::ValueEnum>(value: T) -> String {
         .unwrap_or_default()
 }
 
-/// Every node answered, and a primary is known if one is needed.
-fn cluster_ready(answers: &[Result<Status, StatusError>], need_primary: bool) -> bool {
-    let statuses: Vec<Status> = answers
-        .iter()
-        .filter_map(|a| a.as_ref().ok())
-        .cloned()
-        .collect();
-    statuses.len() == answers.len() && (!need_primary || primary_among(&statuses).is_some())
+/// A runtime for the readiness probes of one wait (see [`status`]).
+pub(crate) fn status_runtime() -> Result<tokio::runtime::Runtime, DbError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DbError::Runtime)
 }
 
 impl Db for TargetNodeDb {
@@ -385,6 +386,7 @@ impl Db for TargetNodeDb {
             return Err(error);
         }
         self.nodes = place_nodes(&self.config)?;
+        self.api.set_nodes(&self.nodes);
         let second = self.start_all_and_wait();
         if second.is_err() {
             self.processes.stop_all();
@@ -403,6 +405,22 @@ impl Db for TargetNodeDb {
 
     fn as_pause(&mut self) -> Option<&mut dyn Pause> {
         Some(self)
+    }
+
+    fn as_crash(&self) -> Option<&dyn Crash> {
+        Some(&self.api)
+    }
+
+    fn as_clock(&self) -> Option<&dyn Clock> {
+        Some(&self.api)
+    }
+
+    fn as_primary(&self) -> Option<&dyn Primary> {
+        Some(&self.api)
+    }
+
+    fn as_settled(&self) -> Option<&dyn Settled> {
+        Some(&self.api)
     }
 
     fn as_log_files(&self) -> Option<&dyn LogFiles> {
@@ -458,31 +476,6 @@ impl Drop for TargetNodeDb {
     fn drop(&mut self) {
         self.processes.stop_all();
     }
-}
-
-/// Sends `signal` to `node`'s process group. A node that is not running is
-/// an error when `must_run`, and left alone otherwise.
-pub(crate) fn signal_node(
-    processes: &mut Processes,
-    node: &str,
-    signal: Signal,
-    must_run: bool,
-) -> Result<(), DbError> {
-    if !processes.is_alive(node) {
-        return if must_run {
-            Err(DbError::NotRunning(node.to_string()))
-        } else {
-            Ok(())
-        };
-    }
-    let Some(process) = processes.get_mut(node) else {
-        return Ok(());
-    };
-    process.signal(signal).map_err(|source| DbError::Signal {
-        node: node.to_string(),
-        signal: signal.to_string(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //! - A definite error ([`OpError::is_definite`]: `not-primary`,
 //!   `cas-mismatch`, `bad-request`, `txn-conflict`, unreachable): `fail`.
 //! - An indefinite one (`timeout`, no answer, a malformed answer): `info` —
-//!   except for read-only ops ([`super::is_read_only`]), which change
+//!   except for read-only ops ([`crate::workload::is_read_only`]), which change
 //!   nothing and so always `fail`.
 //!
 //! `error` is the node's error kind (`not-primary`, `timeout`, ...) or
@@ -45,10 +45,34 @@ use target_node::api::{ErrorKind, MicroOp};
 use target_node::client::{Client as HttpClient, OpError};
 use target_node::mode::{Reads, Topology};
 
-use super::{is_read_only, WorkloadOptions};
 use crate::client::{BoxFuture, Client, Completion, Timeout};
-use crate::db::NodeInfo;
 use crate::generator::Invocation;
+use crate::system::db::NodeInfo;
+use crate::workload::is_read_only;
+
+/// How a worker's client routes and times its calls: target-node's read
+/// mode and topology (the nodes' own modes) and the op timeout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientOptions {
+    /// The nodes' read mode: decides where reads go.
+    pub reads: Reads,
+    /// The nodes' topology: decides where writes go.
+    pub topology: Topology,
+    /// A client call that takes longer completes as `info` (`fail` when it
+    /// changes nothing).
+    pub op_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    /// The strong single-primary modes, 2 s.
+    fn default() -> Self {
+        ClientOptions {
+            reads: Reads::Linearizable,
+            topology: Topology::Primary,
+            op_timeout: Duration::from_secs(2),
+        }
+    }
+}
 
 /// One node as this client reaches it.
 #[derive(Clone, Debug)]
@@ -134,7 +158,7 @@ impl NodeClient {
     /// The client of worker `worker`, bound to node `worker % nodes.len()`.
     /// Each HTTP call gives up after twice `options.op_timeout` (at least 1 s
     /// more), a backstop behind the [`Timeout`] wrapper of [`Self::timed`].
-    pub fn new(worker: usize, nodes: &[NodeInfo], options: &WorkloadOptions) -> NodeClient {
+    pub fn new(worker: usize, nodes: &[NodeInfo], options: &ClientOptions) -> NodeClient {
         let backstop = (options.op_timeout * 2).max(options.op_timeout + Duration::from_secs(1));
         let nodes: Vec<Endpoint> = nodes
             .iter()
@@ -346,10 +370,10 @@ mod tests {
     }
 
     fn client(worker: usize, reads: Reads, topology: Topology) -> NodeClient {
-        let options = WorkloadOptions {
+        let options = ClientOptions {
             reads,
             topology,
-            ..WorkloadOptions::default()
+            ..ClientOptions::default()
         };
         NodeClient::new(worker, &dead_nodes(3), &options)
     }
@@ -479,7 +503,7 @@ mod tests {
         let port = silent.local_addr().unwrap().port();
         let mut nodes = dead_nodes(2);
         nodes[0].url = format!("http://127.0.0.1:{port}");
-        let options = WorkloadOptions::default();
+        let options = ClientOptions::default();
         let mut c = NodeClient::new(0, &nodes, &options).timed(Duration::from_millis(100));
         let first = c.invoke(&write()).await;
         assert_eq!(first.op_type, OpType::Info);

@@ -1,46 +1,32 @@
-//! The database under test: node lifecycle, as in jepsen's `db.clj`.
+//! The database under test: node lifecycle and the optional abilities the
+//! nemesis asks for, as in jepsen's `db.clj`.
 //!
-//! [`Db`] is the lifecycle every system has (set up, tear down); what only
-//! some systems can do are separate small traits: [`Kill`] (kill/start),
-//! [`Pause`] (pause/resume) and [`LogFiles`]. Two implementations:
+//! [`Db`] is the lifecycle every system has (nodes known before setup, set
+//! up, tear down); what only some systems can do are separate small traits,
+//! reached through `Db::as_*` (jepsen's `satisfies?`):
 //!
-//! - [`TargetNodeDb`]: the target-node faultline ships, launched as
-//!   `faultline node ...` (this executable) or another binary.
-//! - [`ExternalDb`]: any system described by command templates
-//!   (`start = "mydb --port {port} --peers {peers}"`).
+//! - [`Kill`] (kill/start) and [`Pause`] (pause/resume): the node's process.
+//! - [`Crash`]: the node exits at once by its own hand, losing unflushed
+//!   writes.
+//! - [`Clock`]: shift and reset a node's wall clock.
+//! - [`Primary`]: which node is primary now.
+//! - [`Settled`]: whether the cluster has settled after the faults healed.
+//! - [`LogFiles`]: each node's log file.
 //!
-//! Both start every node as a child process in its own process group,
-//! armed to die with the harness (Linux `PR_SET_PDEATHSIG(SIGKILL)`), and
-//! stop them all on [`Db::teardown`] and again when dropped, so an early
-//! return or a panic leaves no node behind. The kernel sends the
-//! parent-death signal when the *thread* that forked a child exits, not the
-//! process; so every fork of a database happens on one dedicated spawner
-//! thread that lives as long as the database (the `process` module).
-//!
-//! The calls block (for up to the configured ready timeout, 30 s by
-//! default); async callers run them with `tokio::task::spawn_blocking`.
-//! That is safe: no fork happens on the calling thread.
-//!
-//! # Layout
-//! - `process`: the spawner thread, process groups, signals, stop/reap.
-//! - [`status`]: blocking, bounded `GET /status`, and finding the primary.
-//! - [`target`]: [`TargetNodeDb`] and its [`TargetNodeConfig`].
-//! - [`external`]: [`ExternalDb`], its [`ExternalConfig`] and [`Template`].
-
-mod process;
-pub mod status;
-
-pub mod external;
-pub mod target;
+//! The lifecycle, [`Kill`] and [`Pause`] block (for up to a ready timeout,
+//! 30 s by default); async callers run them with
+//! `tokio::task::block_in_place` or `spawn_blocking`. That is safe: every
+//! fork happens on the database's own spawner thread (the `process`
+//! module). The other abilities are async and return futures that own what
+//! they need, so a caller holding the database behind a lock lets go of it
+//! before it waits.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use external::{libfaketime, ExternalConfig, ExternalDb, Template};
-pub use target::{NodeBinary, TargetNodeConfig, TargetNodeDb};
+use crate::client::BoxFuture;
 
-/// How long [`Db::primary`] waits for each node's status.
-pub const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+use super::process;
 
 /// One node of the cluster, as clients reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,23 +54,7 @@ pub trait Db: Send {
     /// Idempotent; also done when the database is dropped.
     fn teardown(&mut self) -> Result<(), DbError>;
 
-    /// The primary the cluster reports now (`GET /status` on every node;
-    /// the primary of the highest term), if any node knows one. Blocks for
-    /// at most [`STATUS_TIMEOUT`].
-    fn primary(&self) -> Option<String> {
-        status::primary_of(self.nodes(), STATUS_TIMEOUT)
-    }
-
-    /// Whether the cluster has settled after the faults healed (one primary
-    /// everyone follows, every oplog caught up: [`status::converged`]), so
-    /// the final reads see the state it keeps. Blocks for at most
-    /// [`STATUS_TIMEOUT`].
-    fn converged(&self) -> bool {
-        status::converged(self.nodes(), STATUS_TIMEOUT)
-    }
-
-    /// This database's [`Kill`] ability, if it has one (for callers that
-    /// hold a `Box<dyn Db>`, like jepsen's `satisfies?`).
+    /// This database's [`Kill`] ability, if it has one.
     fn as_kill(&mut self) -> Option<&mut dyn Kill> {
         None
     }
@@ -94,16 +64,28 @@ pub trait Db: Send {
         None
     }
 
-    /// This database's [`LogFiles`] ability, if it has one.
-    fn as_log_files(&self) -> Option<&dyn LogFiles> {
+    /// This database's [`Crash`] ability, if it has one.
+    fn as_crash(&self) -> Option<&dyn Crash> {
         None
     }
 
-    /// A libfaketime timestamp file through which `node`'s wall clock can be
-    /// shifted (write `+2.5` or `-10`: seconds), when the node runs under
-    /// libfaketime; `None` when its clock is shifted another way (the shipped
-    /// node's admin endpoint) or not at all.
-    fn clock_file(&self, _node: &str) -> Option<PathBuf> {
+    /// This database's [`Clock`] ability, if it has one.
+    fn as_clock(&self) -> Option<&dyn Clock> {
+        None
+    }
+
+    /// This database's [`Primary`] ability, if it has one.
+    fn as_primary(&self) -> Option<&dyn Primary> {
+        None
+    }
+
+    /// This database's [`Settled`] ability, if it has one.
+    fn as_settled(&self) -> Option<&dyn Settled> {
+        None
+    }
+
+    /// This database's [`LogFiles`] ability, if it has one.
+    fn as_log_files(&self) -> Option<&dyn LogFiles> {
         None
     }
 
@@ -141,6 +123,47 @@ pub trait LogFiles {
     fn log_files(&self) -> Vec<(String, PathBuf)>;
 }
 
+/// Databases whose nodes can be made to crash: exit at once by their own
+/// hand (no clean shutdown), losing what they had not made durable. A
+/// crashed node is started again through [`Kill::start`].
+pub trait Crash {
+    /// Crashes `node`; `Err` says why it could not be asked to.
+    fn crash(&self, node: &str) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// Databases whose nodes' wall clocks can be shifted.
+pub trait Clock {
+    /// Shifts `node`'s wall clock by `offset_ms` (negative: back).
+    fn shift(&self, node: &str, offset_ms: i64) -> BoxFuture<'static, Result<(), String>>;
+
+    /// An endless task that flips `node`'s offset between `offset_ms` and
+    /// none every `period`, if this clock can be strobed.
+    fn strobe(
+        &self,
+        node: &str,
+        offset_ms: i64,
+        period: Duration,
+    ) -> Option<BoxFuture<'static, ()>>;
+
+    /// Puts `node`'s clock back; `down` says the node is not running (a
+    /// clock whose offset lives in the node has lost it then).
+    fn reset(&self, node: &str, down: bool) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// Databases that can say which node is primary.
+pub trait Primary {
+    /// The primary the cluster reports now, if any node knows one; bounded
+    /// in time.
+    fn primary(&self) -> BoxFuture<'static, Option<String>>;
+}
+
+/// Databases that can say whether the cluster has settled after the faults
+/// healed, so that final reads see the state it keeps.
+pub trait Settled {
+    /// Whether it has settled now; bounded in time.
+    fn settled(&self) -> BoxFuture<'static, bool>;
+}
+
 /// Why a lifecycle action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -164,6 +187,10 @@ pub enum DbError {
         /// The error.
         source: std::io::Error,
     },
+    /// The runtime that asks the nodes whether they are ready could not be
+    /// started.
+    #[error("cannot start a runtime for the readiness probes: {0}")]
+    Runtime(std::io::Error),
     /// The thread that forks the nodes could not be started.
     #[error("cannot start the spawner thread: {0}")]
     Spawner(std::io::Error),
@@ -265,7 +292,7 @@ pub fn peers_of(
 pub type PeerUrls = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
 
 /// Checks that every node named in `overrides` exists.
-fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Result<(), DbError> {
+pub(crate) fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Result<(), DbError> {
     let known = |id: &String| nodes.iter().any(|n| &n.id == id);
     for (from, tos) in overrides {
         for id in std::iter::once(from).chain(tos.keys()) {
@@ -280,7 +307,7 @@ fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Result<(), DbErr
 }
 
 /// `NodeInfo`s for `count` nodes on loopback ports picked now.
-fn loopback_nodes(count: usize) -> Result<Vec<NodeInfo>, DbError> {
+pub(crate) fn loopback_nodes(count: usize) -> Result<Vec<NodeInfo>, DbError> {
     if count == 0 {
         return Err(DbError::Config("a cluster needs at least one node".into()));
     }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::DbError;
+use super::db::DbError;
 use crate::containment::{self, Namespace};
 
 /// How often exits are polled while waiting for them.
@@ -486,6 +486,31 @@ pub(crate) fn free_ports(count: usize) -> Result<Vec<u16>, DbError> {
 /// `dir/<node>.log`.
 pub(crate) fn log_path(dir: &Path, node: &str) -> PathBuf {
     dir.join(format!("{node}.log"))
+}
+
+/// Sends `signal` to `node`'s process group. A node that is not running is
+/// an error when `must_run`, and left alone otherwise.
+pub(crate) fn signal_node(
+    processes: &mut Processes,
+    node: &str,
+    signal: Signal,
+    must_run: bool,
+) -> Result<(), DbError> {
+    if !processes.is_alive(node) {
+        return if must_run {
+            Err(DbError::NotRunning(node.to_string()))
+        } else {
+            Ok(())
+        };
+    }
+    let Some(process) = processes.get_mut(node) else {
+        return Ok(());
+    };
+    process.signal(signal).map_err(|source| DbError::Signal {
+        node: node.to_string(),
+        signal: signal.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
