@@ -74,7 +74,11 @@ fn serializable(txns: &[Vec<Mop>], keys: usize) -> bool {
         }
         false
     }
-    search(txns, &mut vec![false; txns.len()], &mut vec![Vec::new(); keys])
+    search(
+        txns,
+        &mut vec![false; txns.len()],
+        &mut vec![Vec::new(); keys],
+    )
 }
 
 /// The history: txn i (in serial order) on process i, its interval around
@@ -176,8 +180,14 @@ fn a_stale_read_is_flagged_whenever_brute_force_finds_no_serial_order() {
         }
     }
     println!("flagged {flagged} of {not_serializable} non-serializable histories");
-    assert!(false_alarms.is_empty(), "flagged serializable histories: seeds {false_alarms:?}");
-    assert!(not_serializable >= 200, "only {not_serializable} non-serializable cases");
+    assert!(
+        false_alarms.is_empty(),
+        "flagged serializable histories: seeds {false_alarms:?}"
+    );
+    assert!(
+        not_serializable >= 200,
+        "only {not_serializable} non-serializable cases"
+    );
     assert!(
         flagged * 100 >= 95 * not_serializable,
         "flagged only {flagged} of {not_serializable}"

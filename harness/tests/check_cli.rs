@@ -492,11 +492,25 @@ fn write_skew_with_no_later_read_is_invalid_under_serializable() {
         ),
         ".jsonl",
     );
-    let flags = ["--workload", "append", "--consistency-models", "serializable"];
+    let flags = [
+        "--workload",
+        "append",
+        "--consistency-models",
+        "serializable",
+    ];
     let out = faultline_check(&history, &flags);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
-    assert!(stdout(&out).contains("anomaly G2-item: "), "{}", stdout(&out));
-    let si = ["--workload", "append", "--consistency-models", "snapshot-isolation"];
+    assert!(
+        stdout(&out).contains("anomaly G2-item: "),
+        "{}",
+        stdout(&out)
+    );
+    let si = [
+        "--workload",
+        "append",
+        "--consistency-models",
+        "snapshot-isolation",
+    ];
     assert_eq!(code(&faultline_check(&history, &si)), 0);
 }
 
@@ -522,9 +536,18 @@ fn elles_si_without_g_single_history_is_invalid_with_g2_item() {
         let flags = ["--workload", "append", "--consistency-models", model];
         let out = faultline_check(&history, &flags);
         assert_eq!(code(&out), 1, "{model}: {}", stdout(&out));
-        assert!(stdout(&out).contains("anomaly G2-item: "), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("anomaly G2-item: "),
+            "{}",
+            stdout(&out)
+        );
     }
-    let si = ["--workload", "append", "--consistency-models", "snapshot-isolation"];
+    let si = [
+        "--workload",
+        "append",
+        "--consistency-models",
+        "snapshot-isolation",
+    ];
     assert_eq!(code(&faultline_check(&history, &si)), 0);
 }
 

@@ -35,7 +35,10 @@ pub(crate) const IMPLIES: &[(&str, &[&str])] = &[
     ("G1-process", &["G1-realtime"]),
     ("G1-realtime", &[]),
     ("G-single", &["G-nonadjacent", "G-single-process"]),
-    ("G-single-process", &["G-nonadjacent-process", "G-single-realtime"]),
+    (
+        "G-single-process",
+        &["G-nonadjacent-process", "G-single-realtime"],
+    ),
     ("G-single-realtime", &["G-nonadjacent-realtime"]),
     ("G-nonadjacent", &["G2-item", "G-nonadjacent-process"]),
     (
@@ -84,10 +87,19 @@ pub(crate) const MODELS: &[Model] = &[
     model(
         "read-uncommitted",
         &[],
-        &["G0", "duplicate-elements", "garbage-read", "PL-1-cycle-exists"],
+        &[
+            "G0",
+            "duplicate-elements",
+            "garbage-read",
+            "PL-1-cycle-exists",
+        ],
     ),
     // Adya PL-2.
-    model("read-committed", &["read-uncommitted"], &["G1", "PL-2-cycle-exists"]),
+    model(
+        "read-committed",
+        &["read-uncommitted"],
+        &["G1", "PL-2-cycle-exists"],
+    ),
     // Adya PL-2.99; lost-update via cursor-stability (Bailis).
     model(
         "repeatable-read",
@@ -205,7 +217,10 @@ pub(crate) fn implied(kind: &str) -> BTreeSet<&str> {
     let mut out = BTreeSet::from([kind]);
     let mut frontier = vec![kind];
     while let Some(k) = frontier.pop() {
-        let next = IMPLIES.iter().find(|(a, _)| *a == k).map_or(&[][..], |e| e.1);
+        let next = IMPLIES
+            .iter()
+            .find(|(a, _)| *a == k)
+            .map_or(&[][..], |e| e.1);
         for &n in next {
             if out.insert(n) {
                 frontier.push(n);
@@ -222,8 +237,7 @@ fn get(name: &str) -> Option<&'static Model> {
 
 /// Whether model `strong` implies model `weak` (or is it).
 pub(crate) fn implies_model(strong: &str, weak: &str) -> bool {
-    strong == weak
-        || get(strong).is_some_and(|m| m.implies.iter().any(|i| implies_model(i, weak)))
+    strong == weak || get(strong).is_some_and(|m| m.implies.iter().any(|i| implies_model(i, weak)))
 }
 
 /// The models ruled out by the presence of `kinds`: those proscribing one of
@@ -251,7 +265,9 @@ pub(crate) fn forbidden(kind: &str, models: &BTreeSet<&str>, anomalies: &BTreeSe
 
 /// The hierarchy as the Markdown table in README.md ("Consistency models").
 pub(crate) fn markdown_table() -> String {
-    let mut out = String::from("| model | implies | proscribes (besides what the models it implies do) |\n|---|---|---|\n");
+    let mut out = String::from(
+        "| model | implies | proscribes (besides what the models it implies do) |\n|---|---|---|\n",
+    );
     for m in MODELS {
         let list = |v: &[&str]| {
             v.iter()

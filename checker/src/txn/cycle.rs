@@ -65,7 +65,11 @@ pub(crate) fn classes() -> Vec<Class> {
         ["G0", "G0-process", "G0-realtime"],
         ["G1c", "G1c-process", "G1c-realtime"],
         ["G-single", "G-single-process", "G-single-realtime"],
-        ["G-nonadjacent", "G-nonadjacent-process", "G-nonadjacent-realtime"],
+        [
+            "G-nonadjacent",
+            "G-nonadjacent-process",
+            "G-nonadjacent-realtime",
+        ],
         ["G2-item", "G2-item-process", "G2-item-realtime"],
     ];
     let mut out = Vec::new();
@@ -315,21 +319,72 @@ pub(crate) struct CycleExists {
 /// already ruled out by an earlier one is skipped, as in Elle.
 const CYCLE_EXISTS: [(&str, &str, u8, bool, &str); 9] = [
     ("PL-1-cycle-exists", "read-uncommitted", WW, false, "ww"),
-    ("PL-2-cycle-exists", "read-committed", WW | WR, false, "ww, wr"),
-    ("PL-SI-cycle-exists", "snapshot-isolation", WW | WR, true, "ww, wr and (each after one of those) rw"),
-    ("PL-2.99-cycle-exists", "repeatable-read", WW | WR | RW, false, "ww, wr, rw"),
-    ("PL-3-cycle-exists", "serializable", WW | WR | RW, false, "ww, wr, rw"),
-    ("strong-session-snapshot-isolation-cycle-exists", "strong-session-snapshot-isolation", WW | WR | PROCESS, true, "ww, wr, process and (each after one of those) rw"),
-    ("strong-session-serializable-cycle-exists", "strong-session-serializable", WW | WR | RW | PROCESS, false, "ww, wr, rw, process"),
-    ("strong-snapshot-isolation-cycle-exists", "strong-snapshot-isolation", WW | WR | PROCESS | REALTIME, true, "ww, wr, process, realtime and (each after one of those) rw"),
-    ("PL-SS-cycle-exists", "strict-serializable", WW | WR | RW | PROCESS | REALTIME, false, "ww, wr, rw, process, realtime"),
+    (
+        "PL-2-cycle-exists",
+        "read-committed",
+        WW | WR,
+        false,
+        "ww, wr",
+    ),
+    (
+        "PL-SI-cycle-exists",
+        "snapshot-isolation",
+        WW | WR,
+        true,
+        "ww, wr and (each after one of those) rw",
+    ),
+    (
+        "PL-2.99-cycle-exists",
+        "repeatable-read",
+        WW | WR | RW,
+        false,
+        "ww, wr, rw",
+    ),
+    (
+        "PL-3-cycle-exists",
+        "serializable",
+        WW | WR | RW,
+        false,
+        "ww, wr, rw",
+    ),
+    (
+        "strong-session-snapshot-isolation-cycle-exists",
+        "strong-session-snapshot-isolation",
+        WW | WR | PROCESS,
+        true,
+        "ww, wr, process and (each after one of those) rw",
+    ),
+    (
+        "strong-session-serializable-cycle-exists",
+        "strong-session-serializable",
+        WW | WR | RW | PROCESS,
+        false,
+        "ww, wr, rw, process",
+    ),
+    (
+        "strong-snapshot-isolation-cycle-exists",
+        "strong-snapshot-isolation",
+        WW | WR | PROCESS | REALTIME,
+        true,
+        "ww, wr, process, realtime and (each after one of those) rw",
+    ),
+    (
+        "PL-SS-cycle-exists",
+        "strict-serializable",
+        WW | WR | RW | PROCESS | REALTIME,
+        false,
+        "ww, wr, rw, process, realtime",
+    ),
 ];
 
 /// The cycle-existence proofs the graph holds (see [`CYCLE_EXISTS`]).
 pub(crate) fn cycle_exists(g: &DepGraph) -> Vec<CycleExists> {
     let mut out: Vec<CycleExists> = Vec::new();
     for (kind, model, mask, extension, edges) in CYCLE_EXISTS {
-        if out.iter().any(|p| super::consistency::implies_model(model, p.model)) {
+        if out
+            .iter()
+            .any(|p| super::consistency::implies_model(model, p.model))
+        {
             continue;
         }
         let smallest = if extension {
@@ -342,7 +397,12 @@ pub(crate) fn cycle_exists(g: &DepGraph) -> Vec<CycleExists> {
         };
         if let Some(mut txns) = smallest {
             txns.sort_unstable();
-            out.push(CycleExists { kind, model, edges, txns });
+            out.push(CycleExists {
+                kind,
+                model,
+                edges,
+                txns,
+            });
         }
     }
     out

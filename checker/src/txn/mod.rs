@@ -404,7 +404,9 @@ fn search_cycles(
             cycles.push((class.name, c));
         }
         if !outcome.unfinished.is_empty() {
-            let limit = time_limit.map_or("the time limit".to_string(), |l| format!("the time limit of {l:?}"));
+            let limit = time_limit.map_or("the time limit".to_string(), |l| {
+                format!("the time limit of {l:?}")
+            });
             unknown.push(UnknownClass {
                 kind: class.name.to_string(),
                 reason: format!(
@@ -478,9 +480,9 @@ fn verdict(
         .map(|m| m.name)
         .filter(|m| !out.contains(m))
         .filter(|m| {
-            consistency::MODELS
-                .iter()
-                .all(|s| s.name == *m || out.contains(s.name) || !consistency::implies_model(s.name, m))
+            consistency::MODELS.iter().all(|s| {
+                s.name == *m || out.contains(s.name) || !consistency::implies_model(s.name, m)
+            })
         })
         .map(String::from)
         .collect();

@@ -366,17 +366,17 @@ fn an_expired_budget_leaves_classes_unknown_but_an_scc_proves_a_cycle() {
         ..TxnOptions::default()
     };
     let r = check_list_append(&h.ops, &options).unwrap();
-    assert!(r
-        .unknown
-        .iter()
-        .any(|u| u.kind == "G-single-realtime"
-            && u.scc_sizes == vec![2]
-            && u.reason.contains("ran past the time limit")));
+    assert!(r.unknown.iter().any(|u| u.kind == "G-single-realtime"
+        && u.scc_sizes == vec![2]
+        && u.reason.contains("ran past the time limit")));
     // As Elle's cycle-search-timeout: the SCC over every edge kind proves a
     // cycle strict serializability forbids, though not which one.
     assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
     assert_eq!(kinds(&r), vec!["strong-snapshot-isolation-cycle-exists"]);
-    assert_eq!(the(&r, "strong-snapshot-isolation-cycle-exists").txns, vec![0, 2]);
+    assert_eq!(
+        the(&r, "strong-snapshot-isolation-cycle-exists").txns,
+        vec![0, 2]
+    );
     let serializable = TxnOptions {
         consistency_models: vec!["serializable".into()],
         ..options
@@ -454,7 +454,11 @@ fn elle_si_without_g_single_is_g2_item_through_unread_appends() {
     // Elle: snapshot isolation allows it (no G-single, no G-nonadjacent).
     assert_eq!(h.check_with(&["snapshot-isolation"]).valid, Validity::Valid);
     let g2 = the(&h.check_with(&["serializable"]), "G2-item").clone();
-    assert!(g2.explanation.contains("which no read saw"), "{}", g2.explanation);
+    assert!(
+        g2.explanation.contains("which no read saw"),
+        "{}",
+        g2.explanation
+    );
 }
 
 #[test]
@@ -500,7 +504,10 @@ fn two_nonadjacent_antidependencies_are_g_nonadjacent() {
     assert!(kinds(&r).contains(&"G-nonadjacent"), "{r:#?}");
     assert!(!kinds(&r).contains(&"G2-item"), "implied: {r:#?}");
     assert_eq!(r.not, vec!["repeatable-read", "snapshot-isolation"]);
-    assert_eq!(h.check_with(&["snapshot-isolation"]).valid, Validity::Invalid);
+    assert_eq!(
+        h.check_with(&["snapshot-isolation"]).valid,
+        Validity::Invalid
+    );
 }
 
 #[test]
