@@ -263,6 +263,13 @@ pub fn hierarchy_table() -> String {
     consistency::markdown_table()
 }
 
+/// Whether an anomaly of `kind` makes a history invalid under `options`'
+/// models and anomalies (what Elle calls a prohibited anomaly type).
+pub fn forbids(options: &TxnOptions, kind: &str) -> Result<bool, TxnError> {
+    let r = check_requested(options)?;
+    Ok(consistency::forbidden(kind, &r.models, &r.anomalies))
+}
+
 /// Checks a list-append history; see the module docs.
 pub fn check_list_append(history: &[Op], options: &TxnOptions) -> Result<TxnResult, TxnError> {
     check_requested(options)?;

@@ -264,3 +264,16 @@ fn string_values_and_integer_keys_are_registers_too() {
     assert_eq!(kinds(&r), vec!["G-single-realtime"], "{r:#?}");
     assert!(the(&r, "G-single-realtime").explanation.contains("\"b\""));
 }
+
+#[test]
+fn overwriting_a_value_nobody_wrote_is_a_garbage_read_not_a_crash() {
+    // Elle's rw-register lost-update test reads 0, never written, and
+    // overwrites it.
+    let r = H::default()
+        .inv(0, json!([["r", "x", null], ["w", "x", 1]]))
+        .inv(1, json!([["r", "x", null], ["w", "x", 2]]))
+        .ok(0, json!([["r", "x", 0], ["w", "x", 1]]))
+        .ok(1, json!([["r", "x", 0], ["w", "x", 2]]))
+        .check_register();
+    assert_eq!(kinds(&r), vec!["garbage-read", "lost-update"], "{r:#?}");
+}
