@@ -54,10 +54,28 @@ const CASES: &[Case] = &[
     case("list-append.g0", NIL, &["G0"], BAD, &["G0"]),
     case("list-append.g0", NIL, &["G1"], BAD, &["G0"]),
     case("list-append.g0", NIL, &["G2"], OK, &[]),
-    case("list-append.g1a", Some(&["read-uncommitted"]), &[], UNKNOWN, &[]),
-    case("list-append.g1a", Some(&["read-committed"]), &[], BAD, &["G1a"]),
+    case(
+        "list-append.g1a",
+        Some(&["read-uncommitted"]),
+        &[],
+        UNKNOWN,
+        &[],
+    ),
+    case(
+        "list-append.g1a",
+        Some(&["read-committed"]),
+        &[],
+        BAD,
+        &["G1a"],
+    ),
     case("list-append.g1a", NIL, &["G2"], UNKNOWN, &[]),
-    case("list-append.g1a", Some(&["repeatable-read"]), &[], BAD, &["G1a"]),
+    case(
+        "list-append.g1a",
+        Some(&["repeatable-read"]),
+        &[],
+        BAD,
+        &["G1a"],
+    ),
     case("list-append.g1b", NIL, &["G0"], OK, &[]),
     case("list-append.g1b", NIL, &["G1"], BAD, &["G1b"]),
     case("list-append.g1b", NIL, &["G2"], BAD, &["G-single"]),
@@ -67,74 +85,254 @@ const CASES: &[Case] = &[
     case("list-append.g1c", NIL, &["G2"], OK, &[]),
     case("list-append.g-single", NIL, &["G0"], OK, &[]),
     case("list-append.g-single", NIL, &["G1"], OK, &[]),
-    case("list-append.g-single", NIL, &["G-single"], BAD, &["G-single"]),
+    case(
+        "list-append.g-single",
+        NIL,
+        &["G-single"],
+        BAD,
+        &["G-single"],
+    ),
     case("list-append.g-single", NIL, &["G2"], BAD, &["G-single"]),
     case("list-append.g2", NIL, &["G0"], OK, &[]),
     case("list-append.g2", NIL, &["G1"], OK, &[]),
     case("list-append.g2", Some(&["read-committed"]), &[], OK, &[]),
     case("list-append.g2", NIL, &["G2"], BAD, &["G2-item"]),
     case("list-append.g2", SER, &[], BAD, &["G2-item"]),
-    case("list-append.g2", Some(&["repeatable-read"]), &[], BAD, &["G2-item"]),
+    case(
+        "list-append.g2",
+        Some(&["repeatable-read"]),
+        &[],
+        BAD,
+        &["G2-item"],
+    ),
     case("list-append.strong-si-violation", NIL, &["G2"], OK, &[]),
     case("list-append.strong-si-violation", SER, &[], OK, &[]),
-    case("list-append.strong-si-violation", STRICT, &[], BAD, &["G-single-realtime"]),
+    case(
+        "list-append.strong-si-violation",
+        STRICT,
+        &[],
+        BAD,
+        &["G-single-realtime"],
+    ),
     case("list-append.strong-session-si-violation", SER, &[], OK, &[]),
-    case("list-append.strong-session-si-violation", Some(&["strong-session-snapshot-isolation"]), &[], BAD, &["G-single-process"]),
+    case(
+        "list-append.strong-session-si-violation",
+        Some(&["strong-session-snapshot-isolation"]),
+        &[],
+        BAD,
+        &["G-single-process"],
+    ),
     case("list-append.g-nonadjacent-process", SER, &[], OK, &[]),
-    case("list-append.g-nonadjacent-process", Some(&["strong-session-snapshot-isolation"]), &[], BAD, &["G-nonadjacent-process"]),
-    case("list-append.contradictory-read-orders", NIL, &["G1"], BAD, &["G1c", "incompatible-order"]),
-    case("list-append.dirty-update-direct", NIL, &["dirty-update"], BAD, &["dirty-update"]),
-    case("list-append.dirty-update-indirect", NIL, &["dirty-update"], BAD, &["dirty-update"]),
-    case("list-append.duplicated-elements", Some(&["read-committed"]), &[], BAD, &["G1c", "duplicate-elements"]),
-    case("list-append.internal", NIL, &["internal"], BAD, &["internal"]),
+    case(
+        "list-append.g-nonadjacent-process",
+        Some(&["strong-session-snapshot-isolation"]),
+        &[],
+        BAD,
+        &["G-nonadjacent-process"],
+    ),
+    case(
+        "list-append.contradictory-read-orders",
+        NIL,
+        &["G1"],
+        BAD,
+        &["G1c", "incompatible-order"],
+    ),
+    case(
+        "list-append.dirty-update-direct",
+        NIL,
+        &["dirty-update"],
+        BAD,
+        &["dirty-update"],
+    ),
+    case(
+        "list-append.dirty-update-indirect",
+        NIL,
+        &["dirty-update"],
+        BAD,
+        &["dirty-update"],
+    ),
+    case(
+        "list-append.duplicated-elements",
+        Some(&["read-committed"]),
+        &[],
+        BAD,
+        &["G1c", "duplicate-elements"],
+    ),
+    case(
+        "list-append.internal",
+        NIL,
+        &["internal"],
+        BAD,
+        &["internal"],
+    ),
     // unobserved-write-test
-    case("list-append.unobserved-write", SER, &[], BAD, &["G-single", "G0"]),
+    case(
+        "list-append.unobserved-write",
+        SER,
+        &[],
+        BAD,
+        &["G-single", "G0"],
+    ),
     // repeatable-read-test
-    case("list-append.rxay1-ryax1", Some(&["read-committed"]), &[], OK, &[]),
-    case("list-append.rxay1-ryax1", Some(&["repeatable-read"]), &[], BAD, &["G2-item"]),
+    case(
+        "list-append.rxay1-ryax1",
+        Some(&["read-committed"]),
+        &[],
+        OK,
+        &[],
+    ),
+    case(
+        "list-append.rxay1-ryax1",
+        Some(&["repeatable-read"]),
+        &[],
+        BAD,
+        &["G2-item"],
+    ),
     // G-nonadjacent-test
-    case("list-append.g-nonadjacent", STRICT, &[], BAD, &["G-nonadjacent"]),
-    case("list-append.rw-rw-wr-rw-wr", Some(&["snapshot-isolation"]), &[], OK, &[]),
+    case(
+        "list-append.g-nonadjacent",
+        STRICT,
+        &[],
+        BAD,
+        &["G-nonadjacent"],
+    ),
+    case(
+        "list-append.rw-rw-wr-rw-wr",
+        Some(&["snapshot-isolation"]),
+        &[],
+        OK,
+        &[],
+    ),
     // lost-update-test
-    case("list-append.lost-update", STRICT, &[], BAD, &["G2-item", "lost-update"]),
+    case(
+        "list-append.lost-update",
+        STRICT,
+        &[],
+        BAD,
+        &["G2-item", "lost-update"],
+    ),
     case("list-append.one-txn-double-write", STRICT, &[], OK, &[]),
     // wr-process-test, rr-g-single-item-test, rr-g-nonadjacent-item-test
-    case("list-append.wr-process", Some(&["strong-session-snapshot-isolation"]), &[], BAD, &["G1c-process"]),
-    case("list-append.rr-g-single-item", Some(&["repeatable-read"]), &[], BAD, &["G-single"]),
-    case("list-append.rr-g-nonadjacent-item", Some(&["repeatable-read"]), &[], BAD, &["G-nonadjacent"]),
+    case(
+        "list-append.wr-process",
+        Some(&["strong-session-snapshot-isolation"]),
+        &[],
+        BAD,
+        &["G1c-process"],
+    ),
+    case(
+        "list-append.rr-g-single-item",
+        Some(&["repeatable-read"]),
+        &[],
+        BAD,
+        &["G-single"],
+    ),
+    case(
+        "list-append.rr-g-nonadjacent-item",
+        Some(&["repeatable-read"]),
+        &[],
+        BAD,
+        &["G-nonadjacent"],
+    ),
     // future-read-test, internal-cases-test
-    case("list-append.future-read", Some(&["read-committed"]), &[], BAD, &["future-read"]),
-    case("list-append.future-read-internal", NIL, &["future-read"], BAD, &["future-read"]),
-    case("list-append.internal-faunadb", NIL, &["internal"], BAD, &["internal"]),
+    case(
+        "list-append.future-read",
+        Some(&["read-committed"]),
+        &[],
+        BAD,
+        &["future-read"],
+    ),
+    case(
+        "list-append.future-read-internal",
+        NIL,
+        &["future-read"],
+        BAD,
+        &["future-read"],
+    ),
+    case(
+        "list-append.internal-faunadb",
+        NIL,
+        &["internal"],
+        BAD,
+        &["internal"],
+    ),
     // intermediate-sequential-extension-test
-    case("list-append.si-without-g-single", Some(&["snapshot-isolation", "repeatable-read"]), &[], BAD, &["G2-item"]),
+    case(
+        "list-append.si-without-g-single",
+        Some(&["snapshot-isolation", "repeatable-read"]),
+        &[],
+        BAD,
+        &["G2-item"],
+    ),
     // g1a-cases-test, g1b-cases-test (through the checker, asking for G1)
     // (Elle's test calls g1a-cases alone; its whole checker also finds the
     // dirty update: 2 was appended after the aborted 1.)
-    case("list-append.g1a-cases", NIL, &["G1"], BAD, &["G1a", "dirty-update"]),
+    case(
+        "list-append.g1a-cases",
+        NIL,
+        &["G1"],
+        BAD,
+        &["G1a", "dirty-update"],
+    ),
     case("list-append.g1b-cases", NIL, &["G1"], BAD, &["G1b"]),
     // graph-test: "single appends without reads", "info reads"
     case("list-append.single-append-without-reads", SER, &[], OK, &[]),
     case("list-append.info-reads", SER, &[], OK, &[]),
     // rw_register_test.clj, checker-test
-    Case { order: RegisterOrder::Process, ..case("rw-register.g0-sequential-keys", NIL, &["G0"], BAD, &["G0"]) },
+    Case {
+        order: RegisterOrder::Process,
+        ..case("rw-register.g0-sequential-keys", NIL, &["G0"], BAD, &["G0"])
+    },
     case("rw-register.g1a", NIL, &["G1"], BAD, &["G1a"]),
     case("rw-register.g1b", NIL, &["G0"], UNKNOWN, &[]),
     case("rw-register.g1b", NIL, &["G1"], BAD, &["G1b"]),
-    case("rw-register.g1b", Some(&["repeatable-read"]), &[], BAD, &["G1b"]),
+    case(
+        "rw-register.g1b",
+        Some(&["repeatable-read"]),
+        &[],
+        BAD,
+        &["G1b"],
+    ),
     case("rw-register.g-single-without-txn-order", SER, &[], OK, &[]),
     case("rw-register.g2-item-without-txn-order", SER, &[], OK, &[]),
     case("rw-register.g1c", NIL, &["G0"], OK, &[]),
     case("rw-register.g1c", Some(&["read-uncommitted"]), &[], OK, &[]),
     case("rw-register.g1c", NIL, &["G1"], BAD, &["G1c"]),
-    case("rw-register.g1c", Some(&["read-committed"]), &[], BAD, &["G1c"]),
+    case(
+        "rw-register.g1c",
+        Some(&["read-committed"]),
+        &[],
+        BAD,
+        &["G1c"],
+    ),
     case("rw-register.g1c", NIL, &["G2"], OK, &[]),
     case("rw-register.g1c", SER, &[], BAD, &["G1c"]),
-    case("rw-register.internal", NIL, &["internal"], BAD, &["internal"]),
+    case(
+        "rw-register.internal",
+        NIL,
+        &["internal"],
+        BAD,
+        &["internal"],
+    ),
     case("rw-register.initial-state", SER, &[], BAD, &["G-single"]),
     case("rw-register.wfr", SER, &[], OK, &[]),
-    case("rw-register.lost-update", STRICT, &[], BAD, &["lost-update"]),
-    Case { order: RegisterOrder::Realtime, ..case("rw-register.write-then-read-other-value", STRICT, &[], OK, &[]) },
+    case(
+        "rw-register.lost-update",
+        STRICT,
+        &[],
+        BAD,
+        &["lost-update"],
+    ),
+    Case {
+        order: RegisterOrder::Realtime,
+        ..case(
+            "rw-register.write-then-read-other-value",
+            STRICT,
+            &[],
+            OK,
+            &[],
+        )
+    },
 ];
 
 /// Cases where we differ from Elle's test, and why.
@@ -167,7 +365,12 @@ fn ours(c: &Case) -> (Validity, Vec<String>) {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let ops = parse_jsonl(&text, &path).unwrap_or_else(|e| panic!("{e}"));
     let options = TxnOptions {
-        consistency_models: c.models.unwrap_or(&[]).iter().map(|m| m.to_string()).collect(),
+        consistency_models: c
+            .models
+            .unwrap_or(&[])
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
         anomalies: c.anomalies.iter().map(|a| a.to_string()).collect(),
         register_order: c.order,
         ..TxnOptions::default()
@@ -193,29 +396,53 @@ fn elle_unit_test_cases_agree_with_elle_except_where_documented() {
     for c in CASES {
         let (valid, types) = ours(c);
         if valid != c.valid || types != c.types {
-            disagree.push(format!("{}: Elle {} {:?}, ours {valid} {types:?}", label(c), c.valid, c.types));
+            disagree.push(format!(
+                "{}: Elle {} {:?}, ours {valid} {types:?}",
+                label(c),
+                c.valid,
+                c.types
+            ));
         }
     }
     println!(
         "{} of {} Elle unit-test cases agree ({} files)",
         CASES.len() - disagree.len(),
         CASES.len(),
-        CASES.iter().map(|c| c.file).collect::<std::collections::BTreeSet<_>>().len()
+        CASES
+            .iter()
+            .map(|c| c.file)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
     );
     let documented: Vec<&str> = DISAGREE.iter().map(|d| d.0).collect();
     let undocumented: Vec<&String> = disagree
         .iter()
         .filter(|d| !documented.iter().any(|l| d.starts_with(&format!("{l}:"))))
         .collect();
-    assert!(undocumented.is_empty(), "new disagreements:\n{}", disagree.join("\n"));
-    assert_eq!(disagree.len(), DISAGREE.len(), "documented disagreements that now agree:\n{}", disagree.join("\n"));
+    assert!(
+        undocumented.is_empty(),
+        "new disagreements:\n{}",
+        disagree.join("\n")
+    );
+    assert_eq!(
+        disagree.len(),
+        DISAGREE.len(),
+        "documented disagreements that now agree:\n{}",
+        disagree.join("\n")
+    );
 }
 
 #[test]
 fn every_elle_golden_file_is_a_case() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/elle");
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned();
+        let name = entry
+            .unwrap()
+            .path()
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert!(CASES.iter().any(|c| c.file == name), "{name} is in no case");
     }
 }

@@ -8,6 +8,7 @@
 //! - `infer`: list-append version orders, anomalies and edges.
 //! - `register`: rw-register version orders, anomalies and edges.
 //! - `graph`, `cycle`: the dependency graph and the cycle search.
+//! - `consistency`: Elle's hierarchy of models and anomalies, in one table.
 //!
 //! # Workload
 //!
@@ -19,16 +20,24 @@
 //!
 //! # What is inferred
 //!
-//! - `infer`: each key's version order (its longest committed read) and the
-//!   anomalies visible without a graph: `incompatible-order`,
-//!   `duplicate-elements`, `G1a`, `G1b`, `internal`, `lost-update` (two
-//!   committed txns read the same version of a key and both appended to it),
-//!   `dirty-update` (a committed or indeterminate append follows an aborted
-//!   one in a version order); and the ww / wr / rw edges.
+//! - `infer`: each key's version order (its longest committed read, then
+//!   the committed appends no read saw, unordered, after it; the rules and
+//!   why each is sound are in `infer`) and the anomalies visible without a
+//!   graph: `incompatible-order`, `duplicate-elements`, `G1a`, `G1b`,
+//!   `internal`, `future-read` (a read holding the txn's own later append),
+//!   `lost-update` (two committed txns read the same version of a key and
+//!   both appended to it), `dirty-update` (a committed or indeterminate
+//!   append follows an aborted one in a version order); and the ww / wr /
+//!   rw edges.
 //! - `graph`: the dependency graph over txns with those edges, plus process
 //!   and realtime orders as transitive reductions.
 //! - `cycle`: SCCs and the shortest cycle of each class per SCC: `G0`,
-//!   `G1c`, `G-single`, `G2-item`, with `-process` and `-realtime` variants.
+//!   `G1c`, `G-single`, `G-nonadjacent`, `G2-item`, with `-process` and
+//!   `-realtime` variants; in an SCC where a class was found, the classes
+//!   it implies are not searched (Elle). A class the search could not
+//!   finish before the time limit is `unknown` with the reason; then the
+//!   SCCs still prove which models a cycle violates (Elle's
+//!   `X-cycle-exists`, as its `cycle-search-timeout` does).
 //!
 //! Committed (`ok`) txns are nodes with everything they read and wrote;
 //! indeterminate (`info`) txns only through their appends that some read
@@ -50,12 +59,16 @@
 //!
 //! # Models
 //!
-//! Elle's hierarchy, weakest first: `read-uncommitted` < `read-committed` <
-//! `repeatable-read`, `snapshot-isolation` < `serializable` <
-//! `strong-session-serializable` < `strict-serializable` (snapshot isolation
-//! is implied by strict serializability, not by serializability). `not` lists the weakest models an
-//! anomaly rules out, `also_not` the stronger ones that follows for, and
-//! `may_satisfy` the strongest models not ruled out.
+//! Elle's hierarchy (`consistency`; the table is in README.md): from
+//! `read-uncommitted` up through `read-committed`, `repeatable-read`,
+//! `snapshot-isolation` (and its strong-session and strong variants) and
+//! `serializable` (which implies snapshot isolation, as in Elle) to
+//! `strong-session-serializable` and `strict-serializable`. An anomaly
+//! rules out the models that proscribe it or an anomaly it implies. `not`
+//! lists the weakest models ruled out, `also_not` the stronger ones that
+//! follows for, and `may_satisfy` the strongest models not ruled out. A
+//! history is invalid if a requested model is ruled out or a requested
+//! anomaly (`TxnOptions::anomalies`) is implied by one found.
 
 mod consistency;
 mod cycle;
