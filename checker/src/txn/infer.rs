@@ -48,6 +48,8 @@ struct Writer {
     txn: u32,
     last_of_txn: bool,
     placed: bool,
+    /// The txn is indeterminate (`info`).
+    info: bool,
 }
 
 /// A key's version order and the writer of each of its elements.
@@ -117,6 +119,8 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
     let nkeys = h.keys.len();
     let mut writers: FxHashMap<(u32, i64), Writer> = FxHashMap::default();
     let mut longest: Vec<Option<ListRef>> = vec![None; nkeys];
+    // Info txns with an append some read saw: they committed.
+    let mut seen_info: rustc_hash::FxHashSet<u32> = rustc_hash::FxHashSet::default();
     for (t, txn) in txns.iter().enumerate() {
         let mops = h.mops(txn);
         for (i, m) in mops.iter().enumerate() {
@@ -129,6 +133,7 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
                         txn: t as u32,
                         last_of_txn,
                         placed: false,
+                        info: txn.status == Status::Info,
                     });
                 }
                 Mop::Read {
@@ -158,6 +163,9 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
                 let w = writers.get_mut(&(key as u32, e));
                 order.writers.push(w.map_or(NONE, |w| {
                     w.placed = true;
+                    if w.info {
+                        seen_info.insert(w.txn);
+                    }
                     w.txn
                 }));
             }
@@ -170,7 +178,7 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
         version_anomalies(&n, key as u32, &order, &mut out);
         out.orders[key] = order;
     }
-    unplaced(&n, &writers, &mut out);
+    unplaced(&n, &writers, &seen_info, &mut out);
     for (t, txn) in txns.iter().enumerate() {
         if txn.status == Status::Ok {
             reads(&n, t as u32, txn, &writers, &mut out);
@@ -183,17 +191,13 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
 
 /// Rule 5: each committed append no read saw goes after its key's order,
 /// with a ww edge from the writer of the order's last element.
-fn unplaced(n: &Namer, writers: &FxHashMap<(u32, i64), Writer>, out: &mut Inferred) {
+fn unplaced(
+    n: &Namer,
+    writers: &FxHashMap<(u32, i64), Writer>,
+    seen_info: &rustc_hash::FxHashSet<u32>,
+    out: &mut Inferred,
+) {
     let txns = &n.h.txns;
-    let mut seen_info: rustc_hash::FxHashSet<u32> = rustc_hash::FxHashSet::default();
-    for o in &out.orders {
-        seen_info.extend(
-            o.writers
-                .iter()
-                .copied()
-                .filter(|&w| w != NONE && txns[w as usize].status == Status::Info),
-        );
-    }
     let mut found: Vec<(u32, i64, u32)> = writers
         .iter()
         .filter(|(_, w)| !w.placed)
