@@ -12,7 +12,7 @@
 //! - [`linear`]: the linearizability search over one partition, with its memo table.
 //! - [`linearizable`]: per-key partitioning, parallel search, budgets, explanations.
 //! - [`set`]: the set checker: lost, stale, unexpected and duplicated elements (Jepsen's set-full).
-//! - [`txn`]: the transactional checker (after Elle): list-append and rw-register version orders, dependency cycles, G0 ... G2-item.
+//! - [`txn`]: the transactional checker (after Elle): list-append and rw-register version orders, dependency cycles G0 ... G2-item, Elle's model hierarchy.
 //! - [`verdict`]: valid / invalid / unknown and how verdicts compose.
 #![deny(missing_docs)]
 

@@ -232,7 +232,7 @@ fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
 }
 
 /// The transactional checker's options from `--consistency-models`,
-/// `--register-order` and `--time-limit`.
+/// `--anomalies`, `--register-order` and `--time-limit`.
 fn txn_options(args: &CheckArgs) -> Result<TxnOptions, Failure> {
     let register_order = match args.register_order.as_str() {
         "inferred" => RegisterOrder::Inferred,
@@ -244,16 +244,27 @@ fn txn_options(args: &CheckArgs) -> Result<TxnOptions, Failure> {
             )))
         }
     };
+    // `--anomalies` alone checks only those; neither flag: the default model.
+    let consistency_models = if args.consistency_models.is_empty() && args.anomalies.is_empty() {
+        TxnOptions::default().consistency_models
+    } else {
+        args.consistency_models.clone()
+    };
     let options = TxnOptions {
-        consistency_models: args.consistency_models.clone(),
+        consistency_models,
+        anomalies: args.anomalies.clone(),
         time_limit: args.time_limit.or(TxnOptions::default().time_limit),
         register_order,
         ..TxnOptions::default()
     };
-    if let Err(e @ checker::txn::TxnError::UnknownModel(_)) =
-        checker::txn::check_list_append(&[], &options)
-    {
-        return Err(Failure::Usage(format!("--consistency-models: {e}")));
+    match checker::txn::check_list_append(&[], &options) {
+        Err(e @ checker::txn::TxnError::UnknownModel(_)) => {
+            return Err(Failure::Usage(format!("--consistency-models: {e}")))
+        }
+        Err(e @ checker::txn::TxnError::UnknownAnomaly(_)) => {
+            return Err(Failure::Usage(format!("--anomalies: {e}")))
+        }
+        _ => {}
     }
     Ok(options)
 }

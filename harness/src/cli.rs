@@ -228,10 +228,17 @@ pub struct CheckArgs {
     pub workload: harness::workload::WorkloadKind,
     /// With `--workload append` or `rw-register`: the consistency models the history must
     /// satisfy, a comma list (read-uncommitted, read-committed,
-    /// repeatable-read, snapshot-isolation, serializable,
-    /// strong-session-serializable, strict-serializable).
-    #[arg(long, value_delimiter = ',', default_value = "strict-serializable")]
+    /// repeatable-read, snapshot-isolation, strong-session-snapshot-isolation,
+    /// strong-snapshot-isolation, serializable, strong-session-serializable,
+    /// strict-serializable). Default strict-serializable, unless
+    /// `--anomalies` is given.
+    #[arg(long, value_delimiter = ',')]
     pub consistency_models: Vec<String>,
+    /// With `--workload append` or `rw-register`: anomalies that make the
+    /// history invalid besides the models' (G0, G1, G1c, G-single, G2,
+    /// lost-update, ...; an anomaly implying one counts too).
+    #[arg(long, value_delimiter = ',')]
+    pub anomalies: Vec<String>,
     /// With `--workload rw-register`: where each key's version order may
     /// come from besides the reads: `inferred` (only what the history
     /// proves), `process` (also each process's writes of a key in order:

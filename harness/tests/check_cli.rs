@@ -462,3 +462,98 @@ fn out_writes_a_run_directory_with_the_report_for_an_imported_history() {
         history
     );
 }
+
+#[test]
+fn write_skew_with_no_later_read_is_invalid_under_serializable() {
+    // T0 appends x and reads y empty; T1 appends y and reads x empty,
+    // concurrently. Nothing ever reads x or y again.
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1],[\"r\",\"y\",null]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"y\",1],[\"r\",\"x\",null]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1],[\"r\",\"y\",[]]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"y\",1],[\"r\",\"x\",[]]]}\n",
+        ),
+        ".jsonl",
+    );
+    let flags = [
+        "--workload",
+        "append",
+        "--consistency-models",
+        "serializable",
+    ];
+    let out = faultline_check(&history, &flags);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("anomaly G2-item: "),
+        "{}",
+        stdout(&out)
+    );
+    let si = [
+        "--workload",
+        "append",
+        "--consistency-models",
+        "snapshot-isolation",
+    ];
+    assert_eq!(code(&faultline_check(&history, &si)), 0);
+}
+
+#[test]
+fn elles_si_without_g_single_history_is_invalid_with_g2_item() {
+    // Our own transcription of the cycle in Elle's
+    // histories/si-without-g-single.edn: T3 and T4 each miss the other's
+    // never-read append (keys 6 and 9).
+    let history = history_file(
+        concat!(
+            "{:index 0, :type :invoke, :process 2, :f :txn, :value [[:append 9 2]]}\n",
+            "{:index 1, :type :ok, :process 2, :f :txn, :value [[:append 9 2]]}\n",
+            "{:index 2, :type :invoke, :process 4, :f :txn, :value [[:append 8 1] [:r 9 nil]]}\n",
+            "{:index 3, :type :ok, :process 4, :f :txn, :value [[:append 8 1] [:r 9 nil]]}\n",
+            "{:index 4, :type :invoke, :process 7, :f :txn, :value [[:r 6 nil] [:r 8 nil] [:append 9 5]]}\n",
+            "{:index 5, :type :ok, :process 7, :f :txn, :value [[:r 6 nil] [:r 8 nil] [:append 9 5]]}\n",
+            "{:index 6, :type :invoke, :process 9, :f :txn, :value [[:append 6 2] [:r 9 nil]]}\n",
+            "{:index 7, :type :ok, :process 9, :f :txn, :value [[:append 6 2] [:r 9 [2]]]}\n",
+        ),
+        ".edn",
+    );
+    for model in ["serializable", "repeatable-read"] {
+        let flags = ["--workload", "append", "--consistency-models", model];
+        let out = faultline_check(&history, &flags);
+        assert_eq!(code(&out), 1, "{model}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("anomaly G2-item: "),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let si = [
+        "--workload",
+        "append",
+        "--consistency-models",
+        "snapshot-isolation",
+    ];
+    assert_eq!(code(&faultline_check(&history, &si)), 0);
+}
+
+#[test]
+fn anomalies_flag_alone_decides_what_counts_as_invalid() {
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1],[\"r\",\"y\",null]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"y\",1],[\"r\",\"x\",null]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1],[\"r\",\"y\",[]]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"y\",1],[\"r\",\"x\",[]]]}\n",
+        ),
+        ".jsonl",
+    );
+    let with = |anomalies: &str| {
+        code(&faultline_check(
+            &history,
+            &["--workload", "append", "--anomalies", anomalies],
+        ))
+    };
+    assert_eq!(with("G0,G1"), 0);
+    assert_eq!(with("G2"), 1);
+    assert_eq!(with("G-single,G2-item"), 1);
+    assert_eq!(with("G7"), 3);
+}

@@ -30,8 +30,10 @@ pub(crate) enum RwRule {
     NoRw { need_wr: bool },
     /// Exactly one rw edge.
     One,
-    /// Two or more rw edges.
-    TwoOrMore,
+    /// Two or more rw edges, no two of them adjacent (cyclically).
+    Nonadjacent,
+    /// Two or more rw edges, two of them adjacent.
+    Adjacent,
 }
 
 /// An anomaly class for the cycle search.
@@ -45,75 +47,94 @@ pub(crate) struct Class {
     pub need: u8,
 }
 
-/// Every cycle class: G0, G1c, G-single, G2-item and their -process and
-/// -realtime variants (a -realtime cycle may also use process edges).
+/// Every cycle class, in Elle's order of severity: G0, G1c, G-single,
+/// G-nonadjacent, G2-item, then their -process variants, then -realtime
+/// (a -realtime cycle may also use process edges). Elle's cycle
+/// classifier: a cycle with one rw edge is G-single, with two or more none
+/// adjacent G-nonadjacent, otherwise G2-item; with a realtime edge it is the
+/// -realtime variant, else with a process edge the -process one.
 pub(crate) fn classes() -> Vec<Class> {
     let base = [
         ("G0", WW, WW, RwRule::NoRw { need_wr: false }),
         ("G1c", WW | WR, WR, RwRule::NoRw { need_wr: true }),
         ("G-single", WW | WR | RW, RW, RwRule::One),
-        ("G2-item", WW | WR | RW, RW, RwRule::TwoOrMore),
+        ("G-nonadjacent", WW | WR | RW, RW, RwRule::Nonadjacent),
+        ("G2-item", WW | WR | RW, RW, RwRule::Adjacent),
     ];
     let names = [
         ["G0", "G0-process", "G0-realtime"],
         ["G1c", "G1c-process", "G1c-realtime"],
         ["G-single", "G-single-process", "G-single-realtime"],
+        [
+            "G-nonadjacent",
+            "G-nonadjacent-process",
+            "G-nonadjacent-realtime",
+        ],
         ["G2-item", "G2-item-process", "G2-item-realtime"],
     ];
     let mut out = Vec::new();
-    for ((_, mask, start, rule), names) in base.into_iter().zip(names) {
-        out.push(Class {
-            name: names[0],
-            mask,
-            start,
-            rule,
-            need: 0,
-        });
-        out.push(Class {
-            name: names[1],
-            mask: mask | PROCESS,
-            start: PROCESS,
-            rule,
-            need: PROCESS,
-        });
-        out.push(Class {
-            name: names[2],
-            mask: mask | PROCESS | REALTIME,
-            start: REALTIME,
-            rule,
-            need: REALTIME,
-        });
+    for (variant, (extra, need)) in [(0, 0), (PROCESS, PROCESS), (PROCESS | REALTIME, REALTIME)]
+        .into_iter()
+        .enumerate()
+    {
+        for ((_, mask, start, rule), names) in base.iter().zip(&names) {
+            out.push(Class {
+                name: names[variant],
+                mask: mask | extra,
+                start: if need == 0 { *start } else { need },
+                rule: *rule,
+                need,
+            });
+        }
     }
     out
 }
 
-// State bits: rw count (0..=2) in bits 0-1, then wr, process, realtime seen.
+// State bits: rw count (0..=2) in bits 0-1, then wr, process, realtime seen,
+// the last edge was rw, two adjacent rw edges seen.
+const SEEN_WR: u8 = 4;
+const SEEN_PROCESS: u8 = 8;
+const SEEN_REALTIME: u8 = 16;
+const LAST_RW: u8 = 32;
+const ADJACENT_RW: u8 = 64;
+
 fn step(state: u8, kind: u8) -> u8 {
     let rw = (state & 3) + u8::from(kind == RW && state & 3 < 2);
-    let flags = state & !3;
-    let flag = match kind {
-        WR => 4,
-        PROCESS => 8,
-        REALTIME => 16,
+    let mut flags = state & !3 & !LAST_RW;
+    flags |= match kind {
+        WR => SEEN_WR,
+        PROCESS => SEEN_PROCESS,
+        REALTIME => SEEN_REALTIME,
+        RW if state & LAST_RW != 0 => LAST_RW | ADJACENT_RW,
+        RW => LAST_RW,
         _ => 0,
     };
-    flags | flag | rw
+    flags | rw
 }
 
 impl Class {
     fn pruned(&self, state: u8) -> bool {
-        self.rule == RwRule::One && state & 3 > 1
+        match self.rule {
+            RwRule::One => state & 3 > 1,
+            RwRule::Nonadjacent => state & ADJACENT_RW != 0,
+            _ => false,
+        }
     }
-    fn accepts(&self, state: u8) -> bool {
+    /// Whether a path from the start edge back to its source, ending in
+    /// `state`, is a cycle of this class.
+    fn accepts(&self, state: u8, first_rw: bool) -> bool {
         let rw = state & 3;
+        // The closing edge and the first one are adjacent too.
+        let wraps = first_rw && state & LAST_RW != 0 && rw >= 2;
         let rule = match self.rule {
-            RwRule::NoRw { need_wr } => !need_wr || state & 4 != 0,
+            RwRule::NoRw { need_wr } => !need_wr || state & SEEN_WR != 0,
             RwRule::One => rw == 1,
-            RwRule::TwoOrMore => rw >= 2,
+            RwRule::Nonadjacent => rw >= 2 && !wraps && state & ADJACENT_RW == 0,
+            RwRule::Adjacent => rw >= 2 && (wraps || state & ADJACENT_RW != 0),
         };
         let need = match self.need {
-            PROCESS => state & 8 != 0,
-            REALTIME => state & 16 != 0,
+            PROCESS => state & SEEN_PROCESS != 0,
+            REALTIME => state & SEEN_REALTIME != 0,
             _ => true,
         };
         rule && need
@@ -147,8 +168,14 @@ pub(crate) fn sccs(g: &DepGraph, mask: u8) -> Vec<Vec<NodeIndex<u32>>> {
     c
 }
 
-/// Searches `class` in every non-trivial SCC of its edge kinds.
-pub(crate) fn search(g: &DepGraph, class: &Class, deadline: Option<Instant>) -> ClassOutcome {
+/// Searches `class` in every non-trivial SCC of its edge kinds, except those
+/// containing a node for which `skip` holds.
+pub(crate) fn search(
+    g: &DepGraph,
+    class: &Class,
+    deadline: Option<Instant>,
+    skip: &dyn Fn(usize) -> bool,
+) -> ClassOutcome {
     let mut out = ClassOutcome::default();
     let components = sccs(g, class.mask);
     let mut comp = vec![u32::MAX; g.node_count()];
@@ -158,6 +185,9 @@ pub(crate) fn search(g: &DepGraph, class: &Class, deadline: Option<Instant>) -> 
         }
     }
     for (i, c) in components.iter().enumerate() {
+        if skip(c[0].index()) {
+            continue;
+        }
         if deadline.is_some_and(|d| Instant::now() > d) {
             out.unfinished.push(c.len());
             continue;
@@ -206,6 +236,7 @@ fn bfs(
         return Ok(None);
     };
     let s0 = step(0, g[start].kind);
+    let first_rw = g[start].kind == RW;
     // (node, state) -> the edge that reached it and the previous state.
     let mut parent: FxHashMap<(u32, u8), (EdgeIndex<u32>, u8)> = FxHashMap::default();
     parent.insert((v.index() as u32, s0), (start, 0));
@@ -227,7 +258,7 @@ fn bfs(
                 continue;
             }
             if y == u {
-                if class.accepts(ns) {
+                if class.accepts(ns, first_rw) {
                     return Ok(Some(unwind(g, &parent, start, (x, s), e.id())));
                 }
                 continue;
@@ -266,4 +297,145 @@ fn unwind(
     path.push(edge(start));
     path.reverse();
     path
+}
+
+/// A strongly connected component that proves a cycle some model forbids
+/// exists (Elle's `X-cycle-exists`).
+pub(crate) struct CycleExists {
+    /// Elle's anomaly kind (`PL-3-cycle-exists`, ...).
+    pub kind: &'static str,
+    /// The model it rules out.
+    pub model: &'static str,
+    /// The edge kinds of the subgraph, in words.
+    pub edges: &'static str,
+    /// The txns of the smallest such component.
+    pub txns: Vec<u32>,
+}
+
+/// Elle's cycle-existence specs for our models, weakest first: a subgraph
+/// (edge kinds, and for the snapshot isolation models rw edges each right
+/// after one of the others: Elle's sequential extension) whose every
+/// non-trivial SCC holds a cycle the model forbids. A spec whose model is
+/// already ruled out by an earlier one is skipped, as in Elle.
+const CYCLE_EXISTS: [(&str, &str, u8, bool, &str); 9] = [
+    ("PL-1-cycle-exists", "read-uncommitted", WW, false, "ww"),
+    (
+        "PL-2-cycle-exists",
+        "read-committed",
+        WW | WR,
+        false,
+        "ww, wr",
+    ),
+    (
+        "PL-SI-cycle-exists",
+        "snapshot-isolation",
+        WW | WR,
+        true,
+        "ww, wr and (each after one of those) rw",
+    ),
+    (
+        "PL-2.99-cycle-exists",
+        "repeatable-read",
+        WW | WR | RW,
+        false,
+        "ww, wr, rw",
+    ),
+    (
+        "PL-3-cycle-exists",
+        "serializable",
+        WW | WR | RW,
+        false,
+        "ww, wr, rw",
+    ),
+    (
+        "strong-session-snapshot-isolation-cycle-exists",
+        "strong-session-snapshot-isolation",
+        WW | WR | PROCESS,
+        true,
+        "ww, wr, process and (each after one of those) rw",
+    ),
+    (
+        "strong-session-serializable-cycle-exists",
+        "strong-session-serializable",
+        WW | WR | RW | PROCESS,
+        false,
+        "ww, wr, rw, process",
+    ),
+    (
+        "strong-snapshot-isolation-cycle-exists",
+        "strong-snapshot-isolation",
+        WW | WR | PROCESS | REALTIME,
+        true,
+        "ww, wr, process, realtime and (each after one of those) rw",
+    ),
+    (
+        "PL-SS-cycle-exists",
+        "strict-serializable",
+        WW | WR | RW | PROCESS | REALTIME,
+        false,
+        "ww, wr, rw, process, realtime",
+    ),
+];
+
+/// The cycle-existence proofs the graph holds (see [`CYCLE_EXISTS`]).
+pub(crate) fn cycle_exists(g: &DepGraph) -> Vec<CycleExists> {
+    let mut out: Vec<CycleExists> = Vec::new();
+    for (kind, model, mask, extension, edges) in CYCLE_EXISTS {
+        if out
+            .iter()
+            .any(|p| super::consistency::implies_model(model, p.model))
+        {
+            continue;
+        }
+        let smallest = if extension {
+            extension_sccs(g, mask)
+        } else {
+            sccs(g, mask)
+                .into_iter()
+                .map(|c| c.into_iter().map(|n| n.index() as u32).collect())
+                .min_by_key(Vec::len)
+        };
+        if let Some(mut txns) = smallest {
+            txns.sort_unstable();
+            out.push(CycleExists {
+                kind,
+                model,
+                edges,
+                txns,
+            });
+        }
+    }
+    out
+}
+
+/// The smallest non-trivial SCC of the product graph over (txn, last edge
+/// was rw): edges of `mask` lead to state 0, rw edges only leave state 0.
+/// Its closed walks are exactly the cycles of Elle's sequential extension.
+fn extension_sccs(g: &DepGraph, mask: u8) -> Option<Vec<u32>> {
+    let n = g.node_count();
+    let mut product: petgraph::graph::DiGraph<(), (), u32> =
+        petgraph::graph::DiGraph::with_capacity(2 * n, 2 * g.edge_count());
+    for _ in 0..2 * n {
+        product.add_node(());
+    }
+    let at = |t: usize, s: usize| NodeIndex::new(2 * t + s);
+    for e in g.edge_references() {
+        let (a, b, kind) = (e.source().index(), e.target().index(), e.weight().kind);
+        if kind & mask != 0 {
+            product.add_edge(at(a, 0), at(b, 0), ());
+            product.add_edge(at(a, 1), at(b, 0), ());
+        } else if kind == RW {
+            product.add_edge(at(a, 0), at(b, 1), ());
+        }
+    }
+    kosaraju_scc(&product)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|c| {
+            let mut txns: Vec<u32> = c.iter().map(|p| (p.index() / 2) as u32).collect();
+            txns.sort_unstable();
+            txns.dedup();
+            txns
+        })
+        .min_by_key(Vec::len)
 }

@@ -1,12 +1,35 @@
 //! Version orders, the anomalies visible without a graph, and the data
 //! dependency edges (ww, wr, rw) they imply.
 //!
-//! The version order of a key is its longest committed read: with appends
-//! only, every read of a correct system is a prefix of it. Edges:
-//! - ww: the writers of consecutive elements of a version order;
-//! - wr: the writer of the last element of a read, to the reader;
-//! - rw: a reader of a prefix of length n, to the writer of element n (the
-//!   next version, which the read did not see).
+//! # What is inferred, and why it is sound
+//!
+//! With appends only, each state of a key is a list that every later state
+//! extends, and each committed read shows one state. What Elle's
+//! `list-append` infers, and no more:
+//!
+//! 1. **Version order**: a key's longest committed read. Sound: every other
+//!    read of a correct system is one of its prefixes (a read that is not is
+//!    `incompatible-order`).
+//! 2. **ww**: the writers of consecutive elements of that order. Sound: the
+//!    later element was appended to the state holding the earlier one.
+//! 3. **wr**: the writer of a read's last element, to the reader. Sound: the
+//!    reader saw the state that append created.
+//! 4. **rw**: a reader of a prefix of length n, to the writer of element n.
+//!    Sound: the read saw the state before that append. n = 0 is a read of
+//!    the empty list, which precedes the writer of the first element.
+//! 5. **Unread appends**: a committed append whose element is not in the
+//!    longest read came after every element of it (the longest read's state
+//!    does not hold it, and an append is never undone), so: ww from the
+//!    writer of the order's last element, and rw from every reader of the
+//!    whole order (of the empty list, if no read saw anything). Sound for
+//!    each such append on its own; two of them stay unordered. This covers
+//!    the single unread append to a key (Elle's "single appends without
+//!    reads") and an unread first append after an empty read. An edge to an
+//!    append that is not the very next version stands for a chain through
+//!    the versions between (one rw then ww edges), which is the same cycle
+//!    class. "Committed" is `ok`, or `info` with another append some read
+//!    saw (then it committed); an unread append of an `info` txn that
+//!    nothing else shows committed gets no edges.
 //!
 //! Failed writers get no edges (their anomalies are G1a and dirty-update).
 
@@ -18,11 +41,15 @@ use super::{Dep, TxnAnomaly, TxnEdge, RW, WR, WW};
 /// No writer is known for an element.
 pub(crate) const NONE: u32 = u32::MAX;
 
-/// Who appended an element, and whether it was that txn's last append to the key.
+/// Who appended an element, whether it was that txn's last append to the
+/// key, and whether the element is in the key's version order.
 #[derive(Clone, Copy)]
 struct Writer {
     txn: u32,
     last_of_txn: bool,
+    placed: bool,
+    /// The txn is indeterminate (`info`).
+    info: bool,
 }
 
 /// A key's version order and the writer of each of its elements.
@@ -32,6 +59,9 @@ pub(crate) struct KeyOrder {
     pub writers: Vec<u32>,
     /// Whether some element was appended by a failed txn.
     pub any_failed: bool,
+    /// Committed appends no read saw, as (element, writer): after every
+    /// element of the order, unordered among themselves (rule 5).
+    pub unplaced: Vec<(i64, u32)>,
     /// The read list it came from, when it is that list exactly (no
     /// duplicates): a read of the same list no longer than it is a prefix.
     source: Option<ListRef>,
@@ -89,6 +119,8 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
     let nkeys = h.keys.len();
     let mut writers: FxHashMap<(u32, i64), Writer> = FxHashMap::default();
     let mut longest: Vec<Option<ListRef>> = vec![None; nkeys];
+    // Info txns with an append some read saw: they committed.
+    let mut seen_info: rustc_hash::FxHashSet<u32> = rustc_hash::FxHashSet::default();
     for (t, txn) in txns.iter().enumerate() {
         let mops = h.mops(txn);
         for (i, m) in mops.iter().enumerate() {
@@ -100,6 +132,8 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
                     writers.entry((key, elem)).or_insert(Writer {
                         txn: t as u32,
                         last_of_txn,
+                        placed: false,
+                        info: txn.status == Status::Info,
                     });
                 }
                 Mop::Read {
@@ -126,8 +160,14 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
         for &e in list.map_or(&[][..], |l| h.list(l)) {
             if seen.insert(e) {
                 order.elems.push(e);
-                let w = writers.get(&(key as u32, e));
-                order.writers.push(w.map_or(NONE, |w| w.txn));
+                let w = writers.get_mut(&(key as u32, e));
+                order.writers.push(w.map_or(NONE, |w| {
+                    w.placed = true;
+                    if w.info {
+                        seen_info.insert(w.txn);
+                    }
+                    w.txn
+                }));
             }
         }
         order.any_failed = order
@@ -138,6 +178,7 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
         version_anomalies(&n, key as u32, &order, &mut out);
         out.orders[key] = order;
     }
+    unplaced(&n, &writers, &seen_info, &mut out);
     for (t, txn) in txns.iter().enumerate() {
         if txn.status == Status::Ok {
             reads(&n, t as u32, txn, &writers, &mut out);
@@ -146,6 +187,37 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
     }
     lost_updates(&n, &mut out.anomalies);
     out
+}
+
+/// Rule 5: each committed append no read saw goes after its key's order,
+/// with a ww edge from the writer of the order's last element.
+fn unplaced(
+    n: &Namer,
+    writers: &FxHashMap<(u32, i64), Writer>,
+    seen_info: &rustc_hash::FxHashSet<u32>,
+    out: &mut Inferred,
+) {
+    let txns = &n.h.txns;
+    let mut found: Vec<(u32, i64, u32)> = writers
+        .iter()
+        .filter(|(_, w)| !w.placed)
+        .filter(|(_, w)| match txns[w.txn as usize].status {
+            Status::Ok => true,
+            Status::Info => seen_info.contains(&w.txn),
+            Status::Fail => false,
+        })
+        .map(|(&(key, elem), w)| (key, elem, w.txn))
+        .collect();
+    found.sort_unstable();
+    for (key, elem, w) in found {
+        let order = &mut out.orders[key as usize];
+        if let Some(&last) = order.writers.last() {
+            if last != NONE && last != w && n.status(last) != Status::Fail {
+                out.edges.push((last, w, Dep { kind: WW, key }));
+            }
+        }
+        order.unplaced.push((elem, w));
+    }
 }
 
 /// ww edges and dirty updates along one key's version order.
@@ -279,6 +351,13 @@ fn reads(
             out.edges
                 .push((t, order.writers[len], Dep { kind: RW, key }));
         }
+        if len == order.elems.len() {
+            for &(_, w) in &order.unplaced {
+                if w != t {
+                    out.edges.push((t, w, Dep { kind: RW, key }));
+                }
+            }
+        }
     }
 }
 
@@ -301,7 +380,26 @@ fn internal(n: &Namer, t: u32, txn: &super::parse::Txn, out: &mut Vec<TxnAnomaly
         };
         let (_, known, since) = &mut state[i];
         match *m {
-            Mop::Append { elem, .. } => since.push(elem),
+            Mop::Append { elem, .. } => {
+                // Elle's future read: an earlier read already held this
+                // txn's own, later, append.
+                if known.as_ref().is_some_and(|k| k.contains(&elem)) {
+                    out.push(anomaly(
+                        n,
+                        super::FUTURE_READ,
+                        &[t],
+                        key,
+                        format!(
+                            "{} read key {} as {:?}, holding {}, which it appended only afterwards",
+                            n.t(t),
+                            n.k(key),
+                            known.as_deref().unwrap_or_default(),
+                            elem
+                        ),
+                    ));
+                }
+                since.push(elem);
+            }
             Mop::Read { list, .. } => {
                 let got: Vec<i64> = list.map_or(&[][..], |l| n.h.list(l)).to_vec();
                 let ok = match known {

@@ -8,6 +8,7 @@
 //! - `infer`: list-append version orders, anomalies and edges.
 //! - `register`: rw-register version orders, anomalies and edges.
 //! - `graph`, `cycle`: the dependency graph and the cycle search.
+//! - `consistency`: Elle's hierarchy of models and anomalies, in one table.
 //!
 //! # Workload
 //!
@@ -19,16 +20,24 @@
 //!
 //! # What is inferred
 //!
-//! - `infer`: each key's version order (its longest committed read) and the
-//!   anomalies visible without a graph: `incompatible-order`,
-//!   `duplicate-elements`, `G1a`, `G1b`, `internal`, `lost-update` (two
-//!   committed txns read the same version of a key and both appended to it),
-//!   `dirty-update` (a committed or indeterminate append follows an aborted
-//!   one in a version order); and the ww / wr / rw edges.
+//! - `infer`: each key's version order (its longest committed read, then
+//!   the committed appends no read saw, unordered, after it; the rules and
+//!   why each is sound are in `infer`) and the anomalies visible without a
+//!   graph: `incompatible-order`, `duplicate-elements`, `G1a`, `G1b`,
+//!   `internal`, `future-read` (a read holding the txn's own later append),
+//!   `lost-update` (two committed txns read the same version of a key and
+//!   both appended to it), `dirty-update` (a committed or indeterminate
+//!   append follows an aborted one in a version order); and the ww / wr /
+//!   rw edges.
 //! - `graph`: the dependency graph over txns with those edges, plus process
 //!   and realtime orders as transitive reductions.
 //! - `cycle`: SCCs and the shortest cycle of each class per SCC: `G0`,
-//!   `G1c`, `G-single`, `G2-item`, with `-process` and `-realtime` variants.
+//!   `G1c`, `G-single`, `G-nonadjacent`, `G2-item`, with `-process` and
+//!   `-realtime` variants; in an SCC where a class was found, the classes
+//!   it implies are not searched (Elle). A class the search could not
+//!   finish before the time limit is `unknown` with the reason; then the
+//!   SCCs still prove which models a cycle violates (Elle's
+//!   `X-cycle-exists`, as its `cycle-search-timeout` does).
 //!
 //! Committed (`ok`) txns are nodes with everything they read and wrote;
 //! indeterminate (`info`) txns only through their appends that some read
@@ -50,13 +59,18 @@
 //!
 //! # Models
 //!
-//! Elle's hierarchy, weakest first: `read-uncommitted` < `read-committed` <
-//! `repeatable-read`, `snapshot-isolation` < `serializable` <
-//! `strong-session-serializable` < `strict-serializable` (snapshot isolation
-//! is implied by strict serializability, not by serializability). `not` lists the weakest models an
-//! anomaly rules out, `also_not` the stronger ones that follows for, and
-//! `may_satisfy` the strongest models not ruled out.
+//! Elle's hierarchy (`consistency`; the table is in README.md): from
+//! `read-uncommitted` up through `read-committed`, `repeatable-read`,
+//! `snapshot-isolation` (and its strong-session and strong variants) and
+//! `serializable` (which implies snapshot isolation, as in Elle) to
+//! `strong-session-serializable` and `strict-serializable`. An anomaly
+//! rules out the models that proscribe it or an anomaly it implies. `not`
+//! lists the weakest models ruled out, `also_not` the stronger ones that
+//! follows for, and `may_satisfy` the strongest models not ruled out. A
+//! history is invalid if a requested model is ruled out or a requested
+//! anomaly (`TxnOptions::anomalies`) is implied by one found.
 
+mod consistency;
 mod cycle;
 mod graph;
 mod infer;
@@ -88,6 +102,8 @@ pub const INTERNAL: &str = "internal";
 pub const LOST_UPDATE: &str = "lost-update";
 /// Anomaly kind: a committed append ordered after an aborted one.
 pub const DIRTY_UPDATE: &str = "dirty-update";
+/// Anomaly kind: a read holding an element its own txn appends later.
+pub const FUTURE_READ: &str = "future-read";
 /// Anomaly kind (rw-register): a read of a value no txn wrote.
 pub const GARBAGE_READ: &str = "garbage-read";
 
@@ -102,58 +118,6 @@ pub(crate) const REALTIME: u8 = 16;
 pub(crate) struct Dep {
     pub kind: u8,
     pub key: u32,
-}
-
-/// The consistency models, weakest first, each with the models it directly implies.
-const MODELS: [(&str, &[&str]); 7] = [
-    ("read-uncommitted", &[]),
-    ("read-committed", &["read-uncommitted"]),
-    ("repeatable-read", &["read-committed"]),
-    ("snapshot-isolation", &["read-committed"]),
-    ("serializable", &["repeatable-read"]),
-    ("strong-session-serializable", &["serializable"]),
-    (
-        "strict-serializable",
-        &["strong-session-serializable", "snapshot-isolation"],
-    ),
-];
-
-/// The weakest models that directly proscribe an anomaly kind.
-fn proscribed_by(kind: &str) -> &'static [&'static str] {
-    if kind.ends_with("-realtime") {
-        return &["strict-serializable"];
-    }
-    if kind.ends_with("-process") {
-        return &["strong-session-serializable"];
-    }
-    match kind {
-        "G0" | INCOMPATIBLE_ORDER | DUPLICATE_ELEMENTS | INTERNAL | GARBAGE_READ => {
-            &["read-uncommitted"]
-        }
-        G1A | G1B | "G1c" | DIRTY_UPDATE => &["read-committed"],
-        LOST_UPDATE | "G-single" => &["repeatable-read", "snapshot-isolation"],
-        _ => &["repeatable-read", "serializable"],
-    }
-}
-
-/// Every model that implies `m` (including `m`).
-fn at_least(m: &str) -> BTreeSet<&'static str> {
-    let mut out: BTreeSet<&'static str> = BTreeSet::new();
-    for (name, _) in MODELS {
-        let mut frontier = vec![name];
-        while let Some(x) = frontier.pop() {
-            if x == m {
-                out.insert(name);
-                break;
-            }
-            let implied = MODELS
-                .iter()
-                .find(|(n, _)| *n == x)
-                .map_or(&[][..], |(_, i)| i);
-            frontier.extend(implied.iter().copied());
-        }
-    }
-    out
 }
 
 /// Where an rw-register analysis may take each key's version order from,
@@ -184,6 +148,9 @@ pub struct TxnOptions {
     pub max_listed: usize,
     /// rw-register only: what each key's version order may be taken from.
     pub register_order: RegisterOrder,
+    /// Anomalies that make the history invalid besides the models' (Elle's
+    /// `:anomalies`): `G1` means G1a, G1b, G1c and whatever implies them.
+    pub anomalies: Vec<String>,
 }
 
 impl Default for TxnOptions {
@@ -193,6 +160,7 @@ impl Default for TxnOptions {
             time_limit: Some(Duration::from_secs(60)),
             max_listed: 32,
             register_order: RegisterOrder::Inferred,
+            anomalies: Vec::new(),
         }
     }
 }
@@ -211,6 +179,9 @@ pub enum TxnError {
     /// A consistency model not in the hierarchy.
     #[error("unknown consistency model {0:?}")]
     UnknownModel(String),
+    /// An anomaly kind not in the hierarchy.
+    #[error("unknown anomaly {0:?}")]
+    UnknownAnomaly(String),
 }
 
 /// One dependency of a cycle: `from` precedes `to`.
@@ -249,6 +220,8 @@ pub struct UnknownClass {
     pub kind: String,
     /// Sizes of the SCCs not searched to the end.
     pub scc_sizes: Vec<usize>,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// Sizes and costs.
@@ -296,6 +269,20 @@ pub struct TxnResult {
     pub stats: TxnStats,
 }
 
+/// The consistency models, what each implies and proscribes, and which
+/// anomalies imply which, as the Markdown tables of README.md's
+/// "Consistency models and anomalies".
+pub fn hierarchy_table() -> String {
+    consistency::markdown_table()
+}
+
+/// Whether an anomaly of `kind` makes a history invalid under `options`'
+/// models and anomalies (what Elle calls a prohibited anomaly type).
+pub fn forbids(options: &TxnOptions, kind: &str) -> Result<bool, TxnError> {
+    let r = check_requested(options)?;
+    Ok(consistency::forbidden(kind, &r.models, &r.anomalies))
+}
+
 /// Checks a list-append history; see the module docs.
 pub fn check_list_append(history: &[Op], options: &TxnOptions) -> Result<TxnResult, TxnError> {
     check_requested(options)?;
@@ -314,17 +301,25 @@ pub fn check_rw_register(history: &[Op], options: &TxnOptions) -> Result<TxnResu
     )
 }
 
-/// The requested models, each checked against the hierarchy.
-fn check_requested(options: &TxnOptions) -> Result<BTreeSet<&'static str>, TxnError> {
-    let mut requested: BTreeSet<&str> = BTreeSet::new();
-    for m in &options.consistency_models {
-        let known = MODELS
-            .iter()
-            .find(|(n, _)| n == m)
-            .ok_or_else(|| TxnError::UnknownModel(m.clone()))?;
-        requested.insert(known.0);
-    }
-    Ok(requested)
+/// What makes a history invalid: the requested models and anomalies, each
+/// checked against the hierarchy.
+struct Requested {
+    models: BTreeSet<&'static str>,
+    anomalies: BTreeSet<&'static str>,
+}
+
+fn check_requested(options: &TxnOptions) -> Result<Requested, TxnError> {
+    let models = options
+        .consistency_models
+        .iter()
+        .map(|m| consistency::known_model(m).ok_or_else(|| TxnError::UnknownModel(m.clone())))
+        .collect::<Result<_, _>>()?;
+    let anomalies = options
+        .anomalies
+        .iter()
+        .map(|a| consistency::known_anomaly(a).ok_or_else(|| TxnError::UnknownAnomaly(a.clone())))
+        .collect::<Result<_, _>>()?;
+    Ok(Requested { models, anomalies })
 }
 
 /// Checks a transactional history with its workload's analysis.
@@ -356,19 +351,16 @@ pub fn check(h: &TxnHistory, options: &TxnOptions) -> Result<TxnResult, TxnError
     let txns = &h.txns;
     let g = graph::build(txns, &edges);
     drop(edges);
-    let mut unknown = Vec::new();
     let all = cycle::sccs(&g, WW | WR | RW | PROCESS | REALTIME);
-    if !all.is_empty() {
-        for class in cycle::classes() {
-            let found = cycle::search(&g, &class, deadline);
-            for c in &found.cycles {
-                anomalies.push(explain(&namer, &*explainer, class.name, c));
-            }
-            if !found.unfinished.is_empty() {
-                unknown.push(UnknownClass {
-                    kind: class.name.to_string(),
-                    scc_sizes: found.unfinished,
-                });
+    let (cycles, unknown) = search_cycles(&g, &all, deadline, options.time_limit);
+    for (kind, c) in &cycles {
+        anomalies.push(explain(&namer, &*explainer, kind, c));
+    }
+    if !unknown.is_empty() {
+        let ruled_out = consistency::ruled_out(anomalies.iter().map(|a| a.kind.as_str()));
+        for proof in cycle::cycle_exists(&g) {
+            if !ruled_out.contains(proof.model) {
+                anomalies.push(cycle_exists_anomaly(&namer, &proof));
             }
         }
     }
@@ -397,10 +389,83 @@ pub fn check(h: &TxnHistory, options: &TxnOptions) -> Result<TxnResult, TxnError
     Ok(result)
 }
 
+/// Every cycle class in every SCC, Elle's way: classes in order of
+/// severity, and in an SCC where one class was found, the classes it
+/// implies are not searched (a G-single there is not also reported as
+/// G-single-realtime). Classes past the deadline are unknown.
+fn search_cycles(
+    g: &graph::DepGraph,
+    all: &[Vec<petgraph::graph::NodeIndex<u32>>],
+    deadline: Option<Instant>,
+    time_limit: Option<Duration>,
+) -> (Vec<(&'static str, cycle::Cycle)>, Vec<UnknownClass>) {
+    let mut cycles = Vec::new();
+    let mut unknown = Vec::new();
+    if all.is_empty() {
+        return (cycles, unknown);
+    }
+    let mut top = vec![u32::MAX; g.node_count()];
+    for (i, c) in all.iter().enumerate() {
+        for n in c {
+            top[n.index()] = i as u32;
+        }
+    }
+    let mut found: Vec<Vec<&'static str>> = vec![Vec::new(); all.len()];
+    for class in cycle::classes() {
+        let skip = |node: usize| {
+            found[top[node] as usize]
+                .iter()
+                .any(|k| consistency::implied(k).contains(class.name))
+        };
+        let outcome = cycle::search(g, &class, deadline, &skip);
+        for c in outcome.cycles {
+            let at = top[c[0].0 as usize] as usize;
+            found[at].push(class.name);
+            cycles.push((class.name, c));
+        }
+        if !outcome.unfinished.is_empty() {
+            let limit = time_limit.map_or("the time limit".to_string(), |l| {
+                format!("the time limit of {l:?}")
+            });
+            unknown.push(UnknownClass {
+                kind: class.name.to_string(),
+                reason: format!(
+                    "the search for {} cycles ran past {limit} in {} strongly connected component(s) (sizes {:?})",
+                    class.name,
+                    outcome.unfinished.len(),
+                    outcome.unfinished
+                ),
+                scc_sizes: outcome.unfinished,
+            });
+        }
+    }
+    (cycles, unknown)
+}
+
+/// An SCC that proves a cycle a model forbids exists (Elle's
+/// `X-cycle-exists`, reported when the search for the cycle itself ran out
+/// of time).
+fn cycle_exists_anomaly(n: &infer::Namer, proof: &cycle::CycleExists) -> TxnAnomaly {
+    const SHOWN: usize = 32;
+    TxnAnomaly {
+        kind: proof.kind.to_string(),
+        txns: proof.txns.iter().take(SHOWN).map(|&t| n.idx(t)).collect(),
+        keys: Vec::new(),
+        explanation: format!(
+            "the cycle search ran out of time, but {} txns{} form a strongly connected component over {} edges: some cycle among them exists, and {} forbids every such cycle",
+            proof.txns.len(),
+            if proof.txns.len() > SHOWN { format!(" (the first {SHOWN} listed)") } else { String::new() },
+            proof.edges,
+            proof.model
+        ),
+        edges: Vec::new(),
+    }
+}
+
 fn verdict(
     anomalies: Vec<TxnAnomaly>,
     unknown: Vec<UnknownClass>,
-    requested: &BTreeSet<&str>,
+    requested: &Requested,
     max_listed: usize,
     stats: TxnStats,
 ) -> TxnResult {
@@ -413,36 +478,32 @@ fn verdict(
             listed.push(a);
         }
     }
-    let ruled_out = |kinds: &mut dyn Iterator<Item = &str>| -> BTreeSet<&'static str> {
-        kinds
-            .flat_map(|k| proscribed_by(k).iter().flat_map(|m| at_least(m)))
-            .collect()
-    };
-    let out = ruled_out(&mut counts.keys().map(String::as_str));
-    let maybe = ruled_out(&mut unknown.iter().map(|u| u.kind.as_str()));
-    let valid = if requested.iter().any(|m| out.contains(m)) {
+    let out = consistency::ruled_out(counts.keys().map(String::as_str));
+    let bad = |kind: &str| consistency::forbidden(kind, &requested.models, &requested.anomalies);
+    let valid = if counts.keys().any(|k| bad(k)) {
         Validity::Invalid
-    } else if requested.iter().any(|m| maybe.contains(m)) {
+    } else if unknown.iter().any(|u| bad(&u.kind)) {
         Validity::Unknown
     } else {
         Validity::Valid
     };
     // The weakest ruled out: none of the models it implies is ruled out.
-    let implied = |m: &str| {
-        MODELS
+    let (not, also_not): (Vec<&str>, Vec<&str>) = out.iter().partition(|m| {
+        consistency::MODELS
             .iter()
-            .find(|(n, _)| *n == m)
-            .map_or(&[][..], |(_, i)| i)
-    };
-    let (not, also_not): (Vec<&str>, Vec<&str>) = out
+            .find(|x| x.name == **m)
+            .is_some_and(|x| x.implies.iter().all(|i| !out.contains(i)))
+    });
+    // The strongest not ruled out: no other model implying it survives.
+    let may_satisfy = consistency::MODELS
         .iter()
-        .partition(|m| implied(m).iter().all(|i| !out.contains(i)));
-    // The strongest not ruled out: no model implying it survives.
-    let may_satisfy = MODELS
-        .iter()
-        .map(|(n, _)| *n)
+        .map(|m| m.name)
         .filter(|m| !out.contains(m))
-        .filter(|m| at_least(m).iter().all(|s| s == m || out.contains(s)))
+        .filter(|m| {
+            consistency::MODELS.iter().all(|s| {
+                s.name == *m || out.contains(s.name) || !consistency::implies_model(s.name, m)
+            })
+        })
         .map(String::from)
         .collect();
     let strings = |v: Vec<&str>| v.into_iter().map(String::from).collect();
@@ -518,8 +579,23 @@ fn explain_edge(n: &infer::Namer, orders: &[infer::KeyOrder], a: u32, b: u32, d:
             _ => None,
         })
     };
-    explain_order_edge(n, a, b, d).unwrap_or_else(|| match d.kind {
-        WW => {
+    let unread = order
+        .and_then(|o| o.unplaced.iter().find(|u| u.1 == b))
+        .map(|u| u.0);
+    explain_order_edge(n, a, b, d).unwrap_or_else(|| match (d.kind, unread) {
+        (WW, Some(e)) => format!(
+            "{tb} appended {e} to key {k}, which no read saw, so it came after the longest read's last element {}, which {ta} appended, so {ta} precedes {tb} (ww)",
+            elems.last().copied().unwrap_or_default(), k = n.k(d.key)
+        ),
+        (RW, Some(e)) if elems.is_empty() => format!(
+            "{ta} read key {k} as empty and {tb} appended {e} to it, so {ta} precedes {tb} (rw)",
+            k = n.k(d.key)
+        ),
+        (RW, Some(e)) => format!(
+            "{tb} appended {e} to key {k}, which no read saw, so after the longest read of it; {ta} read that whole version and not {e}, so {ta} precedes {tb} (rw)",
+            k = n.k(d.key)
+        ),
+        (WW, _) => {
             let i = (1..writers.len())
                 .find(|&i| writers[i - 1] == a && writers[i] == b)
                 .unwrap_or(1);
@@ -528,7 +604,7 @@ fn explain_edge(n: &infer::Namer, orders: &[infer::KeyOrder], a: u32, b: u32, d:
                 elems.get(i - 1).copied().unwrap_or_default(), elems.get(i).copied().unwrap_or_default(), k = n.k(d.key)
             )
         }
-        WR => {
+        (WR, _) => {
             let len = read_len(b, &|l| l > 0 && writers.get(l - 1) == Some(&a)).unwrap_or(1);
             format!(
                 "{tb} read key {} and saw {}, which {ta} appended, so {ta} precedes {tb} (wr)",
@@ -536,7 +612,7 @@ fn explain_edge(n: &infer::Namer, orders: &[infer::KeyOrder], a: u32, b: u32, d:
                 elems.get(len - 1).copied().unwrap_or_default()
             )
         }
-        RW => {
+        (RW, _) => {
             let len = read_len(a, &|l| writers.get(l) == Some(&b)).unwrap_or(0);
             format!(
                 "{tb} appended {} to key {k} and {ta}'s read of key {k} did not see it, so {ta} precedes {tb} (rw)",

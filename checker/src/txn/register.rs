@@ -315,7 +315,9 @@ fn version_order(
     let finals: Vec<(u32, u32, Val)> = scan.finals.iter().copied().filter(|f| live(f.0)).collect();
     for &(t, key, v) in &finals {
         if let Some(&r) = read_of.get(&(t, key)) {
-            if r.is_none_or(|r| scan.writers[&(key, r)].txn != t) && live_version(key, r) {
+            if r.is_none_or(|r| scan.writers.get(&(key, r)).is_none_or(|w| w.txn != t))
+                && live_version(key, r)
+            {
                 out.push((key, r, v, Because::ReadThenWrote(t)));
             }
         }
