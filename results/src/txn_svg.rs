@@ -43,14 +43,18 @@ const MARGIN: f64 = 12.0;
 /// The advance of one character of 12 px DejaVu Sans Mono.
 const CHAR_W: f64 = 7.3;
 
-/// Whether `kind` is a dependency cycle (`G0`, `G1c`, `G-single`, `G2-item`,
+/// Whether `kind` is a dependency cycle (`G0`, `G1c`, `G-single`,
+/// `G-nonadjacent`, `G2-item`,
 /// with or without `-process` / `-realtime`).
 pub fn is_cycle_kind(kind: &str) -> bool {
     let base = kind
         .strip_suffix("-process")
         .or_else(|| kind.strip_suffix("-realtime"))
         .unwrap_or(kind);
-    matches!(base, "G0" | "G1c" | "G-single" | "G2-item" | "G2")
+    matches!(
+        base,
+        "G0" | "G1c" | "G-single" | "G-nonadjacent" | "G2-item" | "G2"
+    )
 }
 
 /// One txn, as the report shows it.

@@ -36,7 +36,7 @@ use crate::test_spec::TestSpec;
 
 /// The anomaly kinds a detection expectation may name (DESIGN's
 /// vocabulary); the cycle kinds also with `-process` and `-realtime`.
-pub const ANOMALY_KINDS: [&str; 16] = [
+pub const ANOMALY_KINDS: [&str; 18] = [
     "not-linearizable",
     "lost-write",
     "stale-read",
@@ -53,14 +53,16 @@ pub const ANOMALY_KINDS: [&str; 16] = [
     "dirty-update",
     "internal",
     "garbage-read",
+    "future-read",
+    "G-nonadjacent",
 ];
 
 /// Cycle kinds that also come with `-process` / `-realtime` suffixes.
-const SUFFIXED: [&str; 4] = ["G0", "G1c", "G-single", "G2-item"];
+const SUFFIXED: [&str; 5] = ["G0", "G1c", "G-single", "G-nonadjacent", "G2-item"];
 
 /// Whether `kind` is a kind of DESIGN's vocabulary.
 pub fn is_anomaly_kind(kind: &str) -> bool {
-    if ANOMALY_KINDS.contains(&kind) {
+    if ANOMALY_KINDS.contains(&kind) || kind.ends_with("-cycle-exists") {
         return true;
     }
     ["-process", "-realtime"].iter().any(|suffix| {

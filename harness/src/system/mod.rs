@@ -36,9 +36,9 @@ use results::RunDir;
 
 use crate::client::{BoxFuture, Client};
 use crate::test_spec::{NetBackend, TestSpec};
-use nemesis::Fault;
 use crate::workload::WorkloadKind;
 use db::{Db, DbError, NodeInfo};
+use nemesis::Fault;
 
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
@@ -198,7 +198,10 @@ pub fn describe(system: &dyn System) -> String {
         .collect();
     let mut out = format!("{}: {}\n", system.name(), system.about());
     out.push_str(&format!("  workloads: {}\n", workloads.join(", ")));
-    out.push_str(&format!("  faults:    {}\n", wrap(&fault_names(system), 62, 13)));
+    out.push_str(&format!(
+        "  faults:    {}\n",
+        wrap(&fault_names(system), 62, 13)
+    ));
     out.push_str(&format!("  net:       {}\n", nets.join(", ")));
     if system.options().is_empty() {
         out.push_str("  options:   none\n");
