@@ -96,7 +96,9 @@ impl CheckerResult {
 /// The JSON of a checker's own result, or a note that it did not serialize.
 pub(crate) fn details_of(result: &impl Serialize, checker: &str) -> Value {
     serde_json::to_value(result).unwrap_or_else(|e| {
-        Value::String(format!("the {checker} checker's result did not serialize: {e}"))
+        Value::String(format!(
+            "the {checker} checker's result did not serialize: {e}"
+        ))
     })
 }
 

@@ -384,8 +384,14 @@ mod tests {
         assert_eq!(
             found.pairs,
             [
-                Pair { invoke: 0, complete: None },
-                Pair { invoke: 1, complete: Some(3) },
+                Pair {
+                    invoke: 0,
+                    complete: None
+                },
+                Pair {
+                    invoke: 1,
+                    complete: Some(3)
+                },
             ]
         );
         assert_eq!(found.orphans, [2]);

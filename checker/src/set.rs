@@ -996,23 +996,36 @@ struct Explained<'a> {
 impl Explained<'_> {
     /// The anomalies, at most `max_listed` per kind, and the report's rows:
     /// the lost and stale ones, at most `max_rows` per kind.
-    fn anomalies(&self, lists: &[Vec<u32>; 6], opts: &SetOptions) -> (Vec<SetAnomaly>, Vec<SetAnomaly>) {
+    fn anomalies(
+        &self,
+        lists: &[Vec<u32>; 6],
+        opts: &SetOptions,
+    ) -> (Vec<SetAnomaly>, Vec<SetAnomaly>) {
         let (mut anomalies, mut rows) = (Vec::new(), Vec::new());
         let tabulated = opts.max_listed.max(opts.max_rows);
         for (list, explain) in [
             (&lists[LOST], Self::lost as fn(&Self, u32) -> SetAnomaly),
             (&lists[STALE], Self::stale),
         ] {
-            let explained: Vec<SetAnomaly> =
-                list.iter().take(tabulated).map(|&id| explain(self, id)).collect();
+            let explained: Vec<SetAnomaly> = list
+                .iter()
+                .take(tabulated)
+                .map(|&id| explain(self, id))
+                .collect();
             anomalies.extend(explained.iter().take(opts.max_listed).cloned());
             rows.extend(explained.into_iter().take(opts.max_rows));
         }
         for &id in lists[UNEXPECTED].iter().take(opts.max_listed) {
-            anomalies.push(self.ctx.unexpected(self.names, id, &self.elems[id as usize]));
+            anomalies.push(
+                self.ctx
+                    .unexpected(self.names, id, &self.elems[id as usize]),
+            );
         }
         for &id in lists[DUPLICATED].iter().take(opts.max_listed) {
-            anomalies.push(self.ctx.duplicated(self.names, id, &self.elems[id as usize]));
+            anomalies.push(
+                self.ctx
+                    .duplicated(self.names, id, &self.elems[id as usize]),
+            );
         }
         (anomalies, rows)
     }
@@ -1655,7 +1668,10 @@ mod tests {
         };
         let listed_all = check_set_with(&h.0, &small).unwrap().outcome("set");
         assert_eq!(listed_all.anomalies.len(), 50);
-        assert!(listed_all.result.rows.is_empty(), "nothing beyond the sample to store");
+        assert!(
+            listed_all.result.rows.is_empty(),
+            "nothing beyond the sample to store"
+        );
     }
 
     #[test]

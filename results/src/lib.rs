@@ -47,9 +47,9 @@ pub mod walltime;
 
 pub use recorder::Recorder;
 pub use report::{write_report, ReportError, ReportFiles};
-pub use summary::{Anomaly, AnomalyEdge, CheckerResult, Results};
 pub use stats::{stats, Stats};
 pub use store::{RunDir, Store, StoreError};
+pub use summary::{Anomaly, AnomalyEdge, CheckerResult, Results};
 
 /// A fresh, empty directory for one unit test, removed by the caller's guard.
 #[cfg(test)]

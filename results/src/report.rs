@@ -38,13 +38,12 @@ use crate::logs::{excerpt_text, Alignment, NodeLog};
 use crate::markup::{escape, seconds};
 use crate::ops::{client_ops, end_ns, ClientOp, OpIndex};
 use crate::plots::{write_plots, PlotError, PlotFiles, PlotInput};
-use crate::summary::{Anomaly, Results, NOT_LINEARIZABLE};
 use crate::set_table::{
-    is_set_kind, row as set_row, sources as set_sources,
-    table_html as set_table_html, SetRow,
+    is_set_kind, row as set_row, sources as set_sources, table_html as set_table_html, SetRow,
 };
 use crate::stats::stats;
 use crate::store::{RunDir, StoreError};
+use crate::summary::{Anomaly, Results, NOT_LINEARIZABLE};
 use crate::timeline::{page_name, write_timeline, OPS_PER_PAGE};
 use crate::txn_svg::{
     cycle_svg, edges_of, is_cycle_kind, table_html as txn_table_html, Txn, CYCLES_DRAWN,

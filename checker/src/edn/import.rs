@@ -8,7 +8,6 @@ use serde_json::Value;
 use super::reader::{err, Edn, EdnError, Node, Reader, Short};
 use crate::history::{HistoryError, Op, OpType, Process};
 
-
 /// Whether plain two-element vector values `[k v]` are Jepsen independent
 /// `[key value]` tuples. `#jepsen.independent.Tuple{...}` records are split
 /// in every mode.

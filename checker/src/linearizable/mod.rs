@@ -226,7 +226,8 @@ impl CheckResult {
             let key = self.first_invalid_key.as_ref();
             anomalies.push(not_linearizable(checker, key, self.explanation.as_ref()));
         }
-        let mut result = CheckerResult::new(self.valid).with_details(details_of(self, "linearizability"));
+        let mut result =
+            CheckerResult::new(self.valid).with_details(details_of(self, "linearizability"));
         if !anomalies.is_empty() {
             result = result.with_anomalies(NOT_LINEARIZABLE, anomalies.len());
         }
