@@ -858,7 +858,7 @@ fn without_a_recorded_start_log_excerpts_fall_back_to_the_directory_time() {
 /// Report generation time for a 100k-op set history over 100 keys with 2%
 /// of the elements lost and 2% stale (`FAULTLINE_BENCH_OPS` to change the
 /// size), where `results.json` lists one anomaly per kind and key, so the
-/// report re-runs the set checker for its tables. `FAULTLINE_BENCH_KEEP=1`
+/// report tables the rows the set checker stored. `FAULTLINE_BENCH_KEEP=1`
 /// keeps the run directory (to report it with another version).
 #[test]
 #[ignore = "a benchmark: run with --release -- --ignored --nocapture"]
