@@ -348,32 +348,58 @@ pub(crate) fn strip_position(msg: &str) -> &str {
     }
 }
 
-/// Appends ops to a JSONL history as they happen, flushing each line so a
-/// crash of the writer loses nothing already recorded.
+/// Appends ops to a JSONL history as they happen: the format's one writer.
+/// It numbers each op and writes it as one whole line, then flushes `out`;
+/// over a file, a crash of the writer loses nothing already recorded. Over
+/// a `Vec<u8>` (flushing does nothing) it is the line encoder of a buffered
+/// recorder, which moves the bytes on itself (`results::Recorder`).
 pub struct HistoryWriter<W: Write> {
     out: W,
     next_index: u64,
+    /// The line being encoded, reused from op to op.
+    line: Vec<u8>,
 }
 
 impl<W: Write> HistoryWriter<W> {
     /// A writer whose first op gets index 0.
     pub fn new(out: W) -> Self {
-        HistoryWriter { out, next_index: 0 }
+        HistoryWriter {
+            out,
+            next_index: 0,
+            line: Vec::new(),
+        }
     }
 
     /// Numbers `op` and appends it as one flushed line; returns the index given.
     ///
     /// The line is serialized in full first and handed to the writer in one
-    /// `write_all`, so a failed serialization writes nothing and a file
-    /// written directly (not through a `BufWriter`) gets each line in one go.
+    /// `write_all`, so a failed serialization writes nothing (and uses no
+    /// index) and a file written directly (not through a `BufWriter`) gets
+    /// each line in one go.
     pub fn append(&mut self, op: &mut Op) -> io::Result<u64> {
         op.index = self.next_index;
-        let mut line = serde_json::to_vec(op)?;
-        line.push(b'\n');
-        self.out.write_all(&line)?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, op)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         self.out.flush()?;
         self.next_index += 1;
         Ok(op.index)
+    }
+
+    /// The index the next op gets (so also how many were appended).
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// The underlying writer, mutably (a buffered recorder takes its bytes).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     /// The underlying writer.

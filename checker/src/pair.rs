@@ -1,4 +1,16 @@
-//! Pairing invocations with their completions into operations.
+//! Pairing invocations with their completions: the one place it is done.
+//!
+//! The rule, for every reader of a history: a process has at most one op
+//! outstanding, so a process's next completion is its outstanding
+//! invocation's. [`Pairer`] applies that rule event by event; everything
+//! else here is built on it:
+//! - [`pair`]: the strict pairing of the checkers, into [`Call`]s with
+//!   intervals (errors on a history that does not pair up: [`PairError`]);
+//! - [`Pairer::strict`]: one step of that strict pairing, for checkers that
+//!   keep their own records (the set checker);
+//! - [`pairs`]: the lenient pairing of statistics and reports, which never
+//!   fails: an invocation superseded by its process's next one never
+//!   completed, and a completion without an invocation is an orphan.
 //!
 //! A [`Call`] is one client operation with its interval in the history:
 //! - `ok`: it happened, somewhere inside `[invoke, complete]`;
@@ -6,13 +18,169 @@
 //!   after its invocation, or never ([`Outcome::Indeterminate`]);
 //! - `fail`: it certainly did not happen, so it is dropped here.
 //!
-//! Nemesis events are not calls and are skipped.
+//! Nemesis events are not calls and are skipped (except by [`pairs`], which
+//! pairs the nemesis's invocations too, as one more process).
+
+use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
 
 use serde_json::Value;
 
 use crate::history::{Op, OpType, Process};
+
+/// The pairing rule, one event at a time: each process's outstanding
+/// invocation (see the module docs), as a number its caller chooses: the
+/// invocation's history index, or its place in the caller's own list. `P`
+/// identifies a process: `u64` for client ids, [`Process`] to pair the
+/// nemesis too.
+#[derive(Clone, Debug)]
+pub struct Pairer<P> {
+    outstanding: FxHashMap<P, usize>,
+}
+
+impl<P: Hash + Eq + Copy> Default for Pairer<P> {
+    fn default() -> Self {
+        Pairer {
+            outstanding: FxHashMap::default(),
+        }
+    }
+}
+
+impl<P: Hash + Eq + Copy> Pairer<P> {
+    /// No invocation outstanding.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `process` invokes (the invocation known as `index`); returns the
+    /// invocation it had outstanding (which therefore never completes), if any.
+    #[inline]
+    pub fn invoke(&mut self, process: P, index: usize) -> Option<usize> {
+        self.outstanding.insert(process, index)
+    }
+
+    /// `process` completes; returns the invocation this completes, or `None`
+    /// for a completion without one.
+    #[inline]
+    pub fn complete(&mut self, process: P) -> Option<usize> {
+        self.outstanding.remove(&process)
+    }
+
+    /// The invocation `process` has outstanding.
+    #[inline]
+    pub fn outstanding(&self, process: P) -> Option<usize> {
+        self.outstanding.get(&process).copied()
+    }
+
+    /// The invocations never completed, in ascending order.
+    pub fn into_outstanding(self) -> Vec<usize> {
+        let mut left: Vec<usize> = self.outstanding.into_values().collect();
+        left.sort_unstable();
+        left
+    }
+}
+
+/// One step of the strict pairing of a history of [`Op`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A nemesis event: not paired.
+    Nemesis,
+    /// An invocation of this client process, now outstanding.
+    Invoked(u64),
+    /// A completion of the invocation at this history index.
+    Completed(usize),
+}
+
+impl Pairer<u64> {
+    /// Pairs `history[index]` by the strict rules of the checkers: a second
+    /// invocation while one is outstanding, a completion without an
+    /// invocation, or one whose `f` differs from its invocation's, is an
+    /// error naming the op.
+    #[inline]
+    pub fn strict(&mut self, history: &[Op], index: usize) -> Result<Step, PairError> {
+        let op = &history[index];
+        let Process::Client(process) = op.process else {
+            return Ok(Step::Nemesis);
+        };
+        if op.op_type == OpType::Invoke {
+            if let Some(outstanding) = self.outstanding(process) {
+                return Err(PairError::ConcurrentInvoke {
+                    index,
+                    process,
+                    f: op.f.clone(),
+                    outstanding,
+                });
+            }
+            self.invoke(process, index);
+            return Ok(Step::Invoked(process));
+        }
+        let Some(invoke) = self.complete(process) else {
+            return Err(PairError::CompletionWithoutInvoke {
+                index,
+                process,
+                f: op.f.clone(),
+            });
+        };
+        let invoked = &history[invoke].f;
+        if *invoked != op.f {
+            return Err(PairError::MismatchedCompletion {
+                index,
+                process,
+                invoked: invoked.clone(),
+                got: op.f.clone(),
+            });
+        }
+        Ok(Step::Completed(invoke))
+    }
+}
+
+/// An invocation and, if it completed, its completion (history indices),
+/// from the lenient pairing [`pairs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair {
+    /// History index of the invocation.
+    pub invoke: usize,
+    /// History index of its completion; `None` if it never completed.
+    pub complete: Option<usize>,
+}
+
+/// The lenient pairing of a whole history (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs {
+    /// Every invocation (the nemesis's included), in history order, with its
+    /// completion.
+    pub pairs: Vec<Pair>,
+    /// Completions without an invocation (a truncated history), in order.
+    pub orphans: Vec<usize>,
+}
+
+/// Pairs every invocation of `history` with its completion, never failing:
+/// an invocation its process supersedes never completed, and a completion
+/// without an invocation is an orphan. Nemesis events pair among themselves.
+pub fn pairs(history: &[Op]) -> Pairs {
+    let mut pairer: Pairer<Process> = Pairer::new();
+    let mut out = Pairs {
+        pairs: Vec::with_capacity(history.len() / 2 + 1),
+        orphans: Vec::new(),
+    };
+    for (index, op) in history.iter().enumerate() {
+        if op.op_type == OpType::Invoke {
+            // A superseded invocation keeps `complete: None`.
+            pairer.invoke(op.process, out.pairs.len());
+            out.pairs.push(Pair {
+                invoke: index,
+                complete: None,
+            });
+            continue;
+        }
+        match pairer.complete(op.process) {
+            Some(slot) => out.pairs[slot].complete = Some(index),
+            None => out.orphans.push(index),
+        }
+    }
+    out
+}
 
 /// What we know about whether a call took effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,62 +260,38 @@ pub enum PairError {
 /// `fail` calls are dropped; calls never completed are indeterminate.
 pub fn pair(history: &[Op]) -> Result<Vec<Call<'_>>, PairError> {
     let mut calls: Vec<Option<Call>> = Vec::with_capacity(history.len() / 2 + 1);
-    let mut outstanding: FxHashMap<u64, usize> = FxHashMap::default();
-    for (index, op) in history.iter().enumerate() {
-        let Process::Client(process) = op.process else {
-            continue;
-        };
-        if op.op_type == OpType::Invoke {
-            if let Some(&slot) = outstanding.get(&process) {
-                let prior = calls[slot].as_ref().map_or(0, |c| c.invoke_index);
-                return Err(PairError::ConcurrentInvoke {
-                    index,
+    let mut pairer = Pairer::new();
+    // The slot in `calls` of each invocation, by history index.
+    let mut slot_of = vec![0u32; history.len()];
+    for index in 0..history.len() {
+        match pairer.strict(history, index)? {
+            Step::Nemesis => {}
+            Step::Invoked(process) => {
+                let op = &history[index];
+                slot_of[index] = calls.len() as u32;
+                calls.push(Some(Call {
                     process,
-                    f: op.f.clone(),
-                    outstanding: prior,
-                });
+                    f: &op.f,
+                    key: op.key.as_deref(),
+                    value: &op.value,
+                    outcome: Outcome::Indeterminate,
+                    invoke_index: index,
+                    complete_index: None,
+                    invoke_time: op.time,
+                    complete_time: None,
+                }));
             }
-            outstanding.insert(process, calls.len());
-            calls.push(Some(Call {
-                process,
-                f: &op.f,
-                key: op.key.as_deref(),
-                value: &op.value,
-                outcome: Outcome::Indeterminate,
-                invoke_index: index,
-                complete_index: None,
-                invoke_time: op.time,
-                complete_time: None,
-            }));
-            continue;
+            Step::Completed(invoke) => {
+                complete(&mut calls[slot_of[invoke] as usize], &history[index], index);
+            }
         }
-        let Some(slot) = outstanding.remove(&process) else {
-            return Err(PairError::CompletionWithoutInvoke {
-                index,
-                process,
-                f: op.f.clone(),
-            });
-        };
-        complete(&mut calls[slot], op, index, process)?;
     }
     Ok(calls.into_iter().flatten().collect())
 }
 
-fn complete<'a>(
-    slot: &mut Option<Call<'a>>,
-    op: &'a Op,
-    index: usize,
-    process: u64,
-) -> Result<(), PairError> {
+/// Completes the call in `slot` with `op` (already checked by [`Pairer::strict`]).
+fn complete<'a>(slot: &mut Option<Call<'a>>, op: &'a Op, index: usize) {
     let call = slot.as_mut().expect("outstanding slots hold calls");
-    if call.f != op.f {
-        return Err(PairError::MismatchedCompletion {
-            index,
-            process,
-            invoked: call.f.to_string(),
-            got: op.f.clone(),
-        });
-    }
     call.complete_index = Some(index);
     call.complete_time = op.time;
     match op.op_type {
@@ -162,7 +306,6 @@ fn complete<'a>(
         // An info completion tells us nothing about the value.
         OpType::Info | OpType::Invoke => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -215,5 +358,42 @@ mod tests {
             pair(&h),
             Err(PairError::ConcurrentInvoke { index: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_completion_of_another_function_is_an_error() {
+        let h = vec![
+            Op::invoke(0, "read", Value::Null),
+            Op::invoke(0, "write", json!(1)).completed(OpType::Ok, json!(1)),
+        ];
+        assert!(matches!(
+            pair(&h),
+            Err(PairError::MismatchedCompletion { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn lenient_pairs_keep_superseded_invocations_uncompleted_and_orphans_apart() {
+        let h = vec![
+            Op::invoke(0, "read", Value::Null),
+            Op::invoke(0, "write", json!(1)),
+            Op::invoke(1, "read", Value::Null).completed(OpType::Ok, json!(1)),
+            Op::invoke(0, "write", json!(1)).completed(OpType::Info, Value::Null),
+        ];
+        let found = pairs(&h);
+        assert_eq!(
+            found.pairs,
+            [
+                Pair {
+                    invoke: 0,
+                    complete: None
+                },
+                Pair {
+                    invoke: 1,
+                    complete: Some(3)
+                },
+            ]
+        );
+        assert_eq!(found.orphans, [2]);
     }
 }

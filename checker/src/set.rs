@@ -75,8 +75,9 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::history::{Op, OpType, Process};
-use crate::pair::PairError;
+use crate::history::{Op, OpType};
+use crate::outcome::{details_of, Anomaly, CheckOutcome, CheckerResult};
+use crate::pair::{PairError, Pairer, Step};
 use crate::verdict::Validity;
 
 /// Anomaly kind: an acknowledged element missing from the final reads.
@@ -94,14 +95,21 @@ pub struct SetOptions {
     /// At most this many elements per list, and anomalies per kind and key,
     /// are reported; the counts are always complete.
     pub max_listed: usize,
+    /// At most this many lost, and as many stale, elements per key are
+    /// kept as report rows ([`SetResult::rows`]).
+    pub max_rows: usize,
     /// Worker threads over keys (at least 1).
     pub threads: usize,
 }
+
+/// How many lost (and stale) elements per key a report tabulates.
+pub const ROWS_TABULATED: usize = 200;
 
 impl Default for SetOptions {
     fn default() -> Self {
         SetOptions {
             max_listed: 32,
+            max_rows: ROWS_TABULATED,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -282,6 +290,57 @@ pub struct SetResult {
     /// The anomalies: per key, by kind (lost, stale, unexpected, duplicated),
     /// at most `max_listed` per kind and key.
     pub anomalies: Vec<SetAnomaly>,
+    /// The lost and stale elements a report tabulates: per key, lost then
+    /// stale, at most `max_rows` per kind and key. Not in the serialized
+    /// result: [`SetResult::outcome`] stores them when `anomalies` lists
+    /// only a sample of them.
+    #[serde(skip)]
+    pub rows: Vec<SetAnomaly>,
+}
+
+impl SetResult {
+    /// The stored outcome of this result, named `checker`: the counts of the
+    /// four anomaly kinds, the listed anomalies, the result itself in the
+    /// details, and the report's rows of lost and stale elements when the
+    /// listed ones are only a sample of them.
+    pub fn outcome(&self, checker: &str) -> CheckOutcome {
+        let counts = &self.counts;
+        let mut result = CheckerResult::new(self.valid).with_details(details_of(self, "set"));
+        let anomalies: Vec<Anomaly> = self.anomalies.iter().map(|a| a.anomaly(checker)).collect();
+        for (kind, count) in [
+            (LOST_WRITE, counts.lost),
+            (STALE_READ, counts.stale),
+            (UNEXPECTED_ELEMENT, counts.unexpected),
+            (DUPLICATE_ELEMENTS, counts.duplicated),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            result = result.with_anomalies(kind, count);
+            let listed = anomalies.iter().filter(|a| a.kind == kind).count();
+            if count > listed {
+                let rows = self.rows.iter().filter(|a| a.kind == kind);
+                result.rows.extend(rows.map(|a| a.anomaly(checker)));
+            }
+        }
+        CheckOutcome {
+            checker: checker.to_string(),
+            result,
+            anomalies,
+        }
+    }
+}
+
+impl SetAnomaly {
+    /// As a stored anomaly of `checker`.
+    fn anomaly(&self, checker: &str) -> Anomaly {
+        let mut anomaly = Anomaly::new(self.kind, checker, self.explanation.clone())
+            .with_key(self.key.clone())
+            .with_ops(self.ops.clone(), self.time);
+        anomaly.element = Some(self.element.clone());
+        anomaly.node = self.node.clone();
+        anomaly
+    }
 }
 
 /// Checks a set history with the default options.
@@ -302,7 +361,7 @@ pub fn check_set_with(history: &[Op], opts: &SetOptions) -> Result<SetResult, Se
         let Some((key, input)) = jobs.get(i) else {
             break;
         };
-        let out = analyse_key(history, key.clone(), input, opts.max_listed);
+        let out = analyse_key(history, key.clone(), input, opts);
         *outputs[i]
             .lock()
             .expect("no worker panics holding the lock") = Some(out);
@@ -325,7 +384,7 @@ pub fn check_set_with(history: &[Op], opts: &SetOptions) -> Result<SetResult, Se
     let mut counts = SetCounts::default();
     let (mut stable_all, mut lost_all) = (Vec::new(), Vec::new());
     let mut keys = Vec::with_capacity(jobs.len());
-    let mut anomalies = Vec::new();
+    let (mut anomalies, mut rows) = (Vec::new(), Vec::new());
     for slot in outputs {
         let out = slot
             .into_inner()
@@ -337,6 +396,7 @@ pub fn check_set_with(history: &[Op], opts: &SetOptions) -> Result<SetResult, Se
         lost_all.extend(out.lost_latencies);
         keys.push(out.result);
         anomalies.extend(out.anomalies);
+        rows.extend(out.rows);
     }
     Ok(SetResult {
         valid,
@@ -345,6 +405,7 @@ pub fn check_set_with(history: &[Op], opts: &SetOptions) -> Result<SetResult, Se
         lost_latency: LatencySummary::of(lost_all),
         keys,
         anomalies,
+        rows,
     })
 }
 
@@ -411,43 +472,13 @@ impl KeyOrder {
 
 /// Pairs the client ops (without copying values) and groups the set ops by key.
 fn collect(history: &[Op]) -> Result<BTreeMap<Option<String>, KeyInput>, SetError> {
-    let mut outstanding: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut pairer = Pairer::new();
     let mut by_key: BTreeMap<KeyOrder, KeyInput> = BTreeMap::new();
     for (index, op) in history.iter().enumerate() {
-        let Process::Client(process) = op.process else {
+        let Step::Completed(invoke) = pairer.strict(history, index)? else {
             continue;
-        };
-        if op.op_type == OpType::Invoke {
-            if let Some(&prior) = outstanding.get(&process) {
-                return Err(PairError::ConcurrentInvoke {
-                    index,
-                    process,
-                    f: op.f.clone(),
-                    outstanding: prior,
-                }
-                .into());
-            }
-            outstanding.insert(process, index);
-            continue;
-        }
-        let Some(invoke) = outstanding.remove(&process) else {
-            return Err(PairError::CompletionWithoutInvoke {
-                index,
-                process,
-                f: op.f.clone(),
-            }
-            .into());
         };
         let inv = &history[invoke];
-        if inv.f != op.f {
-            return Err(PairError::MismatchedCompletion {
-                index,
-                process,
-                invoked: inv.f.clone(),
-                got: op.f.clone(),
-            }
-            .into());
-        }
         let key = if inv.key.is_some() { &inv.key } else { &op.key };
         match (op.f.as_str(), op.op_type) {
             ("add", t) => {
@@ -484,7 +515,7 @@ fn collect(history: &[Op]) -> Result<BTreeMap<Option<String>, KeyInput>, SetErro
         }
     }
     // Adds never completed are indeterminate.
-    for &invoke in outstanding.values() {
+    for invoke in pairer.into_outstanding() {
         let inv = &history[invoke];
         if inv.f == "add" {
             let input = input_for(&mut by_key, &inv.key);
@@ -617,6 +648,7 @@ enum Class {
 struct KeyOutput {
     result: SetKeyResult,
     anomalies: Vec<SetAnomaly>,
+    rows: Vec<SetAnomaly>,
     stable_latencies: Vec<u64>,
     lost_latencies: Vec<u64>,
 }
@@ -629,16 +661,51 @@ fn read_elements<'h>(history: &'h [Op], r: &ReadRec) -> &'h [Value] {
     }
 }
 
+/// The analysis of one key, in passes: the adds, the reads (pass 1), the
+/// classification, the stale elements' details (pass 2), the counts and
+/// latencies, and the anomalies explained.
 fn analyse_key(
     history: &[Op],
     key: Option<String>,
     input: &KeyInput,
-    max_listed: usize,
+    opts: &SetOptions,
 ) -> Result<KeyOutput, SetError> {
     let mut interner = Interner::default();
-    let mut elems: Vec<Elem> = Vec::new();
+    let mut elems = tally_adds(history, &input.adds, &mut interner);
+    let reads = &input.reads;
+    scan_reads(history, reads, &mut interner, &mut elems);
+    let read_invokes: Vec<usize> = reads.iter().map(|r| r.invoke).collect();
+    let classes = classify(&elems, reads, &read_invokes);
+    let stale_detail = stale_details(history, reads, &mut interner, &classes, &read_invokes);
+    let tally = tally(history, reads, &elems, &classes);
+    let ctx = Ctx {
+        history,
+        reads,
+        read_invokes: &read_invokes,
+        key: &key,
+    };
+    let explained = Explained {
+        ctx: &ctx,
+        names: &interner,
+        elems: &elems,
+        classes: &classes,
+        stale_detail: &stale_detail,
+    };
+    let (anomalies, rows) = explained.anomalies(&tally.lists, opts);
+    let result = key_result(&ctx, input, &interner, &tally, opts.max_listed);
+    Ok(KeyOutput {
+        result,
+        anomalies,
+        rows,
+        stable_latencies: tally.stable_latencies,
+        lost_latencies: tally.lost_latencies,
+    })
+}
 
-    for add in &input.adds {
+/// The elements the adds name, each with its first add of every status.
+fn tally_adds(history: &[Op], adds: &[AddRec], interner: &mut Interner) -> Vec<Elem> {
+    let mut elems: Vec<Elem> = Vec::new();
+    for add in adds {
         let (id, new) = interner.id(&history[add.invoke].value);
         if new {
             elems.push(Elem::default());
@@ -651,10 +718,12 @@ fn analyse_key(
         };
         slot.get_or_insert(*add);
     }
+    elems
+}
 
-    // Pass 1 over the reads, in invocation order.
-    let reads = &input.reads;
-    let read_invokes: Vec<usize> = reads.iter().map(|r| r.invoke).collect();
+/// Pass 1 over the reads, in invocation order: where each element is
+/// present, its runs and its duplicates (new elements are added to `elems`).
+fn scan_reads(history: &[Op], reads: &[ReadRec], interner: &mut Interner, elems: &mut Vec<Elem>) {
     for (ord, read) in reads.iter().enumerate() {
         let r = ord as u32;
         for v in read_elements(history, read) {
@@ -664,20 +733,7 @@ fn analyse_key(
             }
             let e = &mut elems[id as usize];
             if e.last_seen == Some(r) {
-                e.cur_mult += 1;
-                match &mut e.dup_first {
-                    None => {
-                        e.dup_reads += 1;
-                        e.dup_first = Some((r, e.cur_mult));
-                    }
-                    Some((first, mult)) => {
-                        if *first == r {
-                            *mult = e.cur_mult;
-                        } else if e.cur_mult == 2 {
-                            e.dup_reads += 1;
-                        }
-                    }
-                }
+                e.count_duplicate(r);
                 continue;
             }
             e.cur_mult = 1;
@@ -697,17 +753,52 @@ fn analyse_key(
             }
         }
     }
+}
 
-    // Classification.
+impl Elem {
+    /// One more occurrence in read `r`, which already listed it.
+    fn count_duplicate(&mut self, r: u32) {
+        self.cur_mult += 1;
+        match &mut self.dup_first {
+            None => {
+                self.dup_reads += 1;
+                self.dup_first = Some((r, self.cur_mult));
+            }
+            Some((first, mult)) => {
+                if *first == r {
+                    *mult = self.cur_mult;
+                } else if self.cur_mult == 2 {
+                    self.dup_reads += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Each element's class, when it became known, and the last read that missed it.
+struct Classes {
+    class: Vec<Class>,
+    known_at: Vec<usize>,
+    last_absent: Vec<Option<u32>>,
+}
+
+/// The first `ok` read (ordinal) invoked after history index `index`.
+fn first_read_after(read_invokes: &[usize], index: usize) -> u32 {
+    read_invokes.partition_point(|&i| i <= index) as u32
+}
+
+/// Classifies every element (see the module docs).
+fn classify(elems: &[Elem], reads: &[ReadRec], read_invokes: &[usize]) -> Classes {
     let n_reads = reads.len() as u32;
-    let after = |index: usize| read_invokes.partition_point(|&i| i <= index) as u32;
-    let mut class = vec![Class::Unknown; elems.len()];
-    let mut known_at = vec![0usize; elems.len()];
-    let mut last_absent = vec![None::<u32>; elems.len()];
+    let mut classes = Classes {
+        class: vec![Class::Unknown; elems.len()],
+        known_at: vec![0usize; elems.len()],
+        last_absent: vec![None::<u32>; elems.len()],
+    };
     for (id, e) in elems.iter().enumerate() {
         if !e.may_exist() {
             if e.present > 0 {
-                class[id] = Class::Unexpected;
+                classes.class[id] = Class::Unexpected;
             }
             continue;
         }
@@ -717,10 +808,10 @@ fn analyse_key(
             (None, Some(p)) => p,
             (None, None) => continue,
         };
-        known_at[id] = known;
-        let first_after = after(known);
+        classes.known_at[id] = known;
+        let first_after = first_read_after(read_invokes, known);
         if first_after == n_reads {
-            class[id] = Class::NeverRead;
+            classes.class[id] = Class::NeverRead;
             continue;
         }
         // The last read (by invocation) that does not contain it.
@@ -728,8 +819,8 @@ fn analyse_key(
             Some(l) if l + 1 == n_reads => e.run_start.checked_sub(1),
             _ => Some(n_reads - 1),
         };
-        last_absent[id] = la;
-        class[id] = match la {
+        classes.last_absent[id] = la;
+        classes.class[id] = match la {
             Some(la) if la >= first_after => {
                 let la_invoke = reads[la as usize].invoke;
                 let seen_later = e
@@ -744,149 +835,225 @@ fn analyse_key(
             _ => Class::Stable,
         };
     }
+    classes
+}
 
-    // Pass 2, only to explain stale elements: the first read after the element
-    // was known that missed it, and how many did.
-    let stale_ids: Vec<u32> = (0..elems.len() as u32)
-        .filter(|&id| class[id as usize] == Class::Stale)
-        .collect();
+/// Pass 2, only to explain stale elements: the first read after the element
+/// was known that missed it, and how many did.
+fn stale_details(
+    history: &[Op],
+    reads: &[ReadRec],
+    interner: &mut Interner,
+    classes: &Classes,
+    read_invokes: &[usize],
+) -> FxHashMap<u32, StaleDetail> {
     let mut stale_detail: FxHashMap<u32, StaleDetail> = FxHashMap::default();
-    if !stale_ids.is_empty() {
-        for &id in &stale_ids {
-            let first_after = after(known_at[id as usize]);
-            stale_detail.insert(
-                id,
-                StaleDetail {
-                    first_after,
-                    next_expected: first_after,
-                    present_after: 0,
-                    stamp: None,
-                },
-            );
-        }
-        for (ord, read) in reads.iter().enumerate() {
-            let r = ord as u32;
-            for v in read_elements(history, read) {
-                let Some(id) = interner.get(v) else { continue };
-                let Some(d) = stale_detail.get_mut(&id) else {
-                    continue;
-                };
-                if d.stamp == Some(r) {
-                    continue;
-                }
-                d.stamp = Some(r);
-                if r >= d.first_after {
-                    d.present_after += 1;
-                }
-                if d.next_expected == r {
-                    d.next_expected += 1;
-                }
+    for (id, _) in classes
+        .class
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == Class::Stale)
+    {
+        let first_after = first_read_after(read_invokes, classes.known_at[id]);
+        let detail = StaleDetail {
+            first_after,
+            next_expected: first_after,
+            present_after: 0,
+            stamp: None,
+        };
+        stale_detail.insert(id as u32, detail);
+    }
+    if stale_detail.is_empty() {
+        return stale_detail;
+    }
+    for (ord, read) in reads.iter().enumerate() {
+        let r = ord as u32;
+        for v in read_elements(history, read) {
+            let Some(id) = interner.get(v) else { continue };
+            let Some(d) = stale_detail.get_mut(&id) else {
+                continue;
+            };
+            if d.stamp == Some(r) {
+                continue;
+            }
+            d.stamp = Some(r);
+            if r >= d.first_after {
+                d.present_after += 1;
+            }
+            if d.next_expected == r {
+                d.next_expected += 1;
             }
         }
     }
+    stale_detail
+}
 
-    // Results.
-    let mut counts = SetCounts {
-        reads: reads.len(),
-        ..SetCounts::default()
+/// Which list of [`Tally::lists`] holds an outcome.
+const LOST: usize = 0;
+const STALE: usize = 1;
+const NEVER: usize = 2;
+const RECOVERED: usize = 3;
+const UNEXPECTED: usize = 4;
+const DUPLICATED: usize = 5;
+
+/// The counts, the elements of each outcome (ids, in id order) and the
+/// latencies of one key.
+struct Tally {
+    counts: SetCounts,
+    lists: [Vec<u32>; 6],
+    stable_latencies: Vec<u64>,
+    lost_latencies: Vec<u64>,
+}
+
+/// Counts the outcomes and measures the latencies (see the module docs).
+fn tally(history: &[Op], reads: &[ReadRec], elems: &[Elem], classes: &Classes) -> Tally {
+    let mut t = Tally {
+        counts: SetCounts {
+            reads: reads.len(),
+            ..SetCounts::default()
+        },
+        lists: Default::default(),
+        stable_latencies: Vec::new(),
+        lost_latencies: Vec::new(),
     };
-    let mut lists: [Vec<u32>; 6] = Default::default();
-    const LOST: usize = 0;
-    const STALE: usize = 1;
-    const NEVER: usize = 2;
-    const RECOVERED: usize = 3;
-    const UNEXPECTED: usize = 4;
-    const DUPLICATED: usize = 5;
-    let mut stable_latencies = Vec::new();
-    let mut lost_latencies = Vec::new();
     let time = |i: usize| history[i].time;
     for (id, e) in elems.iter().enumerate() {
         let id32 = id as u32;
-        if e.add_attempted() {
-            counts.attempted += 1;
-        }
-        if e.ok_add.is_some() {
-            counts.acknowledged += 1;
-        } else if e.pending_add.is_some() {
-            counts.indeterminate += 1;
-            if e.present > 0 {
-                counts.recovered += 1;
-                lists[RECOVERED].push(id32);
-            }
-        }
-        if e.dup_reads > 0 {
-            counts.duplicated += 1;
-            lists[DUPLICATED].push(id32);
-        }
-        let known_time = time(known_at[id]);
-        match class[id] {
+        t.count_adds(e, id32);
+        let known_time = time(classes.known_at[id]);
+        match classes.class[id] {
             Class::Unknown => {}
             Class::Unexpected => {
-                counts.unexpected += 1;
-                lists[UNEXPECTED].push(id32);
+                t.counts.unexpected += 1;
+                t.lists[UNEXPECTED].push(id32);
             }
             Class::NeverRead => {
-                counts.never_read += 1;
-                lists[NEVER].push(id32);
+                t.counts.never_read += 1;
+                t.lists[NEVER].push(id32);
             }
             Class::Stable => {
-                counts.stable += 1;
+                t.counts.stable += 1;
                 if known_time.is_some() {
-                    stable_latencies.push(0);
+                    t.stable_latencies.push(0);
                 }
             }
             Class::Stale => {
-                counts.stale += 1;
-                lists[STALE].push(id32);
-                let la = last_absent[id].expect("a stale element has an absent read");
-                if let (Some(k), Some(t)) = (known_time, time(reads[la as usize].complete)) {
-                    stable_latencies.push(t.saturating_sub(k));
+                t.counts.stale += 1;
+                t.lists[STALE].push(id32);
+                let la = classes.last_absent[id].expect("a stale element has an absent read");
+                if let (Some(k), Some(end)) = (known_time, time(reads[la as usize].complete)) {
+                    t.stable_latencies.push(end.saturating_sub(k));
                 }
             }
             Class::Lost => {
-                counts.lost += 1;
-                lists[LOST].push(id32);
+                t.counts.lost += 1;
+                t.lists[LOST].push(id32);
                 if let Some(k) = known_time {
                     let seen = e.max_present.map(|m| time(reads[m as usize].complete));
                     match seen {
-                        None => lost_latencies.push(0),
-                        Some(Some(t)) => lost_latencies.push(t.saturating_sub(k)),
+                        None => t.lost_latencies.push(0),
+                        Some(Some(end)) => t.lost_latencies.push(end.saturating_sub(k)),
                         Some(None) => {}
                     }
                 }
             }
         }
     }
+    t
+}
 
-    let ctx = Ctx {
-        history,
-        reads,
-        read_invokes: &read_invokes,
-        key: &key,
-    };
-    let mut anomalies = Vec::new();
-    for &id in lists[LOST].iter().take(max_listed) {
-        anomalies.push(ctx.lost(&interner, id, &elems[id as usize], known_at[id as usize]));
+impl Tally {
+    /// Counts what the adds of `e` (element `id`) and its duplicates say.
+    fn count_adds(&mut self, e: &Elem, id: u32) {
+        if e.add_attempted() {
+            self.counts.attempted += 1;
+        }
+        if e.ok_add.is_some() {
+            self.counts.acknowledged += 1;
+        } else if e.pending_add.is_some() {
+            self.counts.indeterminate += 1;
+            if e.present > 0 {
+                self.counts.recovered += 1;
+                self.lists[RECOVERED].push(id);
+            }
+        }
+        if e.dup_reads > 0 {
+            self.counts.duplicated += 1;
+            self.lists[DUPLICATED].push(id);
+        }
     }
-    for &id in lists[STALE].iter().take(max_listed) {
+}
+
+/// What the explanations of one key's anomalies need.
+struct Explained<'a> {
+    ctx: &'a Ctx<'a>,
+    names: &'a Interner,
+    elems: &'a [Elem],
+    classes: &'a Classes,
+    stale_detail: &'a FxHashMap<u32, StaleDetail>,
+}
+
+impl Explained<'_> {
+    /// The anomalies, at most `max_listed` per kind, and the report's rows:
+    /// the lost and stale ones, at most `max_rows` per kind.
+    fn anomalies(
+        &self,
+        lists: &[Vec<u32>; 6],
+        opts: &SetOptions,
+    ) -> (Vec<SetAnomaly>, Vec<SetAnomaly>) {
+        let (mut anomalies, mut rows) = (Vec::new(), Vec::new());
+        let tabulated = opts.max_listed.max(opts.max_rows);
+        for (list, explain) in [
+            (&lists[LOST], Self::lost as fn(&Self, u32) -> SetAnomaly),
+            (&lists[STALE], Self::stale),
+        ] {
+            let explained: Vec<SetAnomaly> = list
+                .iter()
+                .take(tabulated)
+                .map(|&id| explain(self, id))
+                .collect();
+            anomalies.extend(explained.iter().take(opts.max_listed).cloned());
+            rows.extend(explained.into_iter().take(opts.max_rows));
+        }
+        for &id in lists[UNEXPECTED].iter().take(opts.max_listed) {
+            anomalies.push(
+                self.ctx
+                    .unexpected(self.names, id, &self.elems[id as usize]),
+            );
+        }
+        for &id in lists[DUPLICATED].iter().take(opts.max_listed) {
+            anomalies.push(
+                self.ctx
+                    .duplicated(self.names, id, &self.elems[id as usize]),
+            );
+        }
+        (anomalies, rows)
+    }
+
+    fn lost(&self, id: u32) -> SetAnomaly {
         let i = id as usize;
-        let la = last_absent[i].expect("a stale element has an absent read");
-        anomalies.push(ctx.stale(
-            &interner,
-            id,
-            &elems[i],
-            known_at[i],
-            la,
-            &stale_detail[&id],
-        ));
-    }
-    for &id in lists[UNEXPECTED].iter().take(max_listed) {
-        anomalies.push(ctx.unexpected(&interner, id, &elems[id as usize]));
-    }
-    for &id in lists[DUPLICATED].iter().take(max_listed) {
-        anomalies.push(ctx.duplicated(&interner, id, &elems[id as usize]));
+        self.ctx
+            .lost(self.names, id, &self.elems[i], self.classes.known_at[i])
     }
 
+    fn stale(&self, id: u32) -> SetAnomaly {
+        let i = id as usize;
+        let la = self.classes.last_absent[i].expect("a stale element has an absent read");
+        let (e, known) = (&self.elems[i], self.classes.known_at[i]);
+        self.ctx
+            .stale(self.names, id, e, known, la, &self.stale_detail[&id])
+    }
+}
+
+/// The key's verdict, counts and element lists (at most `max_listed` each).
+fn key_result(
+    ctx: &Ctx,
+    input: &KeyInput,
+    interner: &Interner,
+    tally: &Tally,
+    max_listed: usize,
+) -> SetKeyResult {
+    let counts = tally.counts.clone();
     let list = |ids: &[u32]| ElementList {
         total: ids.len(),
         elements: ids
@@ -898,14 +1065,7 @@ fn analyse_key(
     let invalid = counts.lost + counts.stale + counts.unexpected + counts.duplicated > 0;
     let verified = input
         .last_add_event
-        .is_none_or(|last| read_invokes.last().is_some_and(|&i| i > last));
-    let unknown_reason = (!verified).then(|| match input.last_add_event {
-        Some(last) if !reads.is_empty() => format!(
-            "no ok read began after the last add ({}), so the final state of the set was never observed",
-            ctx.at(last)
-        ),
-        _ => "no read of the set succeeded, so nothing could be verified".to_string(),
-    });
+        .is_none_or(|last| ctx.read_invokes.last().is_some_and(|&i| i > last));
     let valid = if invalid {
         Validity::Invalid
     } else if verified {
@@ -913,14 +1073,18 @@ fn analyse_key(
     } else {
         Validity::Unknown
     };
-    let result = SetKeyResult {
-        key: key.clone(),
+    let unknown_reason = (valid == Validity::Unknown).then(|| match input.last_add_event {
+        Some(last) if !ctx.reads.is_empty() => format!(
+            "no ok read began after the last add ({}), so the final state of the set was never observed",
+            ctx.at(last)
+        ),
+        _ => "no read of the set succeeded, so nothing could be verified".to_string(),
+    });
+    let lists = &tally.lists;
+    SetKeyResult {
+        key: ctx.key.clone(),
         valid,
-        unknown_reason: if valid == Validity::Unknown {
-            unknown_reason
-        } else {
-            None
-        },
+        unknown_reason,
         counts,
         lost: list(&lists[LOST]),
         stale: list(&lists[STALE]),
@@ -928,15 +1092,9 @@ fn analyse_key(
         recovered: list(&lists[RECOVERED]),
         unexpected: list(&lists[UNEXPECTED]),
         duplicated: list(&lists[DUPLICATED]),
-        stable_latency: LatencySummary::of(stable_latencies.clone()),
-        lost_latency: LatencySummary::of(lost_latencies.clone()),
-    };
-    Ok(KeyOutput {
-        result,
-        anomalies,
-        stable_latencies,
-        lost_latencies,
-    })
+        stable_latency: LatencySummary::of(tally.stable_latencies.clone()),
+        lost_latency: LatencySummary::of(tally.lost_latencies.clone()),
+    }
 }
 
 struct StaleDetail {
@@ -1471,6 +1629,7 @@ mod tests {
         let opts = SetOptions {
             max_listed: 5,
             threads: 1,
+            ..SetOptions::default()
         };
         let r = check_set_with(&h.0, &opts).unwrap();
         assert_eq!(r.counts.lost, 50);
@@ -1480,6 +1639,39 @@ mod tests {
         assert!(r.anomalies[0]
             .explanation
             .contains("never seen in any read, and is missing from the only read"));
+    }
+
+    #[test]
+    fn the_outcome_stores_report_rows_only_when_the_listed_anomalies_are_a_sample() {
+        let mut h = H::default();
+        for e in 0..50 {
+            h.add(0, None, json!(e), OpType::Ok);
+        }
+        h.read(1, None, json!([]));
+        let opts = SetOptions {
+            max_listed: 5,
+            max_rows: 40,
+            threads: 1,
+        };
+        let outcome = check_set_with(&h.0, &opts).unwrap().outcome("set");
+        assert_eq!(outcome.result.anomalies[LOST_WRITE], 50);
+        assert_eq!(outcome.anomalies.len(), 5);
+        assert_eq!(outcome.result.rows.len(), 40);
+        assert_eq!(outcome.result.rows[..5], outcome.anomalies[..]);
+        assert_eq!(outcome.result.rows[39].element, Some(json!(39)));
+
+        let complete = check_set(&h.0).unwrap().outcome("set");
+        assert!(complete.anomalies.len() < 50 && complete.result.rows.len() == 50);
+        let small = SetOptions {
+            max_listed: 50,
+            ..opts
+        };
+        let listed_all = check_set_with(&h.0, &small).unwrap().outcome("set");
+        assert_eq!(listed_all.anomalies.len(), 50);
+        assert!(
+            listed_all.result.rows.is_empty(),
+            "nothing beyond the sample to store"
+        );
     }
 
     #[test]

@@ -12,62 +12,171 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use checker::history::Op;
 use checker::import::{read_history_file, Format};
-use checker::linearizable::{
-    check, partition_count, CheckError, CheckResult, Explanation, KeyVerdict, OpRef, Options,
-};
+use checker::linearizable::{partition_count, Options};
 use checker::model::{ModelKind, ModelSpec, NilRead};
-use checker::txn::{RegisterOrder, TxnHistory, TxnOptions, TxnWorkload};
+use checker::txn::{RegisterOrder, TxnHistory, TxnOptions};
 use serde_json::Value;
 
-use harness::workload::{workload, WorkloadKind, WorkloadOptions};
+use harness::workload::register::CHECKER as LINEARIZABLE;
+use harness::workload::{
+    workload, CheckFailure, CheckInput, CheckOptions, CheckOutcome, HistoryForm, Workload,
+    WorkloadKind, WorkloadOptions,
+};
 
 use crate::cli::{CheckArgs, FormatArg, NilReadArg};
 use crate::exit::{self, Failure};
 
-/// Runs the command; returns the exit code of the verdict.
+/// Runs the command; returns the exit code of the verdict. Every workload
+/// reaches its checkers as `faultline run` does: the workload's
+/// [`Workload::check_with`], here with the options from the flags.
 pub fn run(args: CheckArgs) -> Result<u8, Failure> {
-    if args.workload != WorkloadKind::Register {
-        return run_workload_checker(&args);
-    }
-    let spec = spec(&args)?;
+    let work = workload(args.workload, WorkloadOptions::default());
+    let options = check_options(&args, work.as_ref())?;
     let format = match args.format {
         FormatArg::Auto => None,
         FormatArg::Jsonl => Some(Format::Jsonl),
         FormatArg::Edn => Some(Format::Edn),
     };
-    let history =
-        read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let options = Options {
+    let checked = match work.history_form() {
+        // Transactional histories in JSONL are read straight into the
+        // checker's compact form, never as generic ops.
+        HistoryForm::Txn(kind) => {
+            let history = TxnHistory::read_file(&args.file, format, kind)
+                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let outcomes = work.check_with(CheckInput::Txn(&history), &options);
+            Checked {
+                outcomes,
+                ops: history.ops(),
+                history: None,
+            }
+        }
+        HistoryForm::Ops => {
+            let history = read_history_file(&args.file, format)
+                .map_err(|e| Failure::BadInput(e.to_string()))?;
+            let progress = options.linearizable.progress.clone().unwrap_or_default();
+            // Only the linearizability checker counts keys as it goes.
+            let keys = match args.workload {
+                WorkloadKind::Register => partition_count(&history) as u64,
+                _ => 0,
+            };
+            let outcomes = with_progress(keys, &progress, || {
+                work.check_with(CheckInput::Ops(&history), &options)
+            });
+            Checked {
+                outcomes,
+                ops: history.len(),
+                history: Some(history),
+            }
+        }
+    };
+    let outcomes = checked.outcomes.map_err(|failure| match failure {
+        CheckFailure::Malformed { message, .. } => {
+            Failure::BadInput(format!("{}: {message}", args.file.display()))
+        }
+        CheckFailure::Usage { message, .. } => Failure::Usage(message),
+    })?;
+    let verdict = print_outcomes(&outcomes, checked.ops, &args)?;
+    if let Some(dir) = &args.out {
+        let history = match checked.history {
+            Some(history) => history,
+            None => read_history_file(&args.file, format)
+                .map_err(|e| Failure::BadInput(e.to_string()))?,
+        };
+        let mut checkers = std::collections::BTreeMap::new();
+        let mut anomalies = Vec::new();
+        for outcome in outcomes {
+            anomalies.extend(outcome.anomalies);
+            checkers.insert(outcome.checker, outcome.result);
+        }
+        write_run_dir(&args, dir, &history, checkers, anomalies)?;
+    }
+    Ok(exit::verdict(verdict))
+}
+
+/// The checkers' outcomes on the file, how many ops it holds, and the
+/// history as generic ops when it was read so.
+struct Checked {
+    outcomes: Result<Vec<CheckOutcome>, CheckFailure>,
+    ops: usize,
+    history: Option<Vec<Op>>,
+}
+
+/// The checkers' options from the flags; only the flags of the checkers
+/// `work` runs are validated.
+fn check_options(args: &CheckArgs, work: &dyn Workload) -> Result<CheckOptions, Failure> {
+    let defaults = CheckOptions::default();
+    let model = match args.workload {
+        WorkloadKind::Register => spec(args)?,
+        _ => defaults.model,
+    };
+    let txn = match work.history_form() {
+        HistoryForm::Txn(_) => txn_options(args)?,
+        HistoryForm::Ops => defaults.txn,
+    };
+    let linearizable = Options {
         time_limit: args.time_limit,
         memo_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         all_keys: args.all_keys,
         threads: args.threads.unwrap_or_else(|| Options::default().threads),
-        progress: Some(progress.clone()),
+        progress: Some(Arc::new(AtomicUsize::new(0))),
     };
-    let keys = partition_count(&history) as u64;
-    let result = with_progress(keys, &progress, || check(&history, &spec, &options)).map_err(
-        |e| match e {
-            CheckError::Pair(_) | CheckError::Model(_) => {
-                Failure::BadInput(format!("{}: {e}", args.file.display()))
+    Ok(CheckOptions {
+        model,
+        linearizable,
+        txn,
+    })
+}
+
+/// Prints each outcome (the linearizability checker's as its own report,
+/// the others' verdict and anomalies one per line; `--json` for the whole
+/// result); returns the worst verdict.
+fn print_outcomes(
+    outcomes: &[CheckOutcome],
+    ops: usize,
+    args: &CheckArgs,
+) -> Result<checker::Validity, Failure> {
+    if let [outcome] = outcomes {
+        if outcome.checker == LINEARIZABLE {
+            let details = &outcome.result.details;
+            if args.json {
+                let mut out = details.clone();
+                out["file"] = Value::String(args.file.display().to_string());
+                println!("{out}");
+            } else {
+                print!("{}", render(details, &args.init, &args.file));
             }
-            CheckError::Spec(msg) => Failure::Usage(msg),
-        },
-    )?;
-    if args.json {
-        let mut out = serde_json::to_value(&result).map_err(anyhow::Error::from)?;
-        out["file"] = Value::String(args.file.display().to_string());
-        println!("{out}");
-    } else {
-        print!("{}", render(&result, &args));
+            return Ok(outcome.result.valid);
+        }
     }
-    if let Some(dir) = &args.out {
-        let (checker, anomalies) =
-            results::CheckerResult::from_linearizable("linearizable", &result);
-        let checkers = std::collections::BTreeMap::from([("linearizable".to_string(), checker)]);
-        write_run_dir(&args, dir, &history, checkers, anomalies)?;
+    let mut verdict = checker::Validity::Valid;
+    for outcome in outcomes {
+        verdict = verdict.and(outcome.result.valid);
+        if args.json {
+            let mut out = serde_json::to_value(&outcome.result).map_err(anyhow::Error::from)?;
+            out["checker"] = Value::String(outcome.checker.clone());
+            out["file"] = Value::String(args.file.display().to_string());
+            out["anomalies_found"] =
+                serde_json::to_value(&outcome.anomalies).map_err(anyhow::Error::from)?;
+            println!("{out}");
+            continue;
+        }
+        println!(
+            "{}: {} ops, checker {}",
+            args.file.display(),
+            ops,
+            outcome.checker
+        );
+        for anomaly in &outcome.anomalies {
+            println!("anomaly {}: {}", anomaly.kind, anomaly.explanation);
+        }
+        if let Some(reason) = outcome.result.details.get("reason").and_then(Value::as_str) {
+            println!("unknown: {reason}");
+        }
     }
-    Ok(exit::verdict(result.valid))
+    if !args.json {
+        println!("verdict: {verdict}");
+    }
+    Ok(verdict)
 }
 
 /// `--out DIR`: the history as `history.jsonl` (the file itself when it is
@@ -160,77 +269,6 @@ fn with_progress<T: Send>(keys: u64, done: &AtomicUsize, work: impl FnOnce() -> 
     result
 }
 
-/// `--workload set|append|rw-register`: the workload's own checker, as
-/// `faultline run` uses it (verdict, anomalies one per line; `--json` for
-/// the whole result). Transactional histories in JSONL are read straight
-/// into the checker's compact form, never as generic ops.
-fn run_workload_checker(args: &CheckArgs) -> Result<u8, Failure> {
-    let format = match args.format {
-        FormatArg::Auto => None,
-        FormatArg::Jsonl => Some(Format::Jsonl),
-        FormatArg::Edn => Some(Format::Edn),
-    };
-    let (outcomes, ops) = match args.workload {
-        WorkloadKind::Append | WorkloadKind::RwRegister => {
-            let options = txn_options(args)?;
-            let kind = match args.workload {
-                WorkloadKind::Append => TxnWorkload::ListAppend,
-                _ => TxnWorkload::RwRegister,
-            };
-            let history = TxnHistory::read_file(&args.file, format, kind)
-                .map_err(|e| Failure::BadInput(e.to_string()))?;
-            let outcome = harness::workload::append::check_txn(&history, &options);
-            (vec![outcome], history.ops())
-        }
-        _ => {
-            let history = read_history_file(&args.file, format)
-                .map_err(|e| Failure::BadInput(e.to_string()))?;
-            let outcomes = workload(args.workload, WorkloadOptions::default()).check(&history);
-            (outcomes, history.len())
-        }
-    };
-    let mut verdict = checker::Validity::Valid;
-    for outcome in &outcomes {
-        verdict = verdict.and(outcome.result.valid);
-        if args.json {
-            let mut out = serde_json::to_value(&outcome.result).map_err(anyhow::Error::from)?;
-            out["checker"] = Value::String(outcome.checker.clone());
-            out["file"] = Value::String(args.file.display().to_string());
-            out["anomalies_found"] =
-                serde_json::to_value(&outcome.anomalies).map_err(anyhow::Error::from)?;
-            println!("{out}");
-            continue;
-        }
-        println!(
-            "{}: {} ops, checker {}",
-            args.file.display(),
-            ops,
-            outcome.checker
-        );
-        for anomaly in &outcome.anomalies {
-            println!("anomaly {}: {}", anomaly.kind, anomaly.explanation);
-        }
-        if let Some(reason) = outcome.result.details.get("reason").and_then(Value::as_str) {
-            println!("unknown: {reason}");
-        }
-    }
-    if !args.json {
-        println!("verdict: {verdict}");
-    }
-    if let Some(dir) = &args.out {
-        let history =
-            read_history_file(&args.file, format).map_err(|e| Failure::BadInput(e.to_string()))?;
-        let mut checkers = std::collections::BTreeMap::new();
-        let mut anomalies = Vec::new();
-        for outcome in outcomes {
-            anomalies.extend(outcome.anomalies);
-            checkers.insert(outcome.checker, outcome.result);
-        }
-        write_run_dir(args, dir, &history, checkers, anomalies)?;
-    }
-    Ok(exit::verdict(verdict))
-}
-
 /// The transactional checker's options from `--consistency-models`,
 /// `--anomalies`, `--register-order` and `--time-limit`.
 fn txn_options(args: &CheckArgs) -> Result<TxnOptions, Failure> {
@@ -284,72 +322,85 @@ fn spec(args: &CheckArgs) -> Result<ModelSpec, Failure> {
     })
 }
 
-/// The human-readable report.
-fn render(result: &CheckResult, args: &CheckArgs) -> String {
+/// The linearizability checker's report, from its result (the outcome's
+/// details, `checker::linearizable::CheckResult` as JSON).
+fn render(result: &Value, init: &str, file: &Path) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}: {} ops, model {}, init {}, checked in {:.1} ms",
-        args.file.display(),
-        result.ops,
-        result.model,
-        args.init,
-        result.elapsed_ms
+        file.display(),
+        result["ops"],
+        text(&result["model"]),
+        init,
+        result["elapsed_ms"].as_f64().unwrap_or_default()
     );
-    if !result.keys.is_empty() {
-        let count = |v: KeyVerdict| result.keys.values().filter(|k| k.valid == v).count();
+    if let Some(keys) = result["keys"].as_object().filter(|keys| !keys.is_empty()) {
+        let count = |v: &str| keys.values().filter(|k| k["valid"] == v).count();
         let _ = writeln!(
             out,
             "keys: {} valid, {} invalid, {} unknown, {} skipped",
-            count(KeyVerdict::Valid),
-            count(KeyVerdict::Invalid),
-            count(KeyVerdict::Unknown),
-            count(KeyVerdict::Skipped)
+            count("valid"),
+            count("invalid"),
+            count("unknown"),
+            count("skipped")
         );
     }
-    if let Some(reason) = &result.reason {
+    if let Some(reason) = result["reason"].as_str() {
         let _ = writeln!(out, "unknown: {reason}");
     }
-    if let Some(explanation) = &result.explanation {
-        if let Some(key) = &result.first_invalid_key {
+    let explanation = &result["explanation"];
+    if explanation.is_object() {
+        if let Some(key) = result["first_invalid_key"].as_str() {
             let _ = writeln!(out, "key {key} is not linearizable");
         }
         render_explanation(&mut out, explanation);
     }
-    let _ = writeln!(out, "verdict: {}", result.valid);
+    let valid: checker::Validity =
+        serde_json::from_value(result["valid"].clone()).unwrap_or(checker::Validity::Unknown);
+    let _ = writeln!(out, "verdict: {valid}");
     out
 }
 
-fn render_explanation(out: &mut String, e: &Explanation) {
-    let _ = writeln!(out, "{}", e.message);
-    let _ = writeln!(out, "  cannot linearize: {}", describe(&e.op));
-    if let Some(last) = &e.last_ok {
-        let _ = writeln!(out, "  last ok op before it: {}", describe(last));
+/// A JSON string's text (other values as JSON).
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
+}
+
+fn render_explanation(out: &mut String, e: &Value) {
+    let _ = writeln!(out, "{}", text(&e["message"]));
+    let _ = writeln!(out, "  cannot linearize: {}", describe(&e["op"]));
+    if e["last_ok"].is_object() {
+        let _ = writeln!(out, "  last ok op before it: {}", describe(&e["last_ok"]));
     }
+    let prefix = e["prefix"].as_array().map_or(&[][..], Vec::as_slice);
     let _ = writeln!(
         out,
         "  longest linearizable prefix found: {} ops",
-        e.prefix.len()
+        prefix.len()
     );
-    let tail = e.prefix.len().saturating_sub(5);
-    for op in &e.prefix[tail..] {
+    let tail = prefix.len().saturating_sub(5);
+    for op in &prefix[tail..] {
         let _ = writeln!(out, "    ... {}", describe(op));
     }
 }
 
-fn describe(op: &OpRef) -> String {
-    let completed = op
-        .complete_index
+/// One op of an explanation (`checker::linearizable::OpRef` as JSON).
+fn describe(op: &Value) -> String {
+    let completed = op["complete_index"]
+        .as_u64()
         .map_or("never completed".to_string(), |i| {
             format!("completed at {i}")
         });
     format!(
         "process {} {} {} {} (invoked at {}, {})",
-        op.process,
-        op.op_type,
-        op.f,
-        op.value.to_string().replace("null", "nil"),
-        op.index,
+        op["process"],
+        text(&op["type"]),
+        text(&op["f"]),
+        op["value"].to_string().replace("null", "nil"),
+        op["index"],
         completed
     )
 }

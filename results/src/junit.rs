@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 use checker::Validity;
 
 use crate::markup::escape;
-use crate::results::Results;
+use crate::summary::Results;
 
 /// How many anomaly explanations a failure's body lists.
 const EXPLAINED: usize = 10;

@@ -10,22 +10,23 @@
 //! # Layout
 //! - [`store`]: the store on disk: run directories, their files, the `latest` links.
 //! - [`recorder`]: the history recorder the runner streams ops into, crash-safe by line.
-//! - [`results`]: the schema of `results.json`: verdicts per checker, anomalies, stats.
+//! - [`summary`]: the schema of `results.json`: verdicts per checker (each the
+//!   checker's own stored outcome, `checker::outcome`), anomalies, stats.
 //! - [`markup`]: escaping for HTML, SVG and XML, the one place it is done.
 //! - [`html`]: HTML with escaping built in, the one way the pages write markup.
 //! - [`walltime`]: wall-clock times: the run's start, node-log timestamps, history time.
 //! - [`mod@stats`]: statistics of a history: op counts, latency quantiles, throughput.
-//! - [`ops`]: client ops as intervals, each invocation paired with its completion.
+//! - [`ops`]: client ops as intervals, each invocation paired with its completion (`checker::pair`).
 //! - [`faults`]: fault windows from the nemesis ops, labelled (partition sides, kill target, ...).
 //! - [`plots`]: `latency-raw`, `latency-quantiles` and `rate` plots (PNG, SVG), faults shaded.
 //! - [`linear_svg`]: the SVG of the window around a linearizability failure.
 //! - [`timeline`]: `timeline.html`, ops per process over time, in pages.
 //! - [`junit`]: `junit.xml`, its one writer (a typed builder), one test case per checker.
-//! - [`set_table`]: the lost and stale elements of a set run, one row each, for the report.
+//! - [`set_table`]: the lost and stale elements of a set run, one row each, for the report
+//!   (from the rows the set checker stored; never by checking again).
 //! - [`txn_svg`]: transactional anomalies: each cycle drawn as an SVG, the others as rows.
 //! - [`logs`]: node-log excerpts around an anomaly, aligned to history time.
 //! - [`report`]: `report.html` and everything above, written into a run directory.
-//! - [`markup`]: HTML/SVG/XML escaping, the one place it is done.
 #![deny(missing_docs)]
 
 pub mod faults;
@@ -38,19 +39,19 @@ pub mod ops;
 pub mod plots;
 pub mod recorder;
 pub mod report;
-pub mod results;
 pub mod set_table;
 pub mod stats;
 pub mod store;
+pub mod summary;
 pub mod timeline;
 pub mod txn_svg;
 pub mod walltime;
 
 pub use recorder::Recorder;
 pub use report::{write_report, ReportError, ReportFiles};
-pub use results::{Anomaly, AnomalyEdge, CheckerResult, Results};
 pub use stats::{stats, Stats};
 pub use store::{RunDir, Store, StoreError};
+pub use summary::{Anomaly, AnomalyEdge, CheckerResult, Results};
 
 /// A fresh, empty directory for one unit test, removed by the caller's guard.
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 
 use checker::history::Op;
 
-use crate::results::Anomaly;
+use crate::summary::Anomaly;
 use crate::walltime::{log_line_ns, run_dir_start_ns};
 
 /// How far either side of an anomaly's ops an exact excerpt reaches.

@@ -1,8 +1,9 @@
 //! Client ops as intervals: each invocation paired with its completion.
 //!
 //! Decisions:
-//! - Pairing is by process, as in [`mod@crate::stats`]: a process has at most one
-//!   op outstanding, so its next completion is its op's.
+//! - Pairing is [`checker::pair::pairs`], as in [`mod@crate::stats`]: a
+//!   process has at most one op outstanding, so its next completion is its
+//!   op's.
 //! - An invocation never completed is an `info` op with no completion time:
 //!   its outcome is unknown, as the checkers treat it.
 //! - Nemesis ops are not client ops; they become fault windows
@@ -11,6 +12,7 @@
 use std::collections::HashMap;
 
 use checker::history::{Op, OpType, Process};
+use checker::pair::{pairs, Pair};
 use serde_json::Value;
 
 /// One client op: an invocation and its completion.
@@ -78,40 +80,51 @@ pub fn compact(value: &Value) -> String {
 /// The client ops of `history`, in invocation order. Ops without times get
 /// the time of the last timed event before them (or 0).
 pub fn client_ops(history: &[Op]) -> Vec<ClientOp> {
-    let mut ops: Vec<ClientOp> = Vec::new();
-    let mut outstanding: HashMap<u64, usize> = HashMap::new();
+    // The time of each event: its own, or the last one recorded before it.
     let mut last_time = 0u64;
-    for event in history {
-        let time = event.time.unwrap_or(last_time);
-        last_time = time;
-        let Process::Client(process) = event.process else {
-            continue;
-        };
-        if event.op_type == OpType::Invoke {
-            outstanding.insert(process, ops.len());
-            ops.push(ClientOp {
-                index: event.index,
-                complete_index: None,
-                process,
-                f: event.f.clone(),
-                key: event.key.clone(),
-                outcome: OpType::Info,
-                invoke_ns: time,
-                complete_ns: None,
-                invoke_value: event.value.clone(),
-                value: event.value.clone(),
-                node: None,
-            });
-        } else if let Some(at) = outstanding.remove(&process) {
-            let op = &mut ops[at];
-            op.complete_index = Some(event.index);
-            op.outcome = event.op_type;
-            op.complete_ns = Some(time.max(op.invoke_ns));
-            op.value = event.value.clone();
-            op.node = event.node.clone();
-        }
+    let times: Vec<u64> = history
+        .iter()
+        .map(|event| {
+            last_time = event.time.unwrap_or(last_time);
+            last_time
+        })
+        .collect();
+    pairs(history)
+        .pairs
+        .into_iter()
+        .filter(|pair| !history[pair.invoke].is_nemesis())
+        .map(|pair| client_op(history, &times, pair))
+        .collect()
+}
+
+fn client_op(history: &[Op], times: &[u64], pair: Pair) -> ClientOp {
+    let invocation = &history[pair.invoke];
+    let Process::Client(process) = invocation.process else {
+        unreachable!("nemesis ops are filtered out")
+    };
+    let invoke_ns = times[pair.invoke];
+    let mut op = ClientOp {
+        index: invocation.index,
+        complete_index: None,
+        process,
+        f: invocation.f.clone(),
+        key: invocation.key.clone(),
+        outcome: OpType::Info,
+        invoke_ns,
+        complete_ns: None,
+        invoke_value: invocation.value.clone(),
+        value: invocation.value.clone(),
+        node: None,
+    };
+    if let Some(c) = pair.complete {
+        let completion = &history[c];
+        op.complete_index = Some(completion.index);
+        op.outcome = completion.op_type;
+        op.complete_ns = Some(times[c].max(invoke_ns));
+        op.value = completion.value.clone();
+        op.node = completion.node.clone();
     }
-    ops
+    op
 }
 
 /// Finds client ops by the history index of their invocation or completion.

@@ -28,7 +28,7 @@ use plotters::style::FontStyle;
 
 use crate::faults::FaultWindow;
 use crate::ops::ClientOp;
-use crate::results::Anomaly;
+use crate::summary::Anomaly;
 
 /// The most `ok` ops `latency-raw` draws.
 pub const RAW_POINT_BUDGET: usize = 10_000;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use checker::history::Op;
+use checker::history::{HistoryWriter, Op};
 
 use crate::store::StoreError;
 
@@ -19,8 +19,10 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// instead of waiting out [`FLUSH_INTERVAL`], so memory stays bounded under load.
 pub const FLUSH_BYTES: usize = 1 << 20;
 
-/// Records a history to a JSONL file (the format of [`checker::history`]),
-/// shared by every worker of a run (`Send + Sync`; wrap it in an `Arc`).
+/// Records a history to a JSONL file (the format of [`checker::history`],
+/// each line encoded and numbered by its own [`HistoryWriter`], here into
+/// memory), shared by every worker of a run (`Send + Sync`; wrap it in an
+/// `Arc`).
 ///
 /// # Guarantees
 /// - **Order**: [`record`](Recorder::record) gives each op the next `index`
@@ -67,10 +69,10 @@ struct Shared {
     wake: Condvar,
 }
 
-#[derive(Default)]
 struct Buffer {
-    lines: Vec<u8>,
-    next_index: u64,
+    /// The history format's own writer, into memory: it numbers the ops and
+    /// encodes each as one line; flushes take its bytes.
+    lines: HistoryWriter<Vec<u8>>,
     /// When the oldest op in `lines` was recorded.
     since: Option<Instant>,
     stopping: bool,
@@ -78,7 +80,23 @@ struct Buffer {
     failed: Option<(io::ErrorKind, String)>,
 }
 
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            lines: HistoryWriter::new(Vec::new()),
+            since: None,
+            stopping: false,
+            failed: None,
+        }
+    }
+}
+
 impl Buffer {
+    /// Bytes buffered.
+    fn len(&self) -> usize {
+        self.lines.get_ref().len()
+    }
+
     fn check(&self) -> io::Result<()> {
         match &self.failed {
             None => Ok(()),
@@ -132,20 +150,14 @@ impl Recorder {
     pub fn record(&self, op: &mut Op) -> io::Result<u64> {
         let mut buffer = self.shared.lock_buffer();
         buffer.check()?;
-        let index = buffer.next_index;
-        op.index = index;
-        let start = buffer.lines.len();
-        if let Err(e) = serde_json::to_writer(&mut buffer.lines, op) {
-            buffer.lines.truncate(start);
-            return Err(e.into());
-        }
-        buffer.lines.push(b'\n');
-        buffer.next_index += 1;
+        let start = buffer.len();
+        // Writes nothing if the op does not serialize.
+        let index = buffer.lines.append(op)?;
         let was_empty = start == 0;
         if was_empty {
             buffer.since = Some(Instant::now());
         }
-        if was_empty || (buffer.lines.len() >= FLUSH_BYTES && start < FLUSH_BYTES) {
+        if was_empty || (buffer.len() >= FLUSH_BYTES && start < FLUSH_BYTES) {
             self.shared.wake.notify_one();
         }
         Ok(index)
@@ -153,7 +165,7 @@ impl Recorder {
 
     /// How many ops have been recorded.
     pub fn recorded(&self) -> u64 {
-        self.shared.lock_buffer().next_index
+        self.shared.lock_buffer().lines.next_index()
     }
 
     /// Writes every op recorded so far to the file.
@@ -189,7 +201,7 @@ impl Drop for Recorder {
 impl Shared {
     fn lock_buffer(&self) -> MutexGuard<'_, Buffer> {
         // A panic while holding the lock cannot leave a partial line in the
-        // buffer (lines are truncated back on error), so the data is usable.
+        // buffer (a line is encoded apart and appended whole), so the data is usable.
         self.buffer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -203,7 +215,7 @@ impl Shared {
             let mut buffer = self.lock_buffer();
             buffer.check()?;
             buffer.since = None;
-            std::mem::take(&mut buffer.lines)
+            std::mem::take(buffer.lines.get_mut())
         };
         if lines.is_empty() {
             return Ok(());
@@ -224,7 +236,7 @@ impl Shared {
         while !buffer.stopping && buffer.failed.is_none() {
             let due = match buffer.since {
                 None => None,
-                Some(_) if buffer.lines.len() >= FLUSH_BYTES => Some(Duration::ZERO),
+                Some(_) if buffer.len() >= FLUSH_BYTES => Some(Duration::ZERO),
                 Some(since) => {
                     Some((since + FLUSH_INTERVAL).saturating_duration_since(Instant::now()))
                 }

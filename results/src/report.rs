@@ -20,7 +20,6 @@
 //! - At most [`ANOMALIES_SHOWN`] anomalies of each kind are written out; the
 //!   counts are always complete.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::BufReader;
@@ -28,7 +27,6 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use checker::history::{read_jsonl, HistoryError, Op};
-use checker::set::SetResult;
 use checker::Validity;
 use serde_json::Value;
 
@@ -40,13 +38,12 @@ use crate::logs::{excerpt_text, Alignment, NodeLog};
 use crate::markup::seconds;
 use crate::ops::{client_ops, end_ns, ClientOp, OpIndex};
 use crate::plots::{write_plots, PlotError, PlotFiles, PlotInput};
-use crate::results::{Anomaly, Results, NOT_LINEARIZABLE};
 use crate::set_table::{
-    is_set_kind, recheck as set_recheck_of, row as set_row, sources as set_sources,
-    table_html as set_table_html, SetRow,
+    is_set_kind, row as set_row, sources as set_sources, table_html as set_table_html, SetRow,
 };
 use crate::stats::stats;
 use crate::store::{RunDir, StoreError};
+use crate::summary::{Anomaly, Results, NOT_LINEARIZABLE};
 use crate::timeline::{page_name, write_timeline, OPS_PER_PAGE};
 use crate::txn_svg::{
     cycle_svg, edges_of, is_cycle_kind, table_html as txn_table_html, Txn, CYCLES_DRAWN,
@@ -444,7 +441,6 @@ fn anomalies(html: &mut Html, run: &Run) {
     }
     let counts = run.results.anomaly_counts();
     let index = OpIndex::new(&run.ops);
-    let set_recheck = OnceCell::new();
     let mut cycles_drawn = 0;
     for (kind, list) in by_kind {
         let total = counts
@@ -462,12 +458,7 @@ fn anomalies(html: &mut Html, run: &Run) {
                 .collect()
         };
         if is_set_kind(kind) {
-            let recheck = || {
-                set_recheck
-                    .get_or_init(|| set_recheck_of(&run.history))
-                    .as_ref()
-            };
-            set_anomalies(html, run, (kind, &list, total), &index, recheck);
+            set_anomalies(html, run, (kind, &list, total), &index);
             continue;
         }
         if is_cycle_kind(kind) {
@@ -556,14 +547,19 @@ fn anomaly_div(html: &mut Html, run: &Run, a: &Anomaly, figure: Option<&Html>) {
 
 /// Lost or stale elements: the table (complete up to its cap), then the
 /// checker's explanations of the first few.
-fn set_anomalies<'r>(
+fn set_anomalies(
     html: &mut Html,
     run: &Run,
     (kind, listed, total): (&str, &[&Anomaly], usize),
     index: &OpIndex,
-    recheck: impl FnOnce() -> Option<&'r SetResult>,
 ) {
-    let rows: Vec<SetRow> = set_sources(kind, listed, total, recheck)
+    let stored: Vec<&Anomaly> = run
+        .results
+        .checkers
+        .values()
+        .flat_map(|c| c.rows_of(kind))
+        .collect();
+    let rows: Vec<SetRow> = set_sources(listed, total, &stored)
         .into_iter()
         .map(|(key, element, ops)| set_row(kind, key, element, ops, index))
         .collect();

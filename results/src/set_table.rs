@@ -6,10 +6,12 @@
 //!
 //! Decisions:
 //! - `results.json` lists a sample of each kind (the set checker lists 32
-//!   per kind and key). When the counts say there are more, the report runs
-//!   [`checker::set`] again on the history (once for both kinds), listing up
-//!   to [`ROWS_SHOWN`] per kind, so the table is complete up to that cap; the
-//!   count of the rest is printed below it.
+//!   per kind and key). When the counts say there are more, the set checker
+//!   stored the rows of its lost and stale elements with its result (up to
+//!   [`ROWS_SHOWN`] per kind and key: `checkers.set.rows`), so the table is
+//!   complete up to that cap; the count of the rest is printed below it. The
+//!   report never runs a checker; a `results.json` older than those rows
+//!   shows its sample.
 //! - A row is built from the anomaly's ops alone (history indices): the `add`
 //!   among them is the element's add, and among its `ok` reads the earliest
 //!   invoked one whose value lacks the element is "the read that missed it",
@@ -17,18 +19,19 @@
 //!   again, for a stale one). This is how the set checker chooses the ops it
 //!   lists, so old `results.json` files without `element` work too.
 
-use checker::history::{Op, OpType};
-use checker::set::{check_set_with, SetOptions, SetResult, LOST_WRITE, STALE_READ};
+use checker::history::OpType;
+use checker::set::{LOST_WRITE, ROWS_TABULATED, STALE_READ};
 use serde_json::Value;
 
 use crate::faults::FaultWindow;
 use crate::html::Html;
 use crate::markup::seconds;
 use crate::ops::{compact, ClientOp, OpIndex};
-use crate::results::Anomaly;
+use crate::summary::Anomaly;
 
-/// At most this many rows per kind are shown.
-pub const ROWS_SHOWN: usize = 200;
+/// At most this many rows per kind are shown: as many as the set checker
+/// stores per kind and key.
+pub const ROWS_SHOWN: usize = ROWS_TABULATED;
 
 /// Whether the report draws `kind` as a set table.
 pub fn is_set_kind(kind: &str) -> bool {
@@ -78,43 +81,24 @@ impl SetRow {
     }
 }
 
-/// The set checker run again on `history`, listing up to [`ROWS_SHOWN`]
-/// anomalies per kind and key; `None` if it is not a set history.
-pub fn recheck(history: &[Op]) -> Option<SetResult> {
-    let options = SetOptions {
-        max_listed: ROWS_SHOWN,
-        ..SetOptions::default()
-    };
-    check_set_with(history, &options).ok()
-}
-
 /// The anomalies to tabulate for `kind`: the ones `results.json` lists, or,
-/// when `total` says there are more, those of `recheck` (see [`recheck`];
-/// called only then). Each is (key, element if known, ops).
-pub fn sources<'r>(
-    kind: &str,
+/// when `total` says there are more, the rows the checker stored for the
+/// report (`stored`, see [`crate::CheckerResult::rows`]). Each is (key,
+/// element if known, ops).
+pub fn sources(
     listed: &[&Anomaly],
     total: usize,
-    recheck: impl FnOnce() -> Option<&'r SetResult>,
+    stored: &[&Anomaly],
 ) -> Vec<(Option<String>, Option<Value>, Vec<u64>)> {
-    let rechecked = if total > listed.len() {
-        recheck()
+    // Complete already, or a file older than the stored rows: the sample is all there is.
+    let rows = if total > listed.len() && !stored.is_empty() {
+        stored
     } else {
-        None
+        listed
     };
-    match rechecked {
-        Some(result) => result
-            .anomalies
-            .iter()
-            .filter(|a| a.kind == kind)
-            .map(|a| (a.key.clone(), Some(a.element.clone()), a.ops.clone()))
-            .collect(),
-        // Complete already, or not a set history after all: the sample is all there is.
-        None => listed
-            .iter()
-            .map(|a| (a.key.clone(), a.element.clone(), a.ops.clone()))
-            .collect(),
-    }
+    rows.iter()
+        .map(|a| (a.key.clone(), a.element.clone(), a.ops.clone()))
+        .collect()
 }
 
 fn op_at(op: &ClientOp) -> OpAt {
@@ -346,6 +330,7 @@ fn table_row(
 mod tests {
     use super::*;
     use crate::ops::client_ops;
+    use checker::history::Op;
     use serde_json::json;
 
     /// add 5 acknowledged by n2; a read missing it; a read with it.

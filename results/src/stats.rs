@@ -5,9 +5,9 @@
 //!   they completed; an invocation never completed counts as `info` (its
 //!   outcome is unknown, exactly as the checkers treat it). A completion with
 //!   no invocation (a truncated history) still counts, by its own type.
-//! - Invocations are paired with completions by process: a process has at
-//!   most one op outstanding, so its next completion is its op's. An op's `f`
-//!   is its invocation's.
+//! - Invocations are paired with completions by [`checker::pair::pairs`]
+//!   (by process: a process has at most one op outstanding, so its next
+//!   completion is its op's). An op's `f` is its invocation's.
 //! - Nemesis ops are counted apart (`nemesis_ops`), never in `ops`, `by_f`,
 //!   latencies or throughput.
 //! - Latency is completion `time` minus invocation `time`, over every
@@ -18,9 +18,10 @@
 //!   latest, nemesis ops included; times may be out of order in imported
 //!   histories). Throughput over a zero-length run is 0.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use checker::history::{Op, OpType, Process};
+use checker::history::{Op, OpType};
+use checker::pair::pairs;
 use serde::{Deserialize, Serialize};
 
 /// Statistics of a history; see the module docs for what each number means.
@@ -97,32 +98,29 @@ pub struct Throughput {
 pub fn stats(history: &[Op]) -> Stats {
     let mut stats = Stats::default();
     let mut latencies_ns: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut outstanding: HashMap<Process, &Op> = HashMap::new();
     let mut completions = 0usize;
-    for op in history {
-        if op.op_type == OpType::Invoke {
-            if let Some(previous) = outstanding.insert(op.process, op) {
-                // A second invocation: the first never completed.
-                stats.count(previous, OpType::Info);
-            }
+    let paired = pairs(history);
+    for pair in &paired.pairs {
+        let invoke = &history[pair.invoke];
+        let Some(completion) = pair.complete.map(|c| &history[c]) else {
+            // Never completed (or superseded by its process's next invocation).
+            stats.count(invoke, OpType::Info);
             continue;
-        }
-        let invoke = outstanding.remove(&op.process);
-        let counted = invoke.unwrap_or(op);
-        stats.count(counted, op.op_type);
-        if op.is_nemesis() {
+        };
+        stats.count(invoke, completion.op_type);
+        if invoke.is_nemesis() {
             continue;
         }
         completions += 1;
-        if let Some((start, end)) = invoke.and_then(|i| i.time).zip(op.time) {
-            let latencies = latencies_ns.entry(counted.f.clone()).or_default();
+        if let Some((start, end)) = invoke.time.zip(completion.time) {
+            let latencies = latencies_ns.entry(invoke.f.clone()).or_default();
             latencies.push(end.saturating_sub(start));
         }
     }
-    let mut never_completed: Vec<&Op> = outstanding.into_values().collect();
-    never_completed.sort_by_key(|op| op.index);
-    for op in never_completed {
-        stats.count(op, OpType::Info);
+    for &orphan in &paired.orphans {
+        let op = &history[orphan];
+        stats.count(op, op.op_type);
+        completions += usize::from(!op.is_nemesis());
     }
     stats.latency_ms = latencies_ns
         .into_iter()
@@ -179,6 +177,7 @@ fn duration_s(history: &[Op]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use checker::history::Process;
     use serde_json::json;
 
     const MS: u64 = 1_000_000;

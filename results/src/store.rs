@@ -10,7 +10,7 @@
 //!     <timestamp>/                           e.g. 20261126T041503.123Z
 //!       test.json                            the resolved test (a valid --test file)
 //!       history.jsonl                        the history, streamed during the run
-//!       results.json                         see crate::results
+//!       results.json                         see crate::summary
 //!       nodes/<node>.log                     one log per node
 //! ```
 //!
@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::results::Results;
+use crate::summary::Results;
 
 /// The name of the links to the newest run.
 pub const LATEST: &str = "latest";

@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::html::Html;
 use crate::markup::escape;
 use crate::ops::{ClientOp, OpIndex};
-use crate::results::{Anomaly, AnomalyEdge};
+use crate::summary::{Anomaly, AnomalyEdge};
 
 /// At most this many cycles are drawn in one report.
 pub const CYCLES_DRAWN: usize = 20;

@@ -274,91 +274,132 @@ fn reads(
         let prefix = same_list
             || (list.len() <= order.elems.len()
                 && list.iter().zip(&order.elems).all(|(v, e)| v == e));
-        let shown = |l: &[i64]| {
-            let v: Vec<String> = l.iter().map(|v| v.to_string()).collect();
-            format!("[{}]", v.join(" "))
-        };
+        let read = Read { t, key, list };
         if !prefix {
-            let mut seen = rustc_hash::FxHashSet::default();
-            let kind = if list.iter().all(|v| seen.insert(*v)) {
-                super::INCOMPATIBLE_ORDER
-            } else {
-                super::DUPLICATE_ELEMENTS
-            };
-            let e = format!(
-                "{} read key {} as {}, which is not a prefix of its longest read {}",
-                n.t(t),
-                n.k(key),
-                shown(list),
-                shown(&order.elems)
-            );
-            out.anomalies.push(anomaly(n, kind, &[t], key, e));
+            out.anomalies.push(not_a_prefix(n, &read, order));
         }
-        // A prefix holds only the order's aborted elements; any other read is
-        // looked up element by element.
-        let aborted: Vec<(i64, u32)> = if prefix {
-            let failed = |&(_, w): &(i64, u32)| w != NONE && n.status(w) == Status::Fail;
-            match order.any_failed {
-                true => order.elems[..list.len()]
-                    .iter()
-                    .copied()
-                    .zip(order.writers.iter().copied())
-                    .filter(failed)
-                    .collect(),
-                false => Vec::new(),
-            }
-        } else {
-            list.iter()
-                .filter_map(|&v| writers.get(&(key, v)).map(|w| (v, w.txn)))
-                .filter(|&(_, w)| n.status(w) == Status::Fail)
-                .collect()
-        };
+        let aborted = aborted_elements(n, &read, order, prefix, writers);
         for (e, w) in aborted {
-            out.anomalies.push(anomaly(
-                n,
-                super::G1A,
-                &[w, t],
-                key,
-                format!(
-                    "{} read {} from key {}, which {} appended but then aborted (fail)",
-                    n.t(t),
-                    e,
-                    n.k(key),
-                    n.t(w)
-                ),
-            ));
+            out.anomalies.push(aborted_read(n, &read, e, w));
         }
-        if let Some(last) = list.last() {
-            if let Some(w) = writers.get(&(key, *last)) {
-                if w.txn != t && !w.last_of_txn && n.status(w.txn) != Status::Fail {
-                    out.anomalies.push(anomaly(n, super::G1B, &[w.txn, t], key, format!(
-                        "{} read key {} as {}, ending in {}, an intermediate append of {} which appended to key {} again later",
-                        n.t(t), n.k(key), shown(list), last, n.t(w.txn), n.k(key)
-                    )));
-                }
-            }
+        if let Some(anomaly) = intermediate_read(n, &read, writers) {
+            out.anomalies.push(anomaly);
         }
-        if !prefix {
-            continue;
-        }
-        let len = list.len();
-        let live = |w: u32| w != NONE && w != t && n.status(w) != Status::Fail;
-        if len > 0 && live(order.writers[len - 1]) {
-            out.edges
-                .push((order.writers[len - 1], t, Dep { kind: WR, key }));
-        }
-        if len < order.elems.len() && live(order.writers[len]) {
-            out.edges
-                .push((t, order.writers[len], Dep { kind: RW, key }));
-        }
-        if len == order.elems.len() {
-            for &(_, w) in &order.unplaced {
-                if w != t {
-                    out.edges.push((t, w, Dep { kind: RW, key }));
-                }
+        if prefix {
+            let order = &out.orders[key as usize];
+            out.edges.extend(read_edges(n, &read, order));
+            // Rule 5: a read of the whole order precedes every unread append.
+            if read.list.len() == order.elems.len() {
+                let unread = order.unplaced.iter().filter(|&&(_, w)| w != t);
+                out.edges
+                    .extend(unread.map(|&(_, w)| (t, w, Dep { kind: RW, key })));
             }
         }
     }
+}
+
+/// One read micro-op of txn `t`: its key and the list it returned.
+struct Read<'h> {
+    t: u32,
+    key: u32,
+    list: &'h [i64],
+}
+
+/// A list as Elle writes it: `[1 2 3]`.
+fn shown(l: &[i64]) -> String {
+    let v: Vec<String> = l.iter().map(|v| v.to_string()).collect();
+    format!("[{}]", v.join(" "))
+}
+
+/// A read that is not a prefix of the key's version order: incompatible
+/// orders, or duplicate elements when it lists one twice.
+fn not_a_prefix(n: &Namer, r: &Read, order: &KeyOrder) -> TxnAnomaly {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let kind = if r.list.iter().all(|v| seen.insert(*v)) {
+        super::INCOMPATIBLE_ORDER
+    } else {
+        super::DUPLICATE_ELEMENTS
+    };
+    let e = format!(
+        "{} read key {} as {}, which is not a prefix of its longest read {}",
+        n.t(r.t),
+        n.k(r.key),
+        shown(r.list),
+        shown(&order.elems)
+    );
+    anomaly(n, kind, &[r.t], r.key, e)
+}
+
+/// The elements of the read that failed txns appended (with those txns).
+/// A prefix holds only the order's aborted elements; any other read is
+/// looked up element by element.
+fn aborted_elements(
+    n: &Namer,
+    r: &Read,
+    order: &KeyOrder,
+    prefix: bool,
+    writers: &FxHashMap<(u32, i64), Writer>,
+) -> Vec<(i64, u32)> {
+    if prefix {
+        let failed = |&(_, w): &(i64, u32)| w != NONE && n.status(w) == Status::Fail;
+        match order.any_failed {
+            true => order.elems[..r.list.len()]
+                .iter()
+                .copied()
+                .zip(order.writers.iter().copied())
+                .filter(failed)
+                .collect(),
+            false => Vec::new(),
+        }
+    } else {
+        r.list
+            .iter()
+            .filter_map(|&v| writers.get(&(r.key, v)).map(|w| (v, w.txn)))
+            .filter(|&(_, w)| n.status(w) == Status::Fail)
+            .collect()
+    }
+}
+
+/// G1a: the read saw element `e`, appended by the failed txn `w`.
+fn aborted_read(n: &Namer, r: &Read, e: i64, w: u32) -> TxnAnomaly {
+    let text = format!(
+        "{} read {} from key {}, which {} appended but then aborted (fail)",
+        n.t(r.t),
+        e,
+        n.k(r.key),
+        n.t(w)
+    );
+    anomaly(n, super::G1A, &[w, r.t], r.key, text)
+}
+
+/// G1b: the read ends in an append that its txn followed with another.
+fn intermediate_read(
+    n: &Namer,
+    r: &Read,
+    writers: &FxHashMap<(u32, i64), Writer>,
+) -> Option<TxnAnomaly> {
+    let last = r.list.last()?;
+    let w = writers.get(&(r.key, *last))?;
+    if w.txn == r.t || w.last_of_txn || n.status(w.txn) == Status::Fail {
+        return None;
+    }
+    let text = format!(
+        "{} read key {} as {}, ending in {}, an intermediate append of {} which appended to key {} again later",
+        n.t(r.t), n.k(r.key), shown(r.list), last, n.t(w.txn), n.k(r.key)
+    );
+    Some(anomaly(n, super::G1B, &[w.txn, r.t], r.key, text))
+}
+
+/// The wr edge from the writer of the read's last element, and the rw edge
+/// to the writer of the next one, for a read that is a prefix of the order.
+fn read_edges(n: &Namer, r: &Read, order: &KeyOrder) -> impl Iterator<Item = (u32, u32, Dep)> {
+    let (t, key, len) = (r.t, r.key, r.list.len());
+    let live = |w: u32| w != NONE && w != t && n.status(w) != Status::Fail;
+    let wr = (len > 0 && live(order.writers[len - 1]))
+        .then(|| (order.writers[len - 1], t, Dep { kind: WR, key }));
+    let rw = (len < order.elems.len() && live(order.writers[len]))
+        .then(|| (t, order.writers[len], Dep { kind: RW, key }));
+    wr.into_iter().chain(rw)
 }
 
 /// A txn's reads must agree with its own earlier reads and appends of the key.

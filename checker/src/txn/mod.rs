@@ -86,6 +86,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::history::Op;
+use crate::outcome::{details_of, Anomaly, AnomalyEdge, CheckOutcome, CheckerResult};
 use crate::verdict::Validity;
 
 /// Anomaly kind: a read that is not a prefix of its key's version order.
@@ -281,6 +282,47 @@ pub fn hierarchy_table() -> String {
 pub fn forbids(options: &TxnOptions, kind: &str) -> Result<bool, TxnError> {
     let r = check_requested(options)?;
     Ok(consistency::forbidden(kind, &r.models, &r.anomalies))
+}
+
+impl TxnResult {
+    /// The stored outcome of this result on `history`, named `checker`:
+    /// each anomaly with its txns (history indices of their invocations),
+    /// its first key, its cycle's edges and the time of its first txn; the
+    /// complete counts; the result itself in the details.
+    pub fn outcome(&self, checker: &str, history: &TxnHistory) -> CheckOutcome {
+        let anomalies = self
+            .anomalies
+            .iter()
+            .map(|a| {
+                let time = a.txns.first().and_then(|&i| history.invoke_time(i));
+                let mut anomaly = Anomaly::new(&a.kind, checker, &a.explanation)
+                    .with_key(a.keys.first().map(|k| k.to_string()))
+                    .with_ops(a.txns.clone(), time);
+                anomaly.edges = a.edges.iter().map(TxnEdge::stored).collect();
+                anomaly
+            })
+            .collect();
+        let mut result = CheckerResult::new(self.valid);
+        for (kind, count) in &self.counts {
+            result = result.with_anomalies(kind, *count);
+        }
+        CheckOutcome {
+            checker: checker.to_string(),
+            result: result.with_details(details_of(self, checker)),
+            anomalies,
+        }
+    }
+}
+
+impl TxnEdge {
+    fn stored(&self) -> AnomalyEdge {
+        AnomalyEdge {
+            from: self.from,
+            to: self.to,
+            kind: self.kind.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// Checks a list-append history; see the module docs.

@@ -3,8 +3,9 @@
 //!
 //! A history is read into [`Piece`]s (one per thread and chunk of input: see
 //! [`super::load`]; or one for a whole `&[Op]`), merged in order, and then
-//! paired into transactions ([`Piece::finish`]). Pairing keeps failed txns
-//! (unlike [`crate::pair`]) because G1a and dirty-update need them.
+//! paired into transactions ([`Piece::finish`], by [`crate::pair::Pairer`]'s
+//! rule). Pairing keeps failed txns (unlike [`crate::pair::pair`]) because
+//! G1a and dirty-update need them.
 //!
 //! # Read lists
 //! With appends only, the reads of one key in a correct system are prefixes
@@ -25,6 +26,7 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::history::{Op, OpType, Process};
+use crate::pair::Pairer;
 
 /// Which micro-ops a history holds, and so which analysis applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -543,10 +545,10 @@ impl Piece {
     /// An error names the event at fault.
     pub fn finish(mut self) -> Result<TxnHistory, (Event, String)> {
         let mut txns: Vec<Txn> = Vec::new();
-        let mut outstanding: FxHashMap<u64, usize> = FxHashMap::default();
+        let mut pairer = Pairer::new();
         for e in &self.events {
             if e.op_type == OpType::Invoke {
-                if outstanding.insert(e.process, txns.len()).is_some() {
+                if pairer.invoke(e.process, txns.len()).is_some() {
                     return Err((
                         *e,
                         format!(
@@ -565,7 +567,7 @@ impl Piece {
                 });
                 continue;
             }
-            let Some(slot) = outstanding.remove(&e.process) else {
+            let Some(slot) = pairer.complete(e.process) else {
                 return Err((
                     *e,
                     format!(

@@ -46,7 +46,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::{read_on_every_node, CheckOutcome, Workload, WorkloadOptions};
+use super::{
+    read_on_every_node, CheckFailure, CheckInput, CheckOptions, CheckOutcome, HistoryForm,
+    Workload, WorkloadOptions,
+};
 use crate::generator::{BoxGen, Context, Generator, Invocation, Next};
 use crate::system::db::NodeInfo;
 
@@ -165,14 +168,30 @@ impl Workload for AppendWorkload {
         Some(read_on_every_node(nodes, read_all))
     }
 
-    fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
+    fn check_with(
+        &self,
+        history: CheckInput<'_>,
+        options: &CheckOptions,
+    ) -> Result<Vec<CheckOutcome>, CheckFailure> {
         let checker = self.kind.name();
-        match TxnHistory::from_ops(history, self.kind) {
-            Ok(h) => vec![check_txn(&h, &self.txn_options())],
-            Err(e) => vec![CheckOutcome::unknown(
-                checker,
-                format!("malformed history: {e}"),
-            )],
+        let outcome = match history {
+            CheckInput::Txn(h) => check_txn(h, &options.txn),
+            CheckInput::Ops(ops) => match TxnHistory::from_ops(ops, self.kind) {
+                Ok(h) => check_txn(&h, &options.txn),
+                Err(e) => CheckOutcome::unknown(checker, format!("malformed history: {e}")),
+            },
+        };
+        Ok(vec![outcome])
+    }
+
+    fn history_form(&self) -> HistoryForm {
+        HistoryForm::Txn(self.kind)
+    }
+
+    fn check_options(&self) -> CheckOptions {
+        CheckOptions {
+            txn: self.txn_options(),
+            ..CheckOptions::default()
         }
     }
 }
@@ -190,41 +209,9 @@ pub fn check_list_append(history: &[checker::history::Op]) -> CheckOutcome {
 /// it was read) with chosen options, as a checker outcome.
 pub fn check_txn(history: &TxnHistory, options: &TxnOptions) -> CheckOutcome {
     let checker = history.workload().name();
-    let result = match checker::txn::check(history, options) {
-        Ok(result) => result,
-        Err(e) => return CheckOutcome::unknown(checker, format!("malformed history: {e}")),
-    };
-    let time_of = |index: u64| history.invoke_time(index);
-    let anomalies: Vec<results::Anomaly> = result
-        .anomalies
-        .iter()
-        .map(|a| {
-            let mut anomaly = results::Anomaly::new(&a.kind, checker, &a.explanation)
-                .with_key(a.keys.first().map(|k| k.to_string()))
-                .with_ops(a.txns.clone(), a.txns.first().and_then(|&i| time_of(i)));
-            anomaly.edges = a
-                .edges
-                .iter()
-                .map(|e| results::AnomalyEdge {
-                    from: e.from,
-                    to: e.to,
-                    kind: e.kind.clone(),
-                    key: e.key.clone(),
-                })
-                .collect();
-            anomaly
-        })
-        .collect();
-    let mut checker_result = results::CheckerResult::new(result.valid);
-    for (kind, count) in &result.counts {
-        checker_result = checker_result.with_anomalies(kind, *count);
-    }
-    let details =
-        serde_json::to_value(&result).unwrap_or_else(|e| json!({ "error": e.to_string() }));
-    CheckOutcome {
-        checker: checker.to_string(),
-        result: checker_result.with_details(details),
-        anomalies,
+    match checker::txn::check(history, options) {
+        Ok(result) => result.outcome(checker, history),
+        Err(e) => CheckOutcome::unknown(checker, format!("malformed history: {e}")),
     }
 }
 

@@ -25,9 +25,8 @@ pub mod set;
 use std::fmt;
 use std::str::FromStr;
 
-use checker::Validity;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::generator::{BoxGen, Invocation};
 use crate::system::db::NodeInfo;
@@ -121,31 +120,132 @@ pub trait Workload: Send + Sync {
     /// `None` if none.
     fn final_generator(&self, nodes: &[NodeInfo]) -> Option<BoxGen>;
 
-    /// Checks a complete history (nemesis ops are ignored): one entry per
-    /// checker.
-    fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome>;
+    /// Checks a complete history as `faultline run` does (nemesis ops are
+    /// ignored): [`Workload::check_with`] under [`Workload::check_options`],
+    /// a history the checkers cannot read becoming an unknown verdict. One
+    /// entry per checker.
+    fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
+        match self.check_with(CheckInput::Ops(history), &self.check_options()) {
+            Ok(outcomes) => outcomes,
+            Err(failure) => vec![CheckOutcome::unknown(
+                failure.checker(),
+                format!("malformed history: {}", failure.message()),
+            )],
+        }
+    }
+
+    /// The options `faultline run` checks with: [`CheckOptions::default`],
+    /// with what the test set for this workload (its consistency models).
+    fn check_options(&self) -> CheckOptions {
+        CheckOptions::default()
+    }
+
+    /// Runs this workload's checkers on `history` with `options`: the one
+    /// path from a workload to its checkers, for `faultline run` and
+    /// `faultline check` alike. One entry per checker.
+    fn check_with(
+        &self,
+        history: CheckInput<'_>,
+        options: &CheckOptions,
+    ) -> Result<Vec<CheckOutcome>, CheckFailure>;
+
+    /// The form its checkers read a history in most cheaply (`faultline
+    /// check` reads a file straight into it).
+    fn history_form(&self) -> HistoryForm {
+        HistoryForm::Ops
+    }
 }
 
-/// One checker's verdict on a history, with the anomalies it found.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CheckOutcome {
-    /// The checker's name, a key of `results.json`'s `checkers`.
-    pub checker: String,
-    /// Its verdict, anomaly counts and details.
-    pub result: results::CheckerResult,
-    /// The anomalies, with the ops that show them.
-    pub anomalies: Vec<results::Anomaly>,
+/// One checker's verdict on a history, with the anomalies it found: the
+/// checker's own stored outcome.
+pub use checker::outcome::CheckOutcome;
+
+/// How a history reaches the checkers.
+#[derive(Clone, Copy, Debug)]
+pub enum CheckInput<'h> {
+    /// Generic ops, as recorded or imported.
+    Ops(&'h [checker::history::Op]),
+    /// The transactional checker's compact form, read straight from a file.
+    Txn(&'h checker::txn::TxnHistory),
 }
 
-impl CheckOutcome {
-    /// An `unknown` verdict of `checker`, with `reason` in the details: for
-    /// a checker that could not judge (malformed history, no checker yet).
-    pub fn unknown(checker: &str, reason: impl Into<String>) -> CheckOutcome {
-        let details = json!({ "reason": reason.into() });
-        CheckOutcome {
-            checker: checker.to_string(),
-            result: results::CheckerResult::new(Validity::Unknown).with_details(details),
-            anomalies: Vec::new(),
+/// What [`CheckInput`] a workload's checkers read most cheaply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryForm {
+    /// Generic ops.
+    Ops,
+    /// Transactions of this workload.
+    Txn(checker::txn::TxnWorkload),
+}
+
+/// The checkers' knobs: `faultline run` uses the defaults, `faultline
+/// check` sets them from its flags.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The linearizability checker's model (the register workload).
+    pub model: checker::model::ModelSpec,
+    /// The linearizability checker's budgets and progress counter.
+    pub linearizable: checker::linearizable::Options,
+    /// The transactional checker's options (append, rw-register).
+    pub txn: checker::txn::TxnOptions,
+}
+
+impl Default for CheckOptions {
+    /// A cas-register from nil within [`register::CHECK_TIME_LIMIT`]; the
+    /// transactional checker's defaults.
+    fn default() -> Self {
+        CheckOptions {
+            model: checker::model::ModelSpec {
+                kind: checker::model::ModelKind::CasRegister,
+                init: Value::Null,
+                nil_read: checker::model::NilRead::Value,
+            },
+            linearizable: checker::linearizable::Options {
+                time_limit: Some(register::CHECK_TIME_LIMIT),
+                ..checker::linearizable::Options::default()
+            },
+            txn: checker::txn::TxnOptions::default(),
+        }
+    }
+}
+
+/// A check that could not give a verdict, as opposed to an unknown one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckFailure {
+    /// The history does not pair up or the model cannot read an op.
+    #[error("{checker}: {message}")]
+    Malformed {
+        /// The checker that refused it.
+        checker: &'static str,
+        /// Why, naming the op.
+        message: String,
+    },
+    /// The options are wrong (e.g. a bad initial value for the model).
+    #[error("{checker}: {message}")]
+    Usage {
+        /// The checker that refused them.
+        checker: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl CheckFailure {
+    /// The checker that failed.
+    pub fn checker(&self) -> &'static str {
+        match self {
+            CheckFailure::Malformed { checker, .. } | CheckFailure::Usage { checker, .. } => {
+                checker
+            }
+        }
+    }
+
+    /// Why, without the checker's name.
+    pub fn message(&self) -> &str {
+        match self {
+            CheckFailure::Malformed { message, .. } | CheckFailure::Usage { message, .. } => {
+                message
+            }
         }
     }
 }
@@ -184,6 +284,7 @@ fn read_on_every_node(nodes: &[NodeInfo], read: impl Fn() -> Invocation) -> BoxG
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn workload_names_round_trip_through_every_spelling() {

@@ -28,13 +28,12 @@
 
 use std::time::Duration;
 
-use checker::linearizable::{check, Options};
-use checker::model::{ModelKind, ModelSpec, NilRead};
+use checker::linearizable::{check, CheckError};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::{CheckOutcome, Workload, WorkloadOptions};
+use super::{CheckFailure, CheckInput, CheckOptions, CheckOutcome, Workload, WorkloadOptions};
 use crate::generator::{BoxGen, Invocation, KeyRotation};
 use crate::system::db::NodeInfo;
 
@@ -80,32 +79,36 @@ impl Workload for RegisterWorkload {
         None
     }
 
-    fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
-        vec![check_linearizable(history, CHECK_TIME_LIMIT)]
+    fn check_with(
+        &self,
+        history: CheckInput<'_>,
+        options: &CheckOptions,
+    ) -> Result<Vec<CheckOutcome>, CheckFailure> {
+        let CheckInput::Ops(history) = history else {
+            return Err(CheckFailure::Usage {
+                checker: CHECKER,
+                message: "the linearizability checker reads ops, not transactions".into(),
+            });
+        };
+        Ok(vec![check_linearizable(history, options)?])
     }
 }
 
-/// The `linearizable` outcome of `history` under the cas-register model.
-pub fn check_linearizable(history: &[checker::history::Op], limit: Duration) -> CheckOutcome {
-    let spec = ModelSpec {
-        kind: ModelKind::CasRegister,
-        init: Value::Null,
-        nil_read: NilRead::Value,
-    };
-    let options = Options {
-        time_limit: Some(limit),
-        ..Options::default()
-    };
-    match check(history, &spec, &options) {
-        Ok(result) => {
-            let (result, anomalies) = results::CheckerResult::from_linearizable(CHECKER, &result);
-            CheckOutcome {
-                checker: CHECKER.to_string(),
-                result,
-                anomalies,
-            }
-        }
-        Err(e) => CheckOutcome::unknown(CHECKER, format!("malformed history: {e}")),
+/// The `linearizable` outcome of `history` under `options.model`.
+pub fn check_linearizable(
+    history: &[checker::history::Op],
+    options: &CheckOptions,
+) -> Result<CheckOutcome, CheckFailure> {
+    match check(history, &options.model, &options.linearizable) {
+        Ok(result) => Ok(result.outcome(CHECKER)),
+        Err(e @ CheckError::Spec(_)) => Err(CheckFailure::Usage {
+            checker: CHECKER,
+            message: e.to_string(),
+        }),
+        Err(e) => Err(CheckFailure::Malformed {
+            checker: CHECKER,
+            message: e.to_string(),
+        }),
     }
 }
 

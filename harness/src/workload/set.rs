@@ -26,12 +26,15 @@
 //! twice `duplicate-elements`. The anomaly counts are complete; the listed
 //! anomalies are a sample (32 per kind).
 
-use checker::set::{check_set, SetAnomaly, SetResult};
+use checker::set::check_set;
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::{read_on_every_node, CheckOutcome, Workload, WorkloadOptions};
+use super::{
+    read_on_every_node, CheckFailure, CheckInput, CheckOptions, CheckOutcome, Workload,
+    WorkloadOptions,
+};
 use crate::generator::{BoxGen, Context, FromFn, Invocation};
 use crate::system::db::NodeInfo;
 
@@ -76,46 +79,24 @@ impl Workload for SetWorkload {
         Some(read_on_every_node(nodes, read))
     }
 
-    fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
-        vec![match check_set(history) {
-            Ok(result) => outcome(&result),
+    /// A malformed set history is an unknown verdict here too (not a
+    /// failure): `faultline check --workload set` reports it so.
+    fn check_with(
+        &self,
+        history: CheckInput<'_>,
+        _options: &CheckOptions,
+    ) -> Result<Vec<CheckOutcome>, CheckFailure> {
+        let CheckInput::Ops(history) = history else {
+            return Err(CheckFailure::Usage {
+                checker: CHECKER,
+                message: "the set checker reads ops, not transactions".into(),
+            });
+        };
+        Ok(vec![match check_set(history) {
+            Ok(result) => result.outcome(CHECKER),
             Err(e) => CheckOutcome::unknown(CHECKER, format!("malformed history: {e}")),
-        }]
+        }])
     }
-}
-
-/// The set checker's result as a [`CheckOutcome`].
-fn outcome(result: &SetResult) -> CheckOutcome {
-    use checker::set::{DUPLICATE_ELEMENTS, LOST_WRITE, STALE_READ, UNEXPECTED_ELEMENT};
-    let counts = &result.counts;
-    let details = serde_json::to_value(result).unwrap_or_else(|e| {
-        Value::String(format!("the set checker's result did not serialize: {e}"))
-    });
-    let mut checker_result = results::CheckerResult::new(result.valid).with_details(details);
-    for (kind, count) in [
-        (LOST_WRITE, counts.lost),
-        (STALE_READ, counts.stale),
-        (UNEXPECTED_ELEMENT, counts.unexpected),
-        (DUPLICATE_ELEMENTS, counts.duplicated),
-    ] {
-        if count > 0 {
-            checker_result = checker_result.with_anomalies(kind, count);
-        }
-    }
-    CheckOutcome {
-        checker: CHECKER.to_string(),
-        result: checker_result,
-        anomalies: result.anomalies.iter().map(anomaly).collect(),
-    }
-}
-
-fn anomaly(found: &SetAnomaly) -> results::Anomaly {
-    let mut anomaly = results::Anomaly::new(found.kind, CHECKER, found.explanation.clone())
-        .with_key(found.key.clone())
-        .with_ops(found.ops.clone(), found.time);
-    anomaly.element = Some(found.element.clone());
-    anomaly.node = found.node.clone();
-    anomaly
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! bucket, and a group is found only when its `key` words and state are equal
 //! in full, so a hash collision can never prune a branch. Within a group, a
 //! new configuration is pruned when a recorded `info` set is a subset of its
-//! own: that configuration dominates it (see `linear`).
+//! own: that configuration dominates it (see `super`).
 //!
 //! Keys, info sets and states live back to back in arenas: inserting
 //! allocates only when an arena grows (amortised), and a lookup never does.

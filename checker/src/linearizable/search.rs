@@ -271,6 +271,10 @@ impl Linearized {
 ///   states, since it changes nothing;
 /// - equal indeterminate ops are interchangeable, so they are linearized in
 ///   invocation order: one is tried only once its equal predecessor is in.
+///
+/// Long (about 125 lines) on purpose: it is the search loop, whose state
+/// (stack, memo, linearized set, hash) stays in locals so the hot path
+/// makes no calls it cannot inline; split, it measured slower.
 pub fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<M::Op>],

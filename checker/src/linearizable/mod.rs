@@ -7,6 +7,14 @@
 //! a key is invalid, keys after it in that order are not needed for the
 //! verdict: they are reported `skipped` (even if a worker had finished one),
 //! so the result is the same on every run. `all_keys` checks every key.
+//!
+//! # Layout
+//! - [`search`]: the search over one partition, with its memo table
+//!   (`search::memo`).
+//! - here: partitioning, the parallel driver, budgets, explanations, and the
+//!   stored outcome ([`CheckResult::outcome`]).
+
+pub mod search;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,8 +24,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use self::search::{search, Budget, Failure, Search, SearchOp, SearchStats};
 use crate::history::Op;
-use crate::linear::{search, Budget, Failure, Search, SearchOp, SearchStats};
 use crate::model::counter::Counter;
 use crate::model::multi_register::MultiRegister;
 use crate::model::mutex::Mutex;
@@ -25,6 +33,7 @@ use crate::model::queue::Queue;
 use crate::model::register::Register;
 use crate::model::set::Set;
 use crate::model::{Model, ModelError, ModelKind, ModelSpec};
+use crate::outcome::{details_of, Anomaly, CheckOutcome, CheckerResult};
 use crate::pair::{pair, Call, Outcome, PairError};
 use crate::verdict::Validity;
 
@@ -194,6 +203,63 @@ pub fn partition_count(history: &[Op]) -> usize {
         .map(|o| o.key.as_deref())
         .collect();
     keys.len()
+}
+
+/// The anomaly kind of a failed linearizability check.
+pub const NOT_LINEARIZABLE: &str = "not-linearizable";
+
+impl CheckResult {
+    /// The stored outcome of this result, named `checker`: one
+    /// `not-linearizable` anomaly per invalid key (or one for the whole
+    /// history when it has no keys), whose ops are the op that could not be
+    /// linearized and the last `ok` op before it; the result itself in the
+    /// details.
+    pub fn outcome(&self, checker: &str) -> CheckOutcome {
+        let mut anomalies = Vec::new();
+        for (key, key_result) in &self.keys {
+            if key_result.valid == KeyVerdict::Invalid {
+                let explanation = key_result.explanation.as_ref();
+                anomalies.push(not_linearizable(checker, Some(key), explanation));
+            }
+        }
+        if anomalies.is_empty() && self.valid == Validity::Invalid {
+            let key = self.first_invalid_key.as_ref();
+            anomalies.push(not_linearizable(checker, key, self.explanation.as_ref()));
+        }
+        let mut result =
+            CheckerResult::new(self.valid).with_details(details_of(self, "linearizability"));
+        if !anomalies.is_empty() {
+            result = result.with_anomalies(NOT_LINEARIZABLE, anomalies.len());
+        }
+        CheckOutcome {
+            checker: checker.to_string(),
+            result,
+            anomalies,
+        }
+    }
+}
+
+fn not_linearizable(
+    checker: &str,
+    key: Option<&String>,
+    explanation: Option<&Explanation>,
+) -> Anomaly {
+    let mut anomaly =
+        Anomaly::new(NOT_LINEARIZABLE, checker, "not linearizable").with_key(key.cloned());
+    if let Some(explanation) = explanation {
+        let culprit = &explanation.op;
+        anomaly.ops.push(culprit.index as u64);
+        anomaly.ops.extend(culprit.complete_index.map(|i| i as u64));
+        if let Some(last_ok) = &explanation.last_ok {
+            anomaly.ops.push(last_ok.index as u64);
+            anomaly.ops.extend(last_ok.complete_index.map(|i| i as u64));
+        }
+        anomaly.ops.sort_unstable();
+        anomaly.ops.dedup();
+        anomaly.time = culprit.time;
+        anomaly.explanation = explanation.message.clone();
+    }
+    anomaly
 }
 
 /// Checks `history` against `spec`.
@@ -482,5 +548,48 @@ fn explain<M: Model>(
             .map(|&i| OpRef::of(&calls[origin[i]]))
             .collect(),
         states,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::OpType;
+    use crate::model::ModelKind;
+    use serde_json::json;
+
+    #[test]
+    fn a_stale_register_read_becomes_a_not_linearizable_anomaly() {
+        // write 1 completes, then a read that starts later returns 0.
+        let write = Op::invoke(1, "write", json!(1)).with_key("k1");
+        let read = Op::invoke(2, "read", json!(null)).with_key("k1");
+        let history: Vec<Op> = [
+            write.clone(),
+            write.completed(OpType::Ok, json!(1)),
+            read.clone(),
+            read.completed(OpType::Ok, json!(0)),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut op)| {
+            op.index = i as u64;
+            op.time = Some(i as u64 * 1_000);
+            op
+        })
+        .collect();
+        let spec = ModelSpec {
+            init: json!(0),
+            ..ModelSpec::new(ModelKind::Register)
+        };
+        let result = check(&history, &spec, &Options::default()).unwrap();
+        let outcome = result.outcome("linearizable");
+        assert_eq!(outcome.result.valid, Validity::Invalid);
+        assert_eq!(outcome.result.anomalies[NOT_LINEARIZABLE], 1);
+        assert_eq!(outcome.anomalies.len(), 1);
+        let anomaly = &outcome.anomalies[0];
+        assert_eq!(anomaly.key.as_deref(), Some("k1"));
+        assert!(anomaly.ops.contains(&2), "{anomaly:?}");
+        assert_eq!(anomaly.time, Some(2_000));
+        assert!(!anomaly.explanation.is_empty());
     }
 }

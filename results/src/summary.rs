@@ -1,4 +1,7 @@
-//! The results of a run: what `results.json` holds.
+//! The summary of a run: what `results.json` holds.
+//!
+//! A checker's part of it ([`CheckerResult`], [`Anomaly`]) is the checker's
+//! own stored outcome (`checker::outcome`), re-exported here.
 //!
 //! # Format (`results.json`)
 //!
@@ -11,6 +14,7 @@
 //! | `checkers.*.valid` | `true` / `false` / `"unknown"` | that checker's verdict |
 //! | `checkers.*.anomalies` | object: kind → count | how many anomalies of each kind it found (complete counts) |
 //! | `checkers.*.details` | any JSON | the checker's own result, as it reports it (`null` if none) |
+//! | `checkers.*.rows` | array of anomaly, optional | the anomalies the report tabulates when `anomalies` holds only a sample of them (the set checker's lost and stale elements, up to 200 per kind and key); absent otherwise |
 //! | `anomalies` | array of anomaly | the anomalies found, with evidence (may be fewer than the counts: a checker may report a sample) |
 //! | `anomalies[].kind` | string | the anomaly kind, in DESIGN's names: `not-linearizable`, `lost-write`, `stale-read`, `G1c`, ... |
 //! | `anomalies[].checker` | string | the checker that found it (a key of `checkers`) |
@@ -41,15 +45,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use checker::linearizable::{CheckResult, KeyVerdict};
+pub use checker::linearizable::NOT_LINEARIZABLE;
+pub use checker::outcome::{Anomaly, AnomalyEdge, CheckerResult};
 use checker::Validity;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::stats::Stats;
-
-/// The anomaly kind of a failed linearizability check.
-pub const NOT_LINEARIZABLE: &str = "not-linearizable";
 
 /// Everything a run concluded; the schema of `results.json` (module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,98 +81,6 @@ pub struct Results {
     /// The same instant in RFC 3339 (UTC, ns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
-}
-
-/// One checker's verdict and what it found.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheckerResult {
-    /// Its verdict.
-    pub valid: Validity,
-    /// How many anomalies of each kind (DESIGN's names) it found.
-    #[serde(default)]
-    pub anomalies: BTreeMap<String, usize>,
-    /// The checker's own result, as it reports it.
-    #[serde(default)]
-    pub details: Value,
-}
-
-/// One anomaly, tied to the ops of the history that show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anomaly {
-    /// Its kind: `not-linearizable`, `lost-write`, `G1c`, ...
-    pub kind: String,
-    /// The checker that found it.
-    pub checker: String,
-    /// The key it concerns, if the history is over keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// History indices of the ops involved.
-    #[serde(default)]
-    pub ops: Vec<u64>,
-    /// When it happened (ns since the test started), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<u64>,
-    /// What is wrong, in words.
-    pub explanation: String,
-    /// Set anomalies: the element.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub element: Option<Value>,
-    /// Set anomalies: the node that acknowledged the add (lost, stale) or
-    /// answered the offending read (unexpected, duplicated).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    /// Transactional cycles: the dependencies, in cycle order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub edges: Vec<AnomalyEdge>,
-}
-
-/// One dependency of a transactional cycle: txn `from` precedes txn `to`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnomalyEdge {
-    /// History index of the earlier txn's invocation.
-    pub from: u64,
-    /// History index of the later txn's invocation.
-    pub to: u64,
-    /// `ww`, `wr`, `rw`, `process` or `realtime`.
-    pub kind: String,
-    /// The key of a data dependency (`ww`, `wr`, `rw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-impl Anomaly {
-    /// An anomaly of `kind` found by `checker`, with nothing but its
-    /// explanation; fill in the rest with the `with_` methods or directly.
-    pub fn new(
-        kind: impl Into<String>,
-        checker: impl Into<String>,
-        explanation: impl Into<String>,
-    ) -> Anomaly {
-        Anomaly {
-            kind: kind.into(),
-            checker: checker.into(),
-            key: None,
-            ops: Vec::new(),
-            time: None,
-            explanation: explanation.into(),
-            element: None,
-            node: None,
-            edges: Vec::new(),
-        }
-    }
-
-    /// With the key it concerns.
-    pub fn with_key(mut self, key: Option<String>) -> Anomaly {
-        self.key = key;
-        self
-    }
-
-    /// With the history indices of its ops and when it happened.
-    pub fn with_ops(mut self, ops: Vec<u64>, time: Option<u64>) -> Anomaly {
-        self.ops = ops;
-        self.time = time;
-        self
-    }
 }
 
 impl Results {
@@ -238,84 +148,9 @@ impl Results {
     }
 }
 
-impl CheckerResult {
-    /// A verdict with no anomalies and no details.
-    pub fn new(valid: Validity) -> CheckerResult {
-        CheckerResult {
-            valid,
-            anomalies: BTreeMap::new(),
-            details: Value::Null,
-        }
-    }
-
-    /// With `count` anomalies of `kind` (added to any already counted).
-    pub fn with_anomalies(mut self, kind: impl Into<String>, count: usize) -> CheckerResult {
-        *self.anomalies.entry(kind.into()).or_default() += count;
-        self
-    }
-
-    /// With the checker's own result.
-    pub fn with_details(mut self, details: Value) -> CheckerResult {
-        self.details = details;
-        self
-    }
-
-    /// The result of the linearizability checker, named `checker`, and one
-    /// `not-linearizable` anomaly per invalid key (or one for the whole
-    /// history when it has no keys). The anomaly's ops are the op that could
-    /// not be linearized and the last `ok` op before it.
-    pub fn from_linearizable(checker: &str, result: &CheckResult) -> (CheckerResult, Vec<Anomaly>) {
-        let mut anomalies = Vec::new();
-        for (key, key_result) in &result.keys {
-            if key_result.valid == KeyVerdict::Invalid {
-                let explanation = key_result.explanation.as_ref();
-                anomalies.push(not_linearizable(checker, Some(key), explanation));
-            }
-        }
-        if anomalies.is_empty() && result.valid == Validity::Invalid {
-            let key = result.first_invalid_key.as_ref();
-            anomalies.push(not_linearizable(checker, key, result.explanation.as_ref()));
-        }
-        let details = serde_json::to_value(result).unwrap_or_else(|e| {
-            Value::String(format!("the checker's result did not serialize: {e}"))
-        });
-        let mut checker_result = CheckerResult::new(result.valid).with_details(details);
-        if !anomalies.is_empty() {
-            checker_result = checker_result.with_anomalies(NOT_LINEARIZABLE, anomalies.len());
-        }
-        (checker_result, anomalies)
-    }
-}
-
-fn not_linearizable(
-    checker: &str,
-    key: Option<&String>,
-    explanation: Option<&checker::linearizable::Explanation>,
-) -> Anomaly {
-    let mut anomaly =
-        Anomaly::new(NOT_LINEARIZABLE, checker, "not linearizable").with_key(key.cloned());
-    if let Some(explanation) = explanation {
-        let culprit = &explanation.op;
-        anomaly.ops.push(culprit.index as u64);
-        anomaly.ops.extend(culprit.complete_index.map(|i| i as u64));
-        if let Some(last_ok) = &explanation.last_ok {
-            anomaly.ops.push(last_ok.index as u64);
-            anomaly.ops.extend(last_ok.complete_index.map(|i| i as u64));
-        }
-        anomaly.ops.sort_unstable();
-        anomaly.ops.dedup();
-        anomaly.time = culprit.time;
-        anomaly.explanation = explanation.message.clone();
-    }
-    anomaly
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use checker::history::{Op, OpType};
-    use checker::linearizable::{check, Options};
-    use checker::model::{ModelKind, ModelSpec};
     use serde_json::json;
     use Validity::*;
 
@@ -428,40 +263,5 @@ mod tests {
             (None, None)
         );
         assert!(anomaly.edges.is_empty());
-    }
-
-    #[test]
-    fn a_stale_register_read_becomes_a_not_linearizable_anomaly() {
-        // write 1 completes, then a read that starts later returns 0.
-        let write = Op::invoke(1, "write", json!(1)).with_key("k1");
-        let read = Op::invoke(2, "read", json!(null)).with_key("k1");
-        let history: Vec<Op> = [
-            write.clone(),
-            write.completed(OpType::Ok, json!(1)),
-            read.clone(),
-            read.completed(OpType::Ok, json!(0)),
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut op)| {
-            op.index = i as u64;
-            op.time = Some(i as u64 * 1_000);
-            op
-        })
-        .collect();
-        let spec = ModelSpec {
-            init: json!(0),
-            ..ModelSpec::new(ModelKind::Register)
-        };
-        let result = check(&history, &spec, &Options::default()).unwrap();
-        let (checker_result, anomalies) = CheckerResult::from_linearizable("linearizable", &result);
-        assert_eq!(checker_result.valid, Invalid);
-        assert_eq!(checker_result.anomalies[NOT_LINEARIZABLE], 1);
-        assert_eq!(anomalies.len(), 1);
-        let anomaly = &anomalies[0];
-        assert_eq!(anomaly.key.as_deref(), Some("k1"));
-        assert!(anomaly.ops.contains(&2), "{anomaly:?}");
-        assert_eq!(anomaly.time, Some(2_000));
-        assert!(!anomaly.explanation.is_empty());
     }
 }
