@@ -49,7 +49,7 @@ impl CheckOutcome {
 pub struct CheckerResult {
     /// Its verdict.
     pub valid: Validity,
-    /// How many anomalies of each kind (DESIGN's names) it found.
+    /// How many anomalies of each kind (docs/DESIGN.md's names) it found.
     #[serde(default)]
     pub anomalies: BTreeMap<String, usize>,
     /// The checker's own result, as it reports it.

@@ -224,7 +224,7 @@ impl LatencySummary {
 /// One anomaly, explained.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SetAnomaly {
-    /// DESIGN's name: `lost-write`, `stale-read`, `unexpected-element` or
+    /// docs/DESIGN.md's name: `lost-write`, `stale-read`, `unexpected-element` or
     /// `duplicate-elements`.
     pub kind: &'static str,
     /// The set's key, if the history has keys.

@@ -24,7 +24,7 @@ impl Validity {
         self.max(other)
     }
 
-    /// The process exit code of DESIGN's shared vocabulary: 0, 1 or 2.
+    /// The process exit code of docs/DESIGN.md's shared vocabulary: 0, 1 or 2.
     pub fn exit_code(self) -> i32 {
         match self {
             Validity::Valid => 0,

@@ -1,4 +1,4 @@
-//! Exit codes, as DESIGN's shared vocabulary fixes them for every command:
+//! Exit codes, as docs/DESIGN.md's shared vocabulary fixes them for every command:
 //! 0 valid, 1 invalid, 2 unknown, 3 usage error, 4 bad input, 5 the harness
 //! itself failed. `anyhow` errors never leak out as clap's or Rust's own codes.
 

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap) and the shared duration syntax.
-//! - [`exit`]: the exit codes of DESIGN's shared vocabulary, and error mapping.
+//! - [`exit`]: the exit codes of docs/DESIGN.md's shared vocabulary, and error mapping.
 //! - [`check`]: `faultline check`: check a recorded history.
 //! - `cleanup` (in `main`): `faultline cleanup`, over the library's `cleanup`.
 //! - `report` (in `main`): `faultline report RUN_DIR`, over `results::write_report`.

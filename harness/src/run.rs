@@ -1,4 +1,4 @@
-//! The life of a test (DESIGN): set up the nodes, run the workload while the
+//! The life of a test (docs/DESIGN.md): set up the nodes, run the workload while the
 //! nemesis runs its schedule, heal, recover, run the final reads, tear down,
 //! check, and store the results.
 //!

@@ -1,6 +1,6 @@
 //! The test: everything that defines a run, from flags and/or a TOML file.
 //!
-//! Keys are the long flag names without dashes (DESIGN's shared vocabulary):
+//! Keys are the long flag names without dashes (docs/DESIGN.md's shared vocabulary):
 //! `write-concern = "majority"`, `time-limit = "30s"`. Flags override the
 //! file. The resolved test (seed included) is saved as the run's `test.json`,
 //! which `--test` reads back as well, so any run can be repeated exactly.
@@ -259,7 +259,7 @@ pub fn mode_name<T: clap::ValueEnum>(value: T) -> String {
         .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
-/// Parses DESIGN's durations: `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+/// Parses docs/DESIGN.md's durations: `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t

@@ -1,7 +1,7 @@
 //! The fault vocabulary: every fault `--nemesis` names, what it starts with,
 //! what undoes it and what it needs from the system under test.
 //!
-//! Names are DESIGN's shared vocabulary: `partition` (a random topology each
+//! Names are docs/DESIGN.md's shared vocabulary: `partition` (a random topology each
 //! time), `partition-one`, `partition-primary`, `partition-halves`,
 //! `partition-ring`, `partition-bridge`, `partition-one-way`, `kill`,
 //! `kill-primary`, `pause`, `pause-primary`, `clock`, `crash`, `slow`,

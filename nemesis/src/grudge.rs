@@ -169,7 +169,7 @@ pub fn view(nodes: &[Node], grudge: &Grudge, node: &str) -> BTreeSet<Node> {
 
 /// A partition topology: which grudge to build at the moment of the fault.
 ///
-/// Serialized (and parsed) with the fault names of DESIGN's shared
+/// Serialized (and parsed) with the fault names of docs/DESIGN.md's shared
 /// vocabulary. `partition` alone means "a random topology each time": see
 /// [`Topology::RANDOM_CHOICES`] and [`Topology::random`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! A window runs from the completion (`info`) of a fault action
 //! (`partition`, `kill`, `crash`, `pause`, `clock`, `slow`, `flaky`) to the
 //! completion of its undo (`heal`; `start` for `kill`/`crash`; `resume`;
-//! `reset`; `fast` for `slow`/`flaky`), as DESIGN's history format says. The
+//! `reset`; `fast` for `slow`/`flaky`), as docs/DESIGN.md's history format says. The
 //! verbs and their pairs are the nemesis crate's ([`Verb::undo`]); a
 //! completion's value is read as the [`FaultOp`] applied, or, for a failed
 //! action, shown as it was asked. An undo closes every open window of the

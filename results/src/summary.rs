@@ -16,7 +16,7 @@
 //! | `checkers.*.details` | any JSON | the checker's own result, as it reports it (`null` if none) |
 //! | `checkers.*.rows` | array of anomaly, optional | the anomalies the report tabulates when `anomalies` holds only a sample of them (the set checker's lost and stale elements, up to 200 per kind and key); absent otherwise |
 //! | `anomalies` | array of anomaly | the anomalies found, with evidence (may be fewer than the counts: a checker may report a sample) |
-//! | `anomalies[].kind` | string | the anomaly kind, in DESIGN's names: `not-linearizable`, `lost-write`, `stale-read`, `G1c`, ... |
+//! | `anomalies[].kind` | string | the anomaly kind, in docs/DESIGN.md's names: `not-linearizable`, `lost-write`, `stale-read`, `G1c`, ... |
 //! | `anomalies[].checker` | string | the checker that found it (a key of `checkers`) |
 //! | `anomalies[].key` | string, optional | the key it concerns, for histories over independent keys |
 //! | `anomalies[].ops` | array of integers | history indices (`index` in `history.jsonl`) of the ops involved |

@@ -202,7 +202,7 @@ pub struct TxnEdge {
 /// One anomaly, explained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TxnAnomaly {
-    /// DESIGN's anomaly kind (`G-single`, `lost-update`, ...).
+    /// docs/DESIGN.md's anomaly kind (`G-single`, `lost-update`, ...).
     pub kind: String,
     /// History indices of the invocations of the txns involved (`T12` is index 12).
     pub txns: Vec<u64>,

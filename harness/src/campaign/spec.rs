@@ -1,5 +1,5 @@
 //! A campaign file: a matrix of cells, each a test table plus `runs`,
-//! `expect` and `min-detections` (DESIGN's shared vocabulary).
+//! `expect` and `min-detections` (docs/DESIGN.md's shared vocabulary).
 //!
 //! ```toml
 //! name = "demo"
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::test_spec::TestSpec;
 
-/// The anomaly kinds a detection expectation may name (DESIGN's
+/// The anomaly kinds a detection expectation may name (docs/DESIGN.md's
 /// vocabulary); the cycle kinds also with `-process` and `-realtime`.
 pub const ANOMALY_KINDS: [&str; 18] = [
     "not-linearizable",
@@ -60,7 +60,7 @@ pub const ANOMALY_KINDS: [&str; 18] = [
 /// Cycle kinds that also come with `-process` / `-realtime` suffixes.
 const SUFFIXED: [&str; 5] = ["G0", "G1c", "G-single", "G-nonadjacent", "G2-item"];
 
-/// Whether `kind` is a kind of DESIGN's vocabulary.
+/// Whether `kind` is a kind of docs/DESIGN.md's vocabulary.
 pub fn is_anomaly_kind(kind: &str) -> bool {
     if ANOMALY_KINDS.contains(&kind) || kind.ends_with("-cycle-exists") {
         return true;
