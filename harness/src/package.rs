@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nemesis::net::Net;
-use nemesis::{Action, Fault, FaultOp, Links, Node, Shape, Skew, Step, Stopped, Target, Topology};
+use nemesis::{Action, Fault, FaultOp, Links, Node, Partition, Shape, Skew, Step, Stopped, Target};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -197,7 +197,7 @@ impl NemesisClient {
 
     async fn partition(&mut self, shape: Shape) -> Result<FaultOp, String> {
         let topology = shape.topology(&mut self.rng);
-        let primary = if topology == Topology::Primary {
+        let primary = if topology == Partition::Primary {
             self.primary().await
         } else {
             None

@@ -20,7 +20,7 @@ use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::grudge::{majority, Node, Topology, UnknownTopology};
+use crate::grudge::{majority, Node, Partition, UnknownTopology};
 use crate::verb::Verb;
 
 /// One nemesis action, as the schedule asks it.
@@ -193,10 +193,10 @@ pub enum Skew {
 /// topology's name (`"partition-ring"`, ...) otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shape {
-    /// One of [`Topology::RANDOM_CHOICES`], drawn each time.
+    /// One of [`Partition::RANDOM_CHOICES`], drawn each time.
     Random,
     /// Always this topology.
-    Topology(Topology),
+    Partition(Partition),
 }
 
 impl Shape {
@@ -204,10 +204,10 @@ impl Shape {
     pub const RANDOM: &'static str = "partition";
 
     /// The topology to cut now: drawn for [`Shape::Random`].
-    pub fn topology<R: Rng + ?Sized>(self, rng: &mut R) -> Topology {
+    pub fn topology<R: Rng + ?Sized>(self, rng: &mut R) -> Partition {
         match self {
-            Shape::Random => Topology::random(rng),
-            Shape::Topology(topology) => topology,
+            Shape::Random => Partition::random(rng),
+            Shape::Partition(topology) => topology,
         }
     }
 }
@@ -216,7 +216,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Shape::Random => f.write_str(Self::RANDOM),
-            Shape::Topology(topology) => topology.fmt(f),
+            Shape::Partition(topology) => topology.fmt(f),
         }
     }
 }
@@ -228,7 +228,7 @@ impl FromStr for Shape {
         if name == Self::RANDOM {
             return Ok(Shape::Random);
         }
-        name.parse().map(Shape::Topology)
+        name.parse().map(Shape::Partition)
     }
 }
 
@@ -264,7 +264,7 @@ mod tests {
                 r#""partition""#,
             ),
             (
-                Action::Partition(Shape::Topology(Topology::Ring)),
+                Action::Partition(Shape::Partition(Partition::Ring)),
                 "partition",
                 r#""partition-ring""#,
             ),

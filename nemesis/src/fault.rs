@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::action::{Action, Shape, Skew, Target};
-use crate::grudge::Topology;
+use crate::grudge::Partition;
 
 /// One fault of the vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,15 +92,15 @@ impl Fault {
 
     /// The action that starts this fault.
     pub fn start(self) -> Action {
-        let partition = |t| Action::Partition(Shape::Topology(t));
+        let partition = |t| Action::Partition(Shape::Partition(t));
         match self {
             Fault::Partition => Action::Partition(Shape::Random),
-            Fault::PartitionOne => partition(Topology::One),
-            Fault::PartitionPrimary => partition(Topology::Primary),
-            Fault::PartitionHalves => partition(Topology::RandomHalves),
-            Fault::PartitionRing => partition(Topology::Ring),
-            Fault::PartitionBridge => partition(Topology::Bridge),
-            Fault::PartitionOneWay => partition(Topology::OneWay),
+            Fault::PartitionOne => partition(Partition::One),
+            Fault::PartitionPrimary => partition(Partition::Primary),
+            Fault::PartitionHalves => partition(Partition::RandomHalves),
+            Fault::PartitionRing => partition(Partition::Ring),
+            Fault::PartitionBridge => partition(Partition::Bridge),
+            Fault::PartitionOneWay => partition(Partition::OneWay),
             Fault::Kill => Action::Kill(Target::Random),
             Fault::KillPrimary => Action::Kill(Target::Primary),
             Fault::Pause => Action::Pause(Target::Random),

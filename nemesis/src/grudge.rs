@@ -171,9 +171,9 @@ pub fn view(nodes: &[Node], grudge: &Grudge, node: &str) -> BTreeSet<Node> {
 ///
 /// Serialized (and parsed) with the fault names of docs/DESIGN.md's shared
 /// vocabulary. `partition` alone means "a random topology each time": see
-/// [`Topology::RANDOM_CHOICES`] and [`Topology::random`].
+/// [`Partition::RANDOM_CHOICES`] and [`Partition::random`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Topology {
+pub enum Partition {
     /// Isolate one random node ([`isolate`]).
     #[serde(rename = "partition-one")]
     One,
@@ -199,48 +199,48 @@ pub enum Topology {
     OneWay,
 }
 
-impl Topology {
+impl Partition {
     /// The topologies the plain `partition` fault picks from.
-    pub const RANDOM_CHOICES: [Topology; 6] = [
-        Topology::One,
-        Topology::Primary,
-        Topology::RandomHalves,
-        Topology::Ring,
-        Topology::Bridge,
-        Topology::OneWay,
+    pub const RANDOM_CHOICES: [Partition; 6] = [
+        Partition::One,
+        Partition::Primary,
+        Partition::RandomHalves,
+        Partition::Ring,
+        Partition::Bridge,
+        Partition::OneWay,
     ];
 
     /// Every topology.
-    pub const ALL: [Topology; 7] = [
-        Topology::One,
-        Topology::Primary,
-        Topology::Halves,
-        Topology::RandomHalves,
-        Topology::Ring,
-        Topology::Bridge,
-        Topology::OneWay,
+    pub const ALL: [Partition; 7] = [
+        Partition::One,
+        Partition::Primary,
+        Partition::Halves,
+        Partition::RandomHalves,
+        Partition::Ring,
+        Partition::Bridge,
+        Partition::OneWay,
     ];
 
     /// The fault name (`partition-one`, ...).
     pub fn name(self) -> &'static str {
         match self {
-            Topology::One => "partition-one",
-            Topology::Primary => "partition-primary",
-            Topology::Halves => "partition-fixed-halves",
-            Topology::RandomHalves => "partition-halves",
-            Topology::Ring => "partition-ring",
-            Topology::Bridge => "partition-bridge",
-            Topology::OneWay => "partition-one-way",
+            Partition::One => "partition-one",
+            Partition::Primary => "partition-primary",
+            Partition::Halves => "partition-fixed-halves",
+            Partition::RandomHalves => "partition-halves",
+            Partition::Ring => "partition-ring",
+            Partition::Bridge => "partition-bridge",
+            Partition::OneWay => "partition-one-way",
         }
     }
 
-    /// One of [`Topology::RANDOM_CHOICES`], for the plain `partition` fault.
-    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Topology {
+    /// One of [`Partition::RANDOM_CHOICES`], for the plain `partition` fault.
+    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Partition {
         Self::RANDOM_CHOICES[rng.gen_range(0..Self::RANDOM_CHOICES.len())]
     }
 
     /// The grudge for `nodes` now. `primary` is only used by
-    /// [`Topology::Primary`]; when it is `None` or not one of `nodes`, a
+    /// [`Partition::Primary`]; when it is `None` or not one of `nodes`, a
     /// random node is isolated instead.
     pub fn grudge<R: Rng + ?Sized>(
         self,
@@ -249,22 +249,22 @@ impl Topology {
         rng: &mut R,
     ) -> Grudge {
         match self {
-            Topology::One => match nodes.choose(rng) {
+            Partition::One => match nodes.choose(rng) {
                 Some(victim) => isolate(nodes, victim),
                 None => Grudge::new(),
             },
-            Topology::Primary => match primary.filter(|p| nodes.iter().any(|n| n == p)) {
+            Partition::Primary => match primary.filter(|p| nodes.iter().any(|n| n == p)) {
                 Some(primary) => isolate(nodes, primary),
                 None => {
                     tracing::warn!("no known primary; isolating a random node instead");
-                    Topology::One.grudge(nodes, None, rng)
+                    Partition::One.grudge(nodes, None, rng)
                 }
             },
-            Topology::Halves => halves(nodes),
-            Topology::RandomHalves => random_halves(nodes, rng),
-            Topology::Ring => majorities_ring(nodes, rng),
-            Topology::Bridge => bridge(nodes, rng),
-            Topology::OneWay => {
+            Partition::Halves => halves(nodes),
+            Partition::RandomHalves => random_halves(nodes, rng),
+            Partition::Ring => majorities_ring(nodes, rng),
+            Partition::Bridge => bridge(nodes, rng),
+            Partition::OneWay => {
                 let pair: Vec<&Node> = nodes.choose_multiple(rng, 2).collect();
                 match pair.as_slice() {
                     [from, to] => one_way(from, to),
@@ -275,7 +275,7 @@ impl Topology {
     }
 }
 
-impl fmt::Display for Topology {
+impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -286,11 +286,11 @@ impl fmt::Display for Topology {
 #[error("unknown partition topology {0:?} (expected one of partition-one, partition-primary, partition-halves, partition-ring, partition-bridge, partition-one-way, partition-fixed-halves)")]
 pub struct UnknownTopology(pub String);
 
-impl FromStr for Topology {
+impl FromStr for Partition {
     type Err = UnknownTopology;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Topology::ALL
+        Partition::ALL
             .into_iter()
             .find(|t| t.name() == name)
             .ok_or_else(|| UnknownTopology(name.to_string()))
@@ -505,7 +505,7 @@ mod tests {
         );
         assert!(one_way("a", "a").is_empty());
         for_each(
-            |nodes, rng| Topology::OneWay.grudge(nodes, None, rng),
+            |nodes, rng| Partition::OneWay.grudge(nodes, None, rng),
             |_, grudge| {
                 assert_eq!(links(grudge).len(), 1);
                 assert!(!symmetric(grudge));
@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn every_topology_respects_the_invariants() {
-        for topology in Topology::ALL {
+        for topology in Partition::ALL {
             for_each(
                 |nodes, rng| topology.grudge(nodes, Some("n1"), rng),
                 |_, g| assert!(!g.is_empty()),
@@ -528,24 +528,24 @@ mod tests {
         let nodes = nodes(5);
         let mut rng = StdRng::seed_from_u64(3);
         assert_eq!(
-            Topology::Primary.grudge(&nodes, Some("n4"), &mut rng),
+            Partition::Primary.grudge(&nodes, Some("n4"), &mut rng),
             isolate(&nodes, "n4")
         );
-        let fallback = Topology::Primary.grudge(&nodes, Some("zz"), &mut rng);
+        let fallback = Partition::Primary.grudge(&nodes, Some("zz"), &mut rng);
         assert_eq!(components(&nodes, &fallback).len(), 2);
     }
 
     #[test]
     fn topology_names_round_trip() {
-        for topology in Topology::ALL {
-            assert_eq!(topology.name().parse::<Topology>(), Ok(topology));
+        for topology in Partition::ALL {
+            assert_eq!(topology.name().parse::<Partition>(), Ok(topology));
             let json = serde_json::to_string(&topology).unwrap();
             assert_eq!(json, format!("\"{}\"", topology.name()));
-            assert_eq!(serde_json::from_str::<Topology>(&json).unwrap(), topology);
+            assert_eq!(serde_json::from_str::<Partition>(&json).unwrap(), topology);
         }
-        assert!("partition".parse::<Topology>().is_err());
+        assert!("partition".parse::<Partition>().is_err());
         let mut rng = StdRng::seed_from_u64(9);
-        assert!(Topology::RANDOM_CHOICES.contains(&Topology::random(&mut rng)));
+        assert!(Partition::RANDOM_CHOICES.contains(&Partition::random(&mut rng)));
     }
 
     #[test]

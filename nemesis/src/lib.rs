@@ -41,7 +41,7 @@ pub mod verb;
 
 pub use action::{Action, Shape, Skew, Stopped, Target};
 pub use fault::{Ability, Fault, UnknownFault};
-pub use grudge::{Grudge, Node, Topology};
+pub use grudge::{Grudge, Node, Partition};
 pub use net::{Net, NetError};
 pub use op::{FaultOp, Links};
 pub use schedule::{final_actions, Schedule, Step};
