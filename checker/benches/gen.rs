@@ -287,6 +287,7 @@ pub fn generate(kind: Kind, seed: u64) -> Generated {
 }
 
 /// Schedules the clients, then applies the effects in time order.
+// Long on purpose: one simulation (timeouts, schedule, effects in time order) over shared per-op state.
 fn simulate(p: &Params, rng: &mut Rng) -> Vec<SimOp> {
     // Which ops time out.
     let mut timed_out = vec![false; p.ops];

@@ -336,6 +336,7 @@ fn report_big(name: &str, kind: Kind, reps: usize, m: &mut Metrics) -> Vec<Op> {
 
 // ---------------------------------------------------------------- main
 
+// Long on purpose: the report reads top to bottom as its list of scenarios, one block each.
 fn main() {
     // `cargo test --benches` runs this binary without `--bench`: the report
     // would take minutes in a debug build, so there is nothing to do then.

@@ -172,6 +172,7 @@ impl Generator for Prefixed {
     }
 }
 
+// Long on purpose: the benchmark reads top to bottom as its procedure (set up, A/B runs, table).
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.runs == 0 || args.concurrency == 0 || args.seconds <= 0.0 {
@@ -588,6 +589,7 @@ fn cpu_model() -> String {
 /// invocation and one completion per op, on one thread. Then `--runs` pairs
 /// of A and B with [`NullClient`], which isolates the interpreter's own cost
 /// (owner task, two channel hops per op, dispatch) from the network.
+// Long on purpose: each measurement is one straight block, in the order the report prints them.
 fn micro(args: &Args, dir: &Path) -> Result<()> {
     let recorder = Recorder::create(dir.join("record-only.jsonl"))?;
     let invocation = Invocation::new("cas", serde_json::json!([1, 3])).on_key("r0b-17");

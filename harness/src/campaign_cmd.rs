@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use harness::campaign::{
-    run_seed, spec::DEMO, Campaign, CampaignRecord, CellOutcome, CellVerdict, RunRecord,
+    run_seed,
+    spec::{Cell, DEMO},
+    Campaign, CampaignRecord, CellOutcome, CellVerdict, RunRecord,
 };
 use harness::test_spec::NetBackend;
 use rand::Rng;
@@ -20,22 +22,9 @@ use crate::run_cmd::{enter_private_netns, interruptible, Stop};
 
 /// Runs the command.
 pub fn run(args: CampaignArgs) -> Result<u8, Failure> {
-    let mut campaign = match &args.file {
-        Some(path) => Campaign::load(path).map_err(|e| Failure::BadInput(e.to_string()))?,
-        None => Campaign::parse(DEMO, "built-in demo (campaigns/demo.toml)", "demo")
-            .map_err(|e| Failure::Internal(e.into()))?,
-    };
-    apply_flags(&mut campaign, &args)?;
+    let campaign = load(&args)?;
     if args.list {
-        for cell in &campaign.cells {
-            println!(
-                "{}  runs {}  expect {}  (line {})",
-                cell.name,
-                cell.runs,
-                cell.expect.describe(),
-                cell.line
-            );
-        }
+        list_cells(&campaign);
         return Ok(exit::VALID);
     }
     if let Some(cell) = campaign
@@ -51,8 +40,8 @@ pub fn run(args: CampaignArgs) -> Result<u8, Failure> {
         .seed
         .or(campaign.seed)
         .unwrap_or_else(|| rand::thread_rng().gen());
-    let store_root = args.store.clone();
-    let dir = campaign_dir(&store_root, &campaign.name)?;
+    let store_root = &args.store;
+    let dir = campaign_dir(store_root, &campaign.name)?;
     let mut record = CampaignRecord {
         name: campaign.name.clone(),
         source: campaign.source.clone(),
@@ -63,12 +52,7 @@ pub fn run(args: CampaignArgs) -> Result<u8, Failure> {
         command: repeat_command(&args, seed),
         cells: campaign.cells.iter().map(CellOutcome::new).collect(),
     };
-    let write = |record: &CampaignRecord| {
-        record
-            .write(&dir, &store_root)
-            .map_err(|e| Failure::Internal(anyhow::anyhow!("writing {}: {e}", dir.display())))
-    };
-    write(&record)?;
+    write_record(&record, &dir, store_root)?;
     let planned: usize = campaign.cells.iter().map(|c| c.runs).sum();
     println!(
         "campaign {} (seed {seed}): {} cells, {planned} runs; {}",
@@ -76,17 +60,64 @@ pub fn run(args: CampaignArgs) -> Result<u8, Failure> {
         campaign.cells.len(),
         dir.display()
     );
+    run_cells(&campaign, &mut record, &dir, store_root)?;
+    record.status = "complete".into();
+    record.finished = Some(now());
+    write_record(&record, &dir, store_root)?;
+    Ok(print_verdict(&record, &dir))
+}
+
+/// The campaign file named on the command line (or the built-in demo), with
+/// the flags applied over it.
+fn load(args: &CampaignArgs) -> Result<Campaign, Failure> {
+    let mut campaign = match &args.file {
+        Some(path) => Campaign::load(path).map_err(|e| Failure::BadInput(e.to_string()))?,
+        None => Campaign::parse(DEMO, "built-in demo (campaigns/demo.toml)", "demo")
+            .map_err(|e| Failure::Internal(e.into()))?,
+    };
+    apply_flags(&mut campaign, args)?;
+    Ok(campaign)
+}
+
+/// `--list`: one line per cell.
+fn list_cells(campaign: &Campaign) {
+    for cell in &campaign.cells {
+        println!(
+            "{}  runs {}  expect {}  (line {})",
+            cell.name,
+            cell.runs,
+            cell.expect.describe(),
+            cell.line
+        );
+    }
+}
+
+/// Writes `campaign.json`, `campaign.html` and `junit.xml` in `dir`.
+fn write_record(record: &CampaignRecord, dir: &Path, store_root: &Path) -> Result<(), Failure> {
+    record
+        .write(dir, store_root)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("writing {}: {e}", dir.display())))
+}
+
+/// Runs every cell's runs in order, recording (and writing) each run's
+/// outcome as it ends. A signal stops the campaign: the record is written
+/// as interrupted and the error says where it is.
+fn run_cells(
+    campaign: &Campaign,
+    record: &mut CampaignRecord,
+    dir: &Path,
+    store_root: &Path,
+) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Internal(e.into()))?;
+    let planned: usize = campaign.cells.iter().map(|c| c.runs).sum();
     let mut done = 0;
     for (index, cell) in campaign.cells.iter().enumerate() {
         for i in 0..cell.runs {
             done += 1;
-            let mut spec = cell.test.clone();
-            let run_seed = run_seed(seed, &cell.name, i);
-            spec.seed = Some(run_seed);
+            let run_seed = run_seed(record.seed, &cell.name, i);
             println!(
                 "== [{done}/{planned}] cell {} run {} of {} (expect {})",
                 cell.name,
@@ -94,45 +125,74 @@ pub fn run(args: CampaignArgs) -> Result<u8, Failure> {
                 cell.runs,
                 cell.expect.describe()
             );
-            let started = Instant::now();
-            let run = match runtime.block_on(interruptible(&spec)) {
-                Ok(outcome) => RunRecord::from_results(
-                    &cell.expect,
-                    run_seed,
-                    outcome.run.path().to_path_buf(),
-                    &outcome.results,
-                    started.elapsed().as_secs_f64(),
-                ),
-                Err(Stop::Signal(signal)) => {
-                    record.status = "interrupted".into();
-                    record.finished = Some(now());
-                    write(&record)?;
-                    print!("{}", record.summary_table());
-                    return Err(Failure::Internal(anyhow::anyhow!(
-                        "interrupted by {signal}: the run's nodes are stopped; what was done is in {}",
-                        dir.join("campaign.json").display()
-                    )));
-                }
-                Err(Stop::Failed(failure)) => {
-                    eprintln!("faultline: run failed: {failure:#}");
-                    RunRecord::failed(
-                        run_seed,
-                        None,
-                        format!("{failure:#}"),
-                        started.elapsed().as_secs_f64(),
-                    )
-                }
+            let run = match run_one(&runtime, cell, run_seed) {
+                Ok(run) => run,
+                Err(signal) => return Err(interrupted(record, dir, store_root, signal)),
             };
             println!("{}", run_line(&run));
             record.cells[index].runs.push(run);
-            write(&record)?;
+            write_record(record, dir, store_root)?;
         }
         let outcome = &record.cells[index];
         println!("cell {}: {}", outcome.name, outcome.verdict());
     }
-    record.status = "complete".into();
+    Ok(())
+}
+
+/// One run of `cell` with `run_seed`: its record, failed or not, or the
+/// signal that stopped it.
+fn run_one(
+    runtime: &tokio::runtime::Runtime,
+    cell: &Cell,
+    run_seed: u64,
+) -> Result<RunRecord, &'static str> {
+    let mut spec = cell.test.clone();
+    spec.seed = Some(run_seed);
+    let started = Instant::now();
+    match runtime.block_on(interruptible(&spec)) {
+        Ok(outcome) => Ok(RunRecord::from_results(
+            &cell.expect,
+            run_seed,
+            outcome.run.path().to_path_buf(),
+            &outcome.results,
+            started.elapsed().as_secs_f64(),
+        )),
+        Err(Stop::Signal(signal)) => Err(signal),
+        Err(Stop::Failed(failure)) => {
+            eprintln!("faultline: run failed: {failure:#}");
+            Ok(RunRecord::failed(
+                run_seed,
+                None,
+                format!("{failure:#}"),
+                started.elapsed().as_secs_f64(),
+            ))
+        }
+    }
+}
+
+/// Marks the campaign interrupted by `signal`, writes it, prints the table
+/// so far, and returns the failure to exit with.
+fn interrupted(
+    record: &mut CampaignRecord,
+    dir: &Path,
+    store_root: &Path,
+    signal: &'static str,
+) -> Failure {
+    record.status = "interrupted".into();
     record.finished = Some(now());
-    write(&record)?;
+    if let Err(failure) = write_record(record, dir, store_root) {
+        return failure;
+    }
+    print!("{}", record.summary_table());
+    Failure::Internal(anyhow::anyhow!(
+        "interrupted by {signal}: the run's nodes are stopped; what was done is in {}",
+        dir.join("campaign.json").display()
+    ))
+}
+
+/// Prints the summary table, the verdict and where the reports are; returns
+/// the exit code: 0 every expectation met, 1 one unmet, 2 some undecided.
+fn print_verdict(record: &CampaignRecord, dir: &Path) -> u8 {
     println!();
     print!("{}", record.summary_table());
     let verdict = record.verdict();
@@ -147,11 +207,11 @@ pub fn run(args: CampaignArgs) -> Result<u8, Failure> {
     );
     println!("report: {}", dir.join("campaign.html").display());
     println!("junit:  {}", dir.join("junit.xml").display());
-    Ok(match verdict {
+    match verdict {
         CellVerdict::Met => exit::VALID,
         CellVerdict::Unmet => 1,
         CellVerdict::Unknown => 2,
-    })
+    }
 }
 
 /// `--runs-per-cell`, `--time-limit`, `--store` and `--only` over the file.

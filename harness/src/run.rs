@@ -23,10 +23,10 @@ use crate::client::Client;
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
 use crate::package::{final_generator, NemesisClient, Schedule};
-use crate::system::db::{Db, DbError};
+use crate::system::db::{Db, DbError, NodeInfo};
 use crate::system::{Deployment, System, SystemError};
 use crate::test_spec::{format_duration, TestSpec};
-use crate::workload::{workload, WorkloadOptions};
+use crate::workload::{workload, Workload, WorkloadOptions};
 use nemesis::Fault;
 
 /// How long the final phase (final reads) may take.
@@ -68,25 +68,10 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let seed = spec
         .seed
         .ok_or_else(|| RunError::Other("the seed must be resolved before a run".into()))?;
-    let store = Store::new(&spec.store);
-    let run = store.create_run(&spec.name())?;
-    let test_json = serde_json::to_value(spec).map_err(|e| RunError::Other(e.to_string()))?;
-    run.write_test_json(&test_json)?;
-    println!("run {} (seed {seed})", run.path().display());
-
+    let (run, test_json) = create_run(spec, seed)?;
     let system = crate::system::by_name(spec.system_name()).map_err(RunError::Other)?;
-    let Deployment { db, net } = set_up_db(system, spec, &run, seed).await?;
+    let Deployment { db, net } = set_up(system, spec, &run, seed).await?;
     let nodes = db.nodes().to_vec();
-    let state = RunState {
-        harness_pid: std::process::id(),
-        nodes: db.pids().into_iter().collect(),
-        net: net
-            .as_ref()
-            .map(|_| format!("{:?}", spec.net).to_lowercase()),
-    };
-    state
-        .write(run.path())
-        .map_err(|e| RunError::Other(format!("writing the run's state file: {e}")))?;
     let db: Arc<Mutex<Box<dyn Db>>> = Arc::new(Mutex::new(db));
     let faults = Fault::parse_list(&spec.nemesis).map_err(|e| RunError::Other(e.to_string()))?;
     let nemesis_client: Option<Box<dyn Client>> = if faults.is_empty() {
@@ -125,31 +110,103 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         progress.clone(),
     );
     let bar = progress_bar(spec.time_limit, progress.clone(), start);
+    run_main_phase(&mut interpreter, spec, work.as_ref(), &faults).await?;
+    run_final_phase(&mut interpreter, &db, work.as_ref(), &faults, &nodes, &bar).await?;
+    drop(interpreter);
+    bar.finish_and_clear();
 
+    tear_down(&db, &run, recorder)?;
+    let results = check(&run, work.as_ref(), test_json, seed, start_wall)?;
+    store(&run, &results)?;
+    Ok(RunOutcome { run, results })
+}
+
+/// Creates the run's directory in the store and writes `test.json` there;
+/// returns the directory and the test as JSON (for `results.json`).
+fn create_run(spec: &TestSpec, seed: u64) -> Result<(RunDir, serde_json::Value), RunError> {
+    let store = Store::new(&spec.store);
+    let run = store.create_run(&spec.name())?;
+    let test_json = serde_json::to_value(spec).map_err(|e| RunError::Other(e.to_string()))?;
+    run.write_test_json(&test_json)?;
+    println!("run {} (seed {seed})", run.path().display());
+    Ok((run, test_json))
+}
+
+/// Deploys the system and starts its nodes ([`set_up_db`]), then writes the
+/// run's state file so that `faultline cleanup` can find what a killed
+/// harness left behind.
+async fn set_up(
+    system: &dyn System,
+    spec: &TestSpec,
+    run: &RunDir,
+    seed: u64,
+) -> Result<Deployment, RunError> {
+    let deployment = set_up_db(system, spec, run, seed).await?;
+    let state = RunState {
+        harness_pid: std::process::id(),
+        nodes: deployment.db.pids().into_iter().collect(),
+        net: deployment
+            .net
+            .as_ref()
+            .map(|_| format!("{:?}", spec.net).to_lowercase()),
+    };
+    state
+        .write(run.path())
+        .map_err(|e| RunError::Other(format!("writing the run's state file: {e}")))?;
+    Ok(deployment)
+}
+
+/// The main phase: the workload's generator, staggered to the spec's rate,
+/// while the nemesis runs its schedule, both for the spec's time limit.
+async fn run_main_phase(
+    interpreter: &mut Interpreter,
+    spec: &TestSpec,
+    work: &dyn Workload,
+    faults: &[Fault],
+) -> Result<(), RunError> {
     let main = TimeLimit::new(spec.time_limit, Stagger::rate(spec.rate, work.generator()));
     let schedule = TimeLimit::new(
         spec.time_limit,
-        Box::new(Schedule::new(&faults, spec.nemesis_interval)),
+        Box::new(Schedule::new(faults, spec.nemesis_interval)),
     );
     interpreter
         .run_phase(Box::new(main), Box::new(schedule))
         .await?;
-    // Heal everything, then wait until the cluster has a primary again.
+    Ok(())
+}
+
+/// The final phase: heal everything, wait until the cluster has a primary
+/// again, then run the workload's final reads (if it has any).
+async fn run_final_phase(
+    interpreter: &mut Interpreter,
+    db: &Mutex<Box<dyn Db>>,
+    work: &dyn Workload,
+    faults: &[Fault],
+    nodes: &[NodeInfo],
+    bar: &ProgressBar,
+) -> Result<(), RunError> {
     bar.set_message("healing and recovering");
     interpreter
-        .run_phase(Box::new(Empty), Box::new(final_generator(&faults)))
+        .run_phase(Box::new(Empty), Box::new(final_generator(faults)))
         .await?;
-    wait_for_recovery(&db).await;
-    if let Some(final_reads) = work.final_generator(&nodes) {
+    wait_for_recovery(db).await;
+    if let Some(final_reads) = work.final_generator(nodes) {
         bar.set_message("final reads");
         let final_phase = TimeLimit::new(FINAL_PHASE_LIMIT, final_reads);
         interpreter
             .run_phase(Box::new(final_phase), Box::new(Empty))
             .await?;
     }
-    drop(interpreter);
-    bar.finish_and_clear();
+    Ok(())
+}
 
+/// Tears the nodes down, removes the run's state file and flushes the
+/// history to disk.
+fn tear_down(
+    db: &Mutex<Box<dyn Db>>,
+    run: &RunDir,
+    recorder: Arc<Recorder>,
+) -> Result<(), RunError> {
     tokio::task::block_in_place(|| db.lock().map(|mut db| db.teardown()))
         .map_err(|_| RunError::Other("the database lock is poisoned".into()))??;
     RunState::remove(run.path());
@@ -158,25 +215,39 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     recorder
         .finish()
         .map_err(|e| RunError::Other(format!("finishing the history: {e}")))?;
+    Ok(())
+}
 
-    let history = read_history(&run)?;
+/// Reads the stored history back and runs the workload's checkers on it.
+fn check(
+    run: &RunDir,
+    work: &dyn Workload,
+    test_json: serde_json::Value,
+    seed: u64,
+    start_wall: SystemTime,
+) -> Result<Results, RunError> {
+    let history = read_history(run)?;
     let mut checkers = std::collections::BTreeMap::new();
     let mut anomalies = Vec::new();
     for outcome in tokio::task::block_in_place(|| work.check(&history)) {
         anomalies.extend(outcome.anomalies);
         checkers.insert(outcome.checker, outcome.result);
     }
-    let results = Results::compose(checkers, anomalies, stats(&history))
+    Ok(Results::compose(checkers, anomalies, stats(&history))
         .with_test(test_json)
         .with_run_dir(run.path().to_path_buf())
         .with_seed(seed)
-        .with_start(start_wall);
-    run.write_results(&results)?;
+        .with_start(start_wall))
+}
+
+/// Writes `results.json` and the report.
+fn store(run: &RunDir, results: &Results) -> Result<(), RunError> {
+    run.write_results(results)?;
     // The report is for people; a failure to draw it must not lose the verdict.
     if let Err(e) = tokio::task::block_in_place(|| results::write_report(run.path())) {
         eprintln!("faultline: the report could not be written: {e}");
     }
-    Ok(RunOutcome { run, results })
+    Ok(())
 }
 
 /// How many times the nodes (and their proxies) are started afresh when a

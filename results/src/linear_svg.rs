@@ -105,24 +105,8 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
         explanation.op.index,
         t0 as f64 / 1e9
     );
-    for tick in 0..=5 {
-        let t = t0 + ((span / 1.08) * f64::from(tick) / 5.0) as u64;
-        let tx = x(t);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{tx:.1}" y1="{TOP}" x2="{tx:.1}" y2="{rows_h}" stroke="#ddd"/><text x="{tx:.1}" y="{:.1}" fill="#666" text-anchor="middle">{:.2}</text>"##,
-            TOP - 6.0,
-            (t - t0) as f64 / 1e6
-        );
-    }
-    for (p, row) in &row_of {
-        let y = TOP + ROW * *row as f64;
-        let _ = writeln!(
-            svg,
-            r##"<text x="8" y="{:.1}" fill="#333">process {p}</text>"##,
-            y + 24.0
-        );
-    }
+    time_axis(&mut svg, t0, span, rows_h, &x);
+    process_labels(&mut svg, &row_of);
     let mut by_row: BTreeMap<usize, Vec<&ClientOp>> = BTreeMap::new();
     for op in &window {
         by_row.entry(row_of[&op.process]).or_default().push(op);
@@ -141,7 +125,39 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
             );
         }
     }
-    let mut y = rows_h + 22.0;
+    notes_and_legend(&mut svg, notes, rows_h + 22.0);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Six time ticks across the rows, labelled in ms from `t0`.
+fn time_axis(svg: &mut String, t0: u64, span: f64, rows_h: f64, x: &dyn Fn(u64) -> f64) {
+    for tick in 0..=5 {
+        let t = t0 + ((span / 1.08) * f64::from(tick) / 5.0) as u64;
+        let tx = x(t);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{tx:.1}" y1="{TOP}" x2="{tx:.1}" y2="{rows_h}" stroke="#ddd"/><text x="{tx:.1}" y="{:.1}" fill="#666" text-anchor="middle">{:.2}</text>"##,
+            TOP - 6.0,
+            (t - t0) as f64 / 1e6
+        );
+    }
+}
+
+/// Each row's process, at the left.
+fn process_labels(svg: &mut String, row_of: &BTreeMap<u64, usize>) {
+    for (p, row) in row_of {
+        let y = TOP + ROW * *row as f64;
+        let _ = writeln!(
+            svg,
+            r##"<text x="8" y="{:.1}" fill="#333">process {p}</text>"##,
+            y + 24.0
+        );
+    }
+}
+
+/// The notes under the rows, one a line from `y`, then the legend.
+fn notes_and_legend(svg: &mut String, notes: Vec<(&'static str, String)>, mut y: f64) {
     for (colour, note) in notes {
         let _ = writeln!(
             svg,
@@ -155,8 +171,6 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
         svg,
         r##"<text x="8" y="{y:.1}" fill="#666">{legend}</text>"##
     );
-    svg.push_str("</svg>\n");
-    svg
 }
 
 /// The ops to draw: those of the key closest (in invocation order) to the

@@ -291,13 +291,10 @@ fn latency_range(data: &Prepared) -> Range<f64> {
     (lo.max(1e-3) / 1.5)..(hi * 1.5)
 }
 
-fn draw_latency_raw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    data: &Prepared,
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
+/// The completed ops the `latency-raw` plot draws, and its stride: every
+/// fail, info and anomalous op, and one `ok` op in `stride` so that at most
+/// [`RAW_POINT_BUDGET`] of them are drawn.
+fn raw_points<'a>(data: &Prepared<'a>) -> (Vec<&'a ClientOp>, usize) {
     let ops = data.input.ops;
     let completed: Vec<&ClientOp> = ops.iter().filter(|op| op.complete_ns.is_some()).collect();
     let ok_count = completed
@@ -316,6 +313,17 @@ where
             (ok_seen - 1) % stride == 0
         })
         .collect();
+    (shown, stride)
+}
+
+fn draw_latency_raw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &Prepared,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (shown, stride) = raw_points(data);
     let caption = if stride > 1 {
         format!("latency, every op (1 in {stride} ok ops drawn; all fail/info/anomalous)")
     } else {

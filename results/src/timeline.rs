@@ -90,15 +90,7 @@ fn page_html(
     ops: &[ClientOp],
     windows: &[FaultWindow],
 ) -> String {
-    // Every event of the page in history order: (history index, time).
-    let mut events: Vec<(u64, u64)> = Vec::with_capacity(ops.len() * 2);
-    for op in ops {
-        events.push((op.index, op.invoke_ns));
-        if let (Some(i), Some(t)) = (op.complete_index, op.complete_ns) {
-            events.push((i, t));
-        }
-    }
-    events.sort_unstable();
+    let events = page_events(ops);
     let processes: BTreeSet<u64> = ops.iter().map(|op| op.process).collect();
     let column: BTreeMap<u64, usize> = processes
         .iter()
@@ -117,21 +109,7 @@ fn page_html(
         .tags("\n")
         .append(&nav)
         .tags("\n");
-    if let (Some(first), Some(last)) = (ops.first(), ops.last()) {
-        html.element(
-            "p",
-            format_args!(
-                "ops {}–{} of the history (indices {}–{}), {} to {}",
-                (page - 1) * OPS_PER_PAGE + 1,
-                (page - 1) * OPS_PER_PAGE + ops.len(),
-                first.index,
-                last.index,
-                seconds(first.invoke_ns),
-                seconds(last.complete_ns.unwrap_or(last.invoke_ns))
-            ),
-        )
-        .tags("\n");
-    }
+    extent(&mut html, page, ops);
     html.open(
         "div",
         &[
@@ -163,6 +141,38 @@ fn page_html(
         .append(&nav)
         .tags("\n</body></html>\n");
     html.into_string()
+}
+
+/// Every event of the page's `ops` in history order: (history index, time).
+fn page_events(ops: &[ClientOp]) -> Vec<(u64, u64)> {
+    let mut events: Vec<(u64, u64)> = Vec::with_capacity(ops.len() * 2);
+    for op in ops {
+        events.push((op.index, op.invoke_ns));
+        if let (Some(i), Some(t)) = (op.complete_index, op.complete_ns) {
+            events.push((i, t));
+        }
+    }
+    events.sort_unstable();
+    events
+}
+
+/// Which ops of the history the page shows, and when they ran.
+fn extent(html: &mut Html, page: usize, ops: &[ClientOp]) {
+    if let (Some(first), Some(last)) = (ops.first(), ops.last()) {
+        html.element(
+            "p",
+            format_args!(
+                "ops {}–{} of the history (indices {}–{}), {} to {}",
+                (page - 1) * OPS_PER_PAGE + 1,
+                (page - 1) * OPS_PER_PAGE + ops.len(),
+                first.index,
+                last.index,
+                seconds(first.invoke_ns),
+                seconds(last.complete_ns.unwrap_or(last.invoke_ns))
+            ),
+        )
+        .tags("\n");
+    }
 }
 
 /// The fault windows that overlap the page's `events`, in the faults column.

@@ -258,33 +258,13 @@ pub fn cycle_svg(txns: &[Txn], ids: &[u64], edges: &[AnomalyEdge]) -> String {
             } else {
                 (top(a), top(b) + BOX_H)
             };
-            let tip = if down { y2 - 8.0 } else { y2 + 8.0 };
-            let _ = write!(
-                body,
-                r#"<line x1="{x:.1}" y1="{y1:.1}" x2="{x:.1}" y2="{tip:.1}" stroke="{colour}" stroke-width="1.6"/><polygon points="{x:.1},{y2:.1} {:.1},{tip:.1} {:.1},{tip:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" fill="{colour}">{label}</text>"#,
-                x - 4.5,
-                x + 4.5,
-                x + 7.0,
-                (y1 + y2) / 2.0 + 4.0
-            );
+            straight_edge(&mut body, x, (y1, y2), colour, &label);
         } else {
             let bulge = 34.0 + 26.0 * arcs as f64;
             arcs += 1;
             widest_arc = widest_arc.max(bulge);
             let (ya, yb) = (top(a) + BOX_H / 2.0, top(b) + BOX_H / 2.0);
-            let _ = write!(
-                body,
-                r#"<path d="M {right:.1} {ya:.1} C {:.1} {ya:.1}, {:.1} {yb:.1}, {:.1} {yb:.1}" fill="none" stroke="{colour}" stroke-width="1.6"/><polygon points="{right:.1},{yb:.1} {:.1},{:.1} {:.1},{:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" fill="{colour}">{label}</text>"#,
-                right + bulge,
-                right + bulge,
-                right + 8.0,
-                right + 8.0,
-                yb - 4.5,
-                right + 8.0,
-                yb + 4.5,
-                right + bulge * 0.75 + 5.0,
-                (ya + yb) / 2.0 + 4.0
-            );
+            arc_edge(&mut body, right, bulge, (ya, yb), colour, &label);
         }
     }
     for (row, label) in labels.iter().enumerate() {
@@ -292,25 +272,70 @@ pub fn cycle_svg(txns: &[Txn], ids: &[u64], edges: &[AnomalyEdge]) -> String {
             .iter()
             .find(|t| t.id == order[row])
             .map_or(OpType::Info, |t| t.outcome);
-        let (fill, dash) = match outcome {
-            OpType::Ok => ("#eef2fb", ""),
-            OpType::Fail => ("#fbeaea", r#" stroke-dasharray="4 3""#),
-            _ => ("#fbf6e4", r#" stroke-dasharray="4 3""#),
-        };
-        let _ = write!(
-            body,
-            r##"<rect x="{MARGIN}" y="{:.1}" width="{box_w:.1}" height="{BOX_H}" rx="4" fill="{fill}" stroke="#445"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"##,
-            top(row),
-            MARGIN + 8.0,
-            top(row) + BOX_H / 2.0 + 4.0,
-            escape(label)
-        );
+        txn_box(&mut body, top(row), box_w, outcome, label);
     }
     let width = right + widest_arc + 70.0 + MARGIN;
     let height = 2.0 * MARGIN + order.len() as f64 * BOX_H + (order.len().max(1) - 1) as f64 * gap;
     format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="cycle" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans Mono, monospace" font-size="12">{body}</svg>"#
     )
+}
+
+/// A straight edge at `x` from `y1` to `y2` (its arrowhead at `y2`),
+/// labelled beside its middle.
+fn straight_edge(body: &mut String, x: f64, (y1, y2): (f64, f64), colour: &str, label: &str) {
+    let down = y2 > y1;
+    let tip = if down { y2 - 8.0 } else { y2 + 8.0 };
+    let _ = write!(
+        body,
+        r#"<line x1="{x:.1}" y1="{y1:.1}" x2="{x:.1}" y2="{tip:.1}" stroke="{colour}" stroke-width="1.6"/><polygon points="{x:.1},{y2:.1} {:.1},{tip:.1} {:.1},{tip:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" fill="{colour}">{label}</text>"#,
+        x - 4.5,
+        x + 4.5,
+        x + 7.0,
+        (y1 + y2) / 2.0 + 4.0
+    );
+}
+
+/// An edge bulging `bulge` to the right of the boxes' `right` side, from
+/// `ya` to `yb` (its arrowhead at `yb`), labelled at its outermost point.
+fn arc_edge(
+    body: &mut String,
+    right: f64,
+    bulge: f64,
+    (ya, yb): (f64, f64),
+    colour: &str,
+    label: &str,
+) {
+    let _ = write!(
+        body,
+        r#"<path d="M {right:.1} {ya:.1} C {:.1} {ya:.1}, {:.1} {yb:.1}, {:.1} {yb:.1}" fill="none" stroke="{colour}" stroke-width="1.6"/><polygon points="{right:.1},{yb:.1} {:.1},{:.1} {:.1},{:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" fill="{colour}">{label}</text>"#,
+        right + bulge,
+        right + bulge,
+        right + 8.0,
+        right + 8.0,
+        yb - 4.5,
+        right + 8.0,
+        yb + 4.5,
+        right + bulge * 0.75 + 5.0,
+        (ya + yb) / 2.0 + 4.0
+    );
+}
+
+/// One txn's box at `top`, filled by its outcome (dashed when not ok).
+fn txn_box(body: &mut String, top: f64, box_w: f64, outcome: OpType, label: &str) {
+    let (fill, dash) = match outcome {
+        OpType::Ok => ("#eef2fb", ""),
+        OpType::Fail => ("#fbeaea", r#" stroke-dasharray="4 3""#),
+        _ => ("#fbf6e4", r#" stroke-dasharray="4 3""#),
+    };
+    let _ = write!(
+        body,
+        r##"<rect x="{MARGIN}" y="{:.1}" width="{box_w:.1}" height="{BOX_H}" rx="4" fill="{fill}" stroke="#445"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"##,
+        top,
+        MARGIN + 8.0,
+        top + BOX_H / 2.0 + 4.0,
+        escape(label)
+    );
 }
 
 /// The rows of a table of non-cycle txn anomalies of one kind: each with its

@@ -313,19 +313,45 @@ fn expand(
             ));
         }
     }
-    let vary = match base.remove("vary") {
-        None => toml::Table::new(),
-        Some(toml::Value::Table(t)) => t,
-        Some(other) => {
-            return Err(at(
-                context,
-                "vary",
-                format!("must be a table of key = [values], got {other}"),
-            ))
-        }
-    };
+    let vary = take_vary(&mut base, context)?;
+    let combos = combinations(base, &vary, context)?;
+    let mut cells = Vec::new();
+    for (labels, table) in combos {
+        let test = combination_test(table, &labels, name.as_deref(), context)?;
+        cells.push(Cell {
+            name: test.name(),
+            test,
+            runs,
+            expect: expect.clone(),
+            min_detections,
+            line: context.line,
+        });
+    }
+    Ok(cells)
+}
+
+/// Removes the cell's `vary` table (empty when absent).
+fn take_vary(base: &mut toml::Table, context: &CellContext) -> Result<toml::Table, String> {
+    match base.remove("vary") {
+        None => Ok(toml::Table::new()),
+        Some(toml::Value::Table(t)) => Ok(t),
+        Some(other) => Err(at(
+            context,
+            "vary",
+            format!("must be a table of key = [values], got {other}"),
+        )),
+    }
+}
+
+/// Every combination of the `vary` values over `base`, each with the labels
+/// of its values (for the cell's name), in the file's order.
+fn combinations(
+    base: toml::Table,
+    vary: &toml::Table,
+    context: &CellContext,
+) -> Result<Vec<(Vec<String>, toml::Table)>, String> {
     let mut combos: Vec<(Vec<String>, toml::Table)> = vec![(Vec::new(), base)];
-    for (key, values) in &vary {
+    for (key, values) in vary {
         let toml::Value::Array(values) = values else {
             return Err(at(
                 context,
@@ -348,36 +374,35 @@ fn expand(
         }
         combos = next;
     }
-    let mut cells = Vec::new();
-    for (labels, table) in combos {
-        let test = TestSpec::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let message = e.to_string();
-            let line = field_in(&message).and_then(|k| context.key_line(&k));
-            match line {
-                Some(l) => format!("line {l}: {}", message.trim()),
-                None => message.trim().to_string(),
-            }
-        })?;
-        test.validate().map_err(|e| e.to_string())?;
-        let base_name = name.clone().unwrap_or_else(|| test.name());
-        let name = if labels.is_empty() {
-            base_name
-        } else {
-            format!("{base_name}-{}", labels.join("-"))
-        };
-        results::store::sanitize_test_name(&name).map_err(|e| e.to_string())?;
-        let mut test = test;
-        test.name = Some(name.clone());
-        cells.push(Cell {
-            name,
-            test,
-            runs,
-            expect: expect.clone(),
-            min_detections,
-            line: context.line,
-        });
-    }
-    Ok(cells)
+    Ok(combos)
+}
+
+/// One combination's test, validated and named: the cell's `name` (or the
+/// test's own name) followed by the combination's labels.
+fn combination_test(
+    table: toml::Table,
+    labels: &[String],
+    name: Option<&str>,
+    context: &CellContext,
+) -> Result<TestSpec, String> {
+    let mut test = TestSpec::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let message = e.to_string();
+        let line = field_in(&message).and_then(|k| context.key_line(&k));
+        match line {
+            Some(l) => format!("line {l}: {}", message.trim()),
+            None => message.trim().to_string(),
+        }
+    })?;
+    test.validate().map_err(|e| e.to_string())?;
+    let base_name = name.map_or_else(|| test.name(), str::to_string);
+    let name = if labels.is_empty() {
+        base_name
+    } else {
+        format!("{base_name}-{}", labels.join("-"))
+    };
+    results::store::sanitize_test_name(&name).map_err(|e| e.to_string())?;
+    test.name = Some(name);
+    Ok(test)
 }
 
 fn at(context: &CellContext, key: &str, message: String) -> String {
