@@ -35,8 +35,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::client::{BoxFuture, Client, Completion};
-use crate::system::db::{Db, NodeInfo};
 use crate::generator::{Context, Generator, Invocation, Next, Sequence};
+use crate::system::db::{Db, NodeInfo};
 
 /// How long a clock skew may be: up to this many ms either way.
 const MAX_SKEW_MS: i64 = 20_000;
@@ -136,7 +136,10 @@ impl NemesisClient {
     /// backend, which is not `Sync`, so it must not be borrowed across an
     /// await.)
     fn primary(&self) -> impl Future<Output = Option<String>> + Send + 'static {
-        let ask = self.ability(|db| db.as_primary().map(|p| p.primary()), "find the primary");
+        let ask = self.ability(
+            |db| db.as_primary().map(|p| p.primary()),
+            "find the primary",
+        );
         async move { ask.ok()?.await }
     }
 
@@ -352,7 +355,10 @@ impl NemesisClient {
     fn strobe_clock(&mut self, node: &str, offset_ms: i64) {
         let strobe = self
             .ability(
-                |db| db.as_clock().map(|c| c.strobe(node, offset_ms, STROBE_PERIOD)),
+                |db| {
+                    db.as_clock()
+                        .map(|c| c.strobe(node, offset_ms, STROBE_PERIOD))
+                },
                 "strobe clocks",
             )
             .ok()
@@ -368,7 +374,10 @@ impl NemesisClient {
         node: &str,
         down: bool,
     ) -> impl Future<Output = Result<(), String>> + Send + 'static {
-        let ask = self.ability(|db| db.as_clock().map(|c| c.reset(node, down)), "reset clocks");
+        let ask = self.ability(
+            |db| db.as_clock().map(|c| c.reset(node, down)),
+            "reset clocks",
+        );
         async move { ask?.await }
     }
 

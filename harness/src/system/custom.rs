@@ -58,8 +58,8 @@ use super::{Deployment, System, SystemError, SystemOption};
 use crate::client::{BoxFuture, Client};
 use crate::package::needs_net;
 use crate::test_spec::{NetBackend, TestSpec};
-use nemesis::Fault;
 use crate::workload::WorkloadKind;
+use nemesis::Fault;
 
 /// The placeholders every template may use.
 pub const BUILTIN_PLACEHOLDERS: [&str; 6] = ["id", "port", "url", "peers", "data_dir", "log"];

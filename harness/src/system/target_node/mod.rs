@@ -35,9 +35,9 @@ use crate::client::{BoxFuture, Client};
 use crate::package::needs_net;
 use crate::system::db::{Db, NodeInfo};
 use crate::test_spec::{NetBackend, TestSpec};
-use nemesis::Fault;
 use crate::workload::set::SET_KEY;
 use crate::workload::WorkloadKind;
+use nemesis::Fault;
 
 /// The target-node system.
 #[derive(Clone, Copy, Debug, Default)]
