@@ -472,9 +472,9 @@ mod tests {
             .unwrap();
         let err = spec.validate().unwrap_err().to_string();
         assert!(err.contains("custom"), "{err}");
-        let spec = TestSpec::from_toml("system = \"etcd\"\n").unwrap();
+        let spec = TestSpec::from_toml("system = \"no-such-system\"\n").unwrap();
         let err = spec.validate().unwrap_err().to_string();
-        assert!(err.contains("etcd") && err.contains("target-node"), "{err}");
+        assert!(err.contains("no-such-system") && err.contains("target-node"), "{err}");
     }
 
     #[test]
