@@ -474,7 +474,10 @@ mod tests {
         assert!(err.contains("custom"), "{err}");
         let spec = TestSpec::from_toml("system = \"no-such-system\"\n").unwrap();
         let err = spec.validate().unwrap_err().to_string();
-        assert!(err.contains("no-such-system") && err.contains("target-node"), "{err}");
+        assert!(
+            err.contains("no-such-system") && err.contains("target-node"),
+            "{err}"
+        );
     }
 
     #[test]

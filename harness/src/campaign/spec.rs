@@ -574,7 +574,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("no-such-system") && err.contains("custom"), "{err}");
+        assert!(
+            err.contains("no-such-system") && err.contains("custom"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -63,3 +63,16 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use crate::test_spec::TestSpec;
+
+    #[test]
+    fn etcd_reads_is_a_flat_test_key() {
+        let spec = TestSpec::from_toml("etcd-reads = \"serializable\"\n").unwrap();
+        assert_eq!(spec.etcd.etcd_reads, EtcdReads::Serializable);
+        assert!(TestSpec::from_toml("etcd-reads = \"stale\"\n").is_err());
+    }
+}
