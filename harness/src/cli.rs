@@ -103,8 +103,8 @@ pub struct RunArgs {
     /// The test's name (its directory in the store).
     #[arg(long)]
     pub name: Option<String>,
-    /// The system under test: target-node, or custom (the --test file's
-    /// `[db]` command templates); `faultline systems` lists them
+    /// The system under test: target-node, etcd, or custom (the --test
+    /// file's `[db]` command templates); `faultline systems` lists them
     /// [default: target-node].
     #[arg(long)]
     pub system: Option<String>,
@@ -117,6 +117,9 @@ pub struct RunArgs {
     /// target-node's options.
     #[command(flatten)]
     pub node: harness::system::TargetNodeArgs,
+    /// etcd's options.
+    #[command(flatten)]
+    pub etcd: harness::system::EtcdArgs,
     /// Faults, a comma list: none, partition, kill, pause, clock, ... [default: none].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,

@@ -38,6 +38,9 @@ pub struct TestSpec {
     /// target-node's options: its modes and `node-bin`.
     #[serde(flatten)]
     pub node: TargetNodeOptions,
+    /// etcd's options (`etcd-reads`).
+    #[serde(flatten)]
+    pub etcd: crate::system::EtcdOptions,
     /// Faults to inject (`none` for none).
     pub nemesis: Vec<String>,
     /// Time between fault actions.
@@ -95,6 +98,7 @@ impl Default for TestSpec {
             nodes: 5,
             workload: WorkloadKind::Register,
             node: TargetNodeOptions::default(),
+            etcd: crate::system::EtcdOptions::default(),
             nemesis: vec!["none".into()],
             nemesis_interval: Duration::from_secs(5),
             net: NetBackend::Proxy,
@@ -468,9 +472,12 @@ mod tests {
             .unwrap();
         let err = spec.validate().unwrap_err().to_string();
         assert!(err.contains("custom"), "{err}");
-        let spec = TestSpec::from_toml("system = \"etcd\"\n").unwrap();
+        let spec = TestSpec::from_toml("system = \"no-such-system\"\n").unwrap();
         let err = spec.validate().unwrap_err().to_string();
-        assert!(err.contains("etcd") && err.contains("target-node"), "{err}");
+        assert!(
+            err.contains("no-such-system") && err.contains("target-node"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -359,7 +359,14 @@ fn systems_lists_every_system_with_its_workloads_faults_and_options() {
 fn an_unknown_or_unfit_system_is_a_usage_error_naming_what_there_is() {
     let dir = tempfile::tempdir().unwrap();
     for (args, says) in [
-        (vec!["run", "--system", "etcd"], "target-node, custom"),
+        (
+            vec!["run", "--system", "no-such-system"],
+            "target-node, custom",
+        ),
+        (
+            vec!["run", "--system", "etcd", "--nemesis", "clock"],
+            "does not support fault \"clock\"",
+        ),
         (vec!["run", "--system", "custom"], "[db]"),
         (
             vec![

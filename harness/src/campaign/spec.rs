@@ -595,13 +595,16 @@ mod tests {
         assert_eq!(campaign.cells[0].test.system_name(), "target-node");
         assert_eq!(campaign.cells[1].test.system_name(), "custom");
         let err = Campaign::parse(
-            "[[cell]]\nsystem = \"etcd\"\nexpect = \"valid\"\n",
+            "[[cell]]\nsystem = \"no-such-system\"\nexpect = \"valid\"\n",
             "c.toml",
             "x",
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("etcd") && err.contains("custom"), "{err}");
+        assert!(
+            err.contains("no-such-system") && err.contains("custom"),
+            "{err}"
+        );
     }
 
     #[test]

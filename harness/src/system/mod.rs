@@ -24,9 +24,11 @@
 //! - [`net`]: the network backends a system can ask for (proxy, kernel rules).
 //! - [`target_node`]: the target-node faultline ships (the default).
 //! - [`custom`]: any system started by command templates (`[db]`).
+//! - [`etcd`]: etcd 3.4 from Debian, over its v3 JSON gateway.
 
 pub mod custom;
 pub mod db;
+pub mod etcd;
 pub mod net;
 mod process;
 pub mod target_node;
@@ -40,12 +42,13 @@ use crate::workload::WorkloadKind;
 use db::{Db, DbError, NodeInfo};
 use nemesis::Fault;
 
+pub use etcd::{EtcdArgs, EtcdOptions, EtcdReads};
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
 };
 
 /// Every system, in the order `faultline systems` lists them.
-pub const SYSTEMS: [&dyn System; 2] = [&target_node::TargetNode, &custom::Custom];
+pub const SYSTEMS: [&dyn System; 3] = [&target_node::TargetNode, &custom::Custom, &etcd::Etcd];
 
 /// The system a test runs on when it names none (and has no `[db]` table).
 pub const DEFAULT_SYSTEM: &str = "target-node";
@@ -266,7 +269,7 @@ mod tests {
         for system in SYSTEMS {
             assert_eq!(by_name(system.name()).unwrap().name(), system.name());
         }
-        let err = by_name("etcd").err().unwrap();
+        let err = by_name("no-such-system").err().unwrap();
         assert!(
             err.contains("target-node") && err.contains("custom"),
             "{err}"

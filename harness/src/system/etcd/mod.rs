@@ -1,0 +1,104 @@
+//! etcd (3.4, Debian's `etcd-server`) as a system under test: its members
+//! launched from `/usr/bin/etcd` as child processes, the register workload
+//! over its v3 JSON gateway.
+//!
+//! # Faults
+//! - `kill`, `kill-primary` (SIGKILL; restarted on the same data dir),
+//!   `pause`, `pause-primary` (SIGSTOP/SIGCONT); the primary is the Raft
+//!   leader from `/v3/maintenance/status`.
+//! - Not yet partitions: etcd advertises one peer URL per member and cannot
+//!   choose its source address, so cutting peer traffic needs every member
+//!   in its own network namespace (the seam's per-node namespaces), which
+//!   this system does not use yet.
+//! - Never `clock`: etcd is a Go binary, which reads the clock through the
+//!   vDSO and its own syscalls, so libfaketime does not reach it.
+//! - Never `crash`: etcd has no self-crash hook; `kill` is the nearest.
+//! - Never `slow` or `flaky`: this kernel has no `tc netem`, and the proxy
+//!   cannot sit between members that connect to advertised peer URLs.
+//!
+//! # Layout
+//! - [`db`]: [`EtcdDb`], the members' lifecycle and abilities.
+//! - [`status`]: the maintenance status API: member ids and the leader.
+//! - [`client`]: [`EtcdClient`], a register worker's client.
+//! - [`options`]: [`EtcdOptions`] (test keys) and [`EtcdArgs`] (flags).
+
+pub mod client;
+pub mod db;
+pub mod options;
+pub mod status;
+
+pub use client::EtcdClient;
+pub use db::{EtcdConfig, EtcdDb, ETCD_BIN};
+pub use options::{EtcdArgs, EtcdOptions, EtcdReads};
+
+use super::{Deployment, System, SystemError, SystemOption};
+use crate::client::{BoxFuture, Client};
+use crate::system::db::NodeInfo;
+use crate::test_spec::{NetBackend, TestSpec};
+use crate::workload::WorkloadKind;
+use nemesis::Fault;
+
+/// The etcd system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Etcd;
+
+impl System for Etcd {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn about(&self) -> &'static str {
+        "etcd 3.4 from /usr/bin/etcd (apt-get install etcd-server etcd-client)"
+    }
+
+    fn workloads(&self) -> &'static [WorkloadKind] {
+        &[WorkloadKind::Register]
+    }
+
+    fn faults(&self) -> &'static [Fault] {
+        &[
+            Fault::Kill,
+            Fault::KillPrimary,
+            Fault::Pause,
+            Fault::PausePrimary,
+        ]
+    }
+
+    fn net_backends(&self) -> &'static [NetBackend] {
+        &[NetBackend::Proxy]
+    }
+
+    fn options(&self) -> &'static [SystemOption] {
+        &options::OPTIONS
+    }
+
+    fn check(&self, spec: &TestSpec) -> Result<(), String> {
+        if spec.db.is_some() {
+            return Err("a [db] table of command templates is the custom system's".into());
+        }
+        Ok(())
+    }
+
+    fn deploy<'a>(
+        &'a self,
+        spec: &'a TestSpec,
+        run: &'a results::RunDir,
+        seed: u64,
+    ) -> BoxFuture<'a, Result<Deployment, SystemError>> {
+        Box::pin(async move {
+            let token = format!("faultline-{seed:x}-{}", std::process::id());
+            let config = EtcdConfig::new(spec.nodes, run.path(), token);
+            let db = EtcdDb::new(config)?;
+            Ok(Deployment {
+                db: Box::new(db),
+                net: None,
+            })
+        })
+    }
+
+    fn client(&self, spec: &TestSpec, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
+        let reads = spec.etcd.etcd_reads;
+        let client = EtcdClient::new(worker, nodes, reads, spec.op_timeout);
+        Box::new(client.timed(spec.op_timeout))
+    }
+}
