@@ -343,9 +343,8 @@ const DISAGREE: &[(&str, &str)] = &[
     ("list-append.lost-update [strict-serializable]", "we also find G-single-realtime (T1 completed before T2 began, yet T2 missed T1's unread append), which Elle's test does not list"),
     ("rw-register.g0-sequential-keys [] [G0]", "Elle's sequential keys also order versions by a process's reads; ours orders only a process's writes"),
     ("rw-register.g1b [] [G0]", "Elle's empty-transaction-graph again"),
-    ("rw-register.wfr [serializable]", "T0 reads y = 1, which no txn wrote: our garbage-read (Elle has none)"),
-    ("rw-register.lost-update [strict-serializable]", "the reads of 0, a value no txn wrote, are also our garbage-read"),
-    ("rw-register.write-then-read-other-value [strict-serializable]", "Elle's test marks its own verdict as a bug; the read of 2, never written, is our garbage-read"),
+    ("rw-register.wfr [serializable]", "we always order a txn's write of a key after its own read of it (Elle's wfr-keys, off in this case): T0 read y = 1 and wrote y = 2, T1 read y = 1 and saw T0's x = 1, so G-single"),
+    ("rw-register.lost-update [strict-serializable]", "with writes after reads ordered (wfr), each txn read x = 0 before the other's overwrite: we also find the G2-item cycle"),
 ];
 
 fn label(c: &Case) -> String {

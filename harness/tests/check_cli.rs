@@ -557,3 +557,50 @@ fn anomalies_flag_alone_decides_what_counts_as_invalid() {
     assert_eq!(with("G-single,G2-item"), 1);
     assert_eq!(with("G7"), 3);
 }
+
+#[test]
+fn elles_rw_register_lost_update_is_a_lost_update_not_a_panic() {
+    // Elle's four-line example: both txns read x = 0, a value no txn wrote
+    // (the unrecorded initial state), and both wrote x.
+    let history = history_file(
+        concat!(
+            "{:index 0, :time 0, :type :invoke, :process 0, :f :txn, :value [[:r :x nil] [:w :x 1]]}\n",
+            "{:index 1, :time 1, :type :ok, :process 0, :f :txn, :value [[:r :x 0] [:w :x 1]]}\n",
+            "{:index 2, :time 2, :type :invoke, :process 1, :f :txn, :value [[:r :x nil] [:w :x 2]]}\n",
+            "{:index 3, :time 3, :type :ok, :process 1, :f :txn, :value [[:r :x 0] [:w :x 2]]}\n",
+        ),
+        ".edn",
+    );
+    let out = faultline_check(&history, &["--workload", "rw-register"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("anomaly lost-update: T0, T2"), "{text}");
+    assert!(
+        !text.contains("garbage-read"),
+        "the one unwritten value of a key is its initial state: {text}"
+    );
+}
+
+#[test]
+fn two_unwritten_values_of_one_key_are_garbage_reads() {
+    let history = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",7]]}\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n",
+            "{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",8]]}\n",
+        ),
+        ".jsonl",
+    );
+    let out = faultline_check(&history, &["--workload", "rw-register"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("anomaly garbage-read: T0 read key x = 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("anomaly garbage-read: T2 read key x = 8"),
+        "{text}"
+    );
+}

@@ -29,6 +29,11 @@
 //!   or that returns the txn's own later write), `garbage-read` (a value no
 //!   txn wrote), `lost-update` (two committed txns read one version of a
 //!   key and both wrote it).
+//! - An unrecorded initial state: when a key's reads show exactly one value
+//!   no txn wrote and never nil, that value is the initial version the
+//!   history left out (Elle's examples start registers at 0), not a garbage
+//!   read. It orders only what a txn that read it and wrote over it proves,
+//!   and precedes nothing else: nothing says which writes came after it.
 //!
 //! Not inferred: the order of two versions that no txn connected (two
 //! blind writes are unordered), so a stale read that no later txn built on
@@ -100,11 +105,12 @@ pub(crate) fn infer(h: &TxnHistory, order: RegisterOrder) -> Result<Inferred, Tx
         .filter(|&w| n.status(w) == Status::Info)
         .collect();
     let live = |t: u32| n.status(t) == Status::Ok || observed.contains(&t);
+    let initial = initial_values(&scan);
     let mut edges = Vec::new();
     let mut readers: FxHashMap<(u32, Version), Vec<u32>> = FxHashMap::default();
     for &(t, key, v) in &scan.reads {
         readers.entry((key, v)).or_default().push(t);
-        if let Some(v) = v {
+        if let Some(v) = v.filter(|&v| initial.get(&key) != Some(&v)) {
             read_anomalies(
                 &n,
                 &scan.writers,
@@ -118,7 +124,7 @@ pub(crate) fn infer(h: &TxnHistory, order: RegisterOrder) -> Result<Inferred, Tx
     }
     let mut anomalies = std::mem::take(&mut scan.anomalies);
     lost_updates(&n, &scan, &mut anomalies);
-    let relations = version_order(h, &scan, &live, order);
+    let relations = version_order(h, &scan, &live, &initial, order);
     let mut why = Why {
         because: FxHashMap::default(),
     };
@@ -127,8 +133,8 @@ pub(crate) fn infer(h: &TxnHistory, order: RegisterOrder) -> Result<Inferred, Tx
             continue;
         }
         let later = scan.writers[&(key, to)].txn;
-        if let Some(v) = from {
-            let earlier = scan.writers[&(key, v)].txn;
+        if let Some(w) = from.and_then(|v| scan.writers.get(&(key, v))) {
+            let earlier = w.txn;
             if earlier != later {
                 edges.push((earlier, later, Dep { kind: WW, key }));
             }
@@ -140,6 +146,28 @@ pub(crate) fn infer(h: &TxnHistory, order: RegisterOrder) -> Result<Inferred, Tx
         }
     }
     Ok((anomalies, edges, why))
+}
+
+/// Per key, the one value that was read but never written, when the key
+/// has exactly one such value and no read of nil: the initial state a
+/// history left unrecorded (Elle's histories often start at 0). It is a
+/// version before every write that builds on it, not a garbage read; two
+/// or more unwritten values of one key cannot all be initial, so then each
+/// is garbage.
+fn initial_values(scan: &Scan) -> FxHashMap<u32, Val> {
+    let mut unwritten: FxHashMap<u32, FxHashSet<Version>> = FxHashMap::default();
+    for &(_, key, v) in &scan.reads {
+        if v.is_none_or(|v| !scan.writers.contains_key(&(key, v))) {
+            unwritten.entry(key).or_default().insert(v);
+        }
+    }
+    unwritten
+        .into_iter()
+        .filter_map(|(key, vs)| match vs.into_iter().collect::<Vec<_>>()[..] {
+            [Some(v)] => Some((key, v)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One txn's writes (all txns) and reads (committed ones), with the
@@ -299,11 +327,13 @@ fn version_order(
     h: &TxnHistory,
     scan: &Scan,
     live: &dyn Fn(u32) -> bool,
+    initial: &FxHashMap<u32, Val>,
     order: RegisterOrder,
 ) -> Vec<(u32, Version, Val, Because)> {
     let mut out = Vec::new();
     let live_version = |key: u32, v: Version| match v {
         None => true,
+        Some(v) if initial.get(&key) == Some(&v) => true,
         Some(v) => scan
             .writers
             .get(&(key, v))
