@@ -285,6 +285,9 @@ pub struct SetResult {
     pub stable_latency: Option<LatencySummary>,
     /// Lost latency over all keys.
     pub lost_latency: Option<LatencySummary>,
+    /// Why the verdict is unknown when no key was there to judge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Per key, in key order (numbers numerically, then strings).
     pub keys: Vec<SetKeyResult>,
     /// The anomalies: per key, by kind (lost, stale, unexpected, duplicated),
@@ -398,8 +401,12 @@ pub fn check_set_with(history: &[Op], opts: &SetOptions) -> Result<SetResult, Se
         anomalies.extend(out.anomalies);
         rows.extend(out.rows);
     }
+    let reason = jobs
+        .is_empty()
+        .then(|| crate::verdict::NO_OPERATIONS.to_string());
     Ok(SetResult {
         valid,
+        reason,
         counts,
         stable_latency: LatencySummary::of(stable_all),
         lost_latency: LatencySummary::of(lost_all),

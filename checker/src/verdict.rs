@@ -4,6 +4,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Why a checker that was given no client operation says `unknown`: an empty
+/// history proves nothing (Elle's verdict for an empty transaction graph).
+pub const NO_OPERATIONS: &str =
+    "no operations: the history has no client operation, so there was nothing to check";
+
 /// Whether a history satisfies a checker: valid, invalid, or unknown (a budget
 /// ran out, or the checker could not decide).
 ///

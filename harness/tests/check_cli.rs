@@ -604,3 +604,24 @@ fn two_unwritten_values_of_one_key_are_garbage_reads() {
         "{text}"
     );
 }
+
+#[test]
+fn a_history_without_client_ops_is_unknown_for_every_workload() {
+    let nemesis_only = concat!(
+        "{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-partition\",\"value\":null}\n",
+        "{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"stop-partition\",\"value\":null}\n",
+    );
+    for text in ["", nemesis_only] {
+        let history = history_file(text, ".jsonl");
+        for workload in ["register", "set", "append", "rw-register"] {
+            let out = faultline_check(&history, &["--workload", workload]);
+            assert_eq!(code(&out), 2, "{workload}: {}", stderr(&out));
+            let said = stdout(&out);
+            assert!(
+                said.contains("unknown: no operations"),
+                "{workload}: {said}"
+            );
+            assert!(said.contains("verdict: unknown"), "{workload}: {said}");
+        }
+    }
+}

@@ -284,12 +284,16 @@ pub fn check(
     });
 
     let mut result = CheckResult {
-        valid: Validity::Valid,
+        valid: if ops == 0 {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        },
         model: spec.kind.name().to_string(),
         ops,
         keys: BTreeMap::new(),
         first_invalid_key: None,
-        reason: None,
+        reason: (ops == 0).then(|| crate::verdict::NO_OPERATIONS.to_string()),
         explanation: None,
         elapsed_ms: 0.0,
     };

@@ -266,6 +266,10 @@ pub struct TxnResult {
     pub may_satisfy: Vec<String>,
     /// Cycle classes not searched to the end.
     pub unknown: Vec<UnknownClass>,
+    /// Why the verdict is unknown when nothing could be checked: no txn at
+    /// all, or no dependency between txns (Elle's empty transaction graph).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Sizes and costs.
     pub stats: TxnStats,
 }
@@ -522,13 +526,17 @@ fn verdict(
     }
     let out = consistency::ruled_out(counts.keys().map(String::as_str));
     let bad = |kind: &str| consistency::forbidden(kind, &requested.models, &requested.anomalies);
-    let valid = if counts.keys().any(|k| bad(k)) {
+    let mut valid = if counts.keys().any(|k| bad(k)) {
         Validity::Invalid
     } else if unknown.iter().any(|u| bad(&u.kind)) {
         Validity::Unknown
     } else {
         Validity::Valid
     };
+    let reason = nothing_checked(&stats).filter(|_| valid == Validity::Valid);
+    if reason.is_some() {
+        valid = Validity::Unknown;
+    }
     // The weakest ruled out: none of the models it implies is ruled out.
     let (not, also_not): (Vec<&str>, Vec<&str>) = out.iter().partition(|m| {
         consistency::MODELS
@@ -557,7 +565,24 @@ fn verdict(
         also_not: strings(also_not),
         may_satisfy,
         unknown,
+        reason,
         stats,
+    }
+}
+
+/// Why a history with no anomaly proves nothing, if it does not: it has no
+/// txn, or no dependency edge between its txns, so there was no cycle to
+/// look for (Elle's `empty-transaction-graph`).
+fn nothing_checked(stats: &TxnStats) -> Option<String> {
+    if stats.txns == 0 {
+        Some(crate::verdict::NO_OPERATIONS.to_string())
+    } else if stats.edges == 0 {
+        Some(format!(
+            "empty transaction graph: no dependency between the {} txns could be inferred, so no cycle could be looked for",
+            stats.txns
+        ))
+    } else {
+        None
     }
 }
 
