@@ -206,9 +206,9 @@ impl TestSpec {
         if self.keys == 0 {
             return bad("keys must be at least 1".into());
         }
-        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+        if !(self.rate == 0.0 || (MIN_RATE..f64::INFINITY).contains(&self.rate)) {
             return bad(format!(
-                "rate must be a number of ops per second >= 0, got {}",
+                "rate must be 0 (no limit) or a number of ops per second from {MIN_RATE}, got {}",
                 self.rate
             ));
         }
@@ -284,7 +284,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(seconds))
+    seconds_duration(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// The lowest rate other than 0 (no limit): one op per 1000 s.
+pub const MIN_RATE: f64 = 0.001;
+
+/// The longest duration faultline takes (a year): longer ones would
+/// overflow the clock arithmetic of a run, and no test runs that long.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `seconds` as a duration, or why it is none: negative, not a number, or
+/// longer than [`LONGEST_DURATION`].
+fn seconds_duration(seconds: f64) -> Result<Duration, String> {
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d <= LONGEST_DURATION => Ok(d),
+        Ok(_) | Err(_) if seconds > 0.0 => Err(format!(
+            "{seconds} s is longer than faultline takes (at most {} days)",
+            LONGEST_DURATION.as_secs() / 86400
+        )),
+        _ => Err(format!("{seconds} is not a duration")),
+    }
 }
 
 /// Writes a duration the way a person would type it.
@@ -312,8 +332,7 @@ mod duration_text {
             Text(String),
         }
         match Text::deserialize(d)? {
-            Text::Number(n) if n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n)),
-            Text::Number(n) => Err(serde::de::Error::custom(format!("{n} is not a duration"))),
+            Text::Number(n) => seconds_duration(n).map_err(serde::de::Error::custom),
             Text::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
         }
     }
@@ -332,6 +351,30 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn a_duration_too_long_to_hold_is_an_error_not_a_panic() {
+        for text in ["99999999999999999999999", "600000000h"] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("longer than faultline takes"), "{text}: {err}");
+        }
+        let toml = "time-limit = 1e300\n";
+        let err = toml::from_str::<TestSpec>(toml).unwrap_err().to_string();
+        assert!(err.contains("longer than faultline takes"), "{err}");
+        let err = toml::from_str::<TestSpec>("time-limit = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a duration"), "{err}");
+        let spec = TestSpec {
+            rate: 1e-320,
+            ..TestSpec::default()
+        };
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("rate must be"));
     }
 
     #[test]
