@@ -326,9 +326,74 @@ fn push_jsonl_line(
     }
     let mut op: Op = serde_json::from_str(line)
         .map_err(|e| HistoryError::malformed(path, line_no, describe_json_error(&e)))?;
+    if has_float(&op.value) {
+        if let Some((column, digits)) = oversized_integer(line) {
+            return Err(HistoryError::malformed(
+                path,
+                line_no,
+                format!("integer {digits} is too large (outside the 64-bit range) (column {column}): values must compare exactly"),
+            ));
+        }
+    }
     op.index = ops.len() as u64;
     ops.push(op);
     Ok(())
+}
+
+/// Whether a value holds a number that is not a 64-bit integer: only then
+/// can a too-large integer literal have been rounded into it.
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(has_float),
+        Value::Object(fields) => fields.values().any(has_float),
+        _ => false,
+    }
+}
+
+/// The first integer literal of a JSON line (outside strings) that no
+/// 64-bit integer holds, with its 1-based column: serde_json would round it
+/// to a float, so 10^20 and 10^20 + 1 would compare equal.
+fn oversized_integer(line: &str) -> Option<(usize, &str)> {
+    let bytes = line.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let fraction = i < bytes.len() && matches!(bytes[i], b'.' | b'e' | b'E');
+            let digits = &line[start..i];
+            if !fraction && digits.parse::<i64>().is_err() && digits.parse::<u64>().is_err() {
+                return Some((start + 1, digits));
+            }
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'.' | b'+' | b'-'))
+            {
+                i += 1;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
 }
 
 fn describe_json_error(e: &serde_json::Error) -> String {
@@ -441,6 +506,24 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("h.jsonl:3: "), "{msg}");
         assert!(msg.contains("okay"), "{msg}");
+    }
+
+    #[test]
+    fn an_integer_beyond_64_bits_is_refused_with_its_line_not_rounded() {
+        let text = concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":100000000000000000000}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":[\"k\",100000000000000000001]}\n",
+        );
+        let msg = parse_jsonl(text, Path::new("h.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("h.jsonl:1: integer 100000000000000000000 is too large"),
+            "{msg}"
+        );
+        // Floats, the 64-bit extremes and digits inside strings still read.
+        let fine = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":[1.5e300,-9223372036854775808,18446744073709551615,\"100000000000000000000\"]}\n";
+        assert_eq!(parse_jsonl(fine, Path::new("h.jsonl")).unwrap().len(), 1);
     }
 
     #[test]

@@ -625,3 +625,30 @@ fn a_history_without_client_ops_is_unknown_for_every_workload() {
         }
     }
 }
+
+#[test]
+fn integers_beyond_64_bits_are_refused_alike_in_jsonl_and_edn() {
+    let jsonl = history_file(
+        concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":100000000000000000000}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":100000000000000000000}\n",
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":100000000000000000001}\n",
+        ),
+        ".jsonl",
+    );
+    let edn = history_file(
+        "{:process 0, :type :invoke, :f :write, :value 100000000000000000000}\n",
+        ".edn",
+    );
+    for file in [&jsonl, &edn] {
+        let out = faultline_check(file, &[]);
+        assert_eq!(code(&out), 4, "{}", stdout(&out));
+        let err = stderr(&out);
+        let at = format!(
+            "{}:1: integer 100000000000000000000 is too large",
+            file.path().display()
+        );
+        assert!(err.contains(&at), "{err}");
+    }
+}
