@@ -83,11 +83,60 @@ pub fn parse_history(
 
 /// Reads and parses a history file (see [`parse_history`]).
 pub fn read_history_file(path: &Path, format: Option<Format>) -> Result<Vec<Op>, HistoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io {
+    let text = read_text(path)?;
+    parse_history(&text, path, format)
+}
+
+/// A history file's text; bytes that are not UTF-8 are an error naming
+/// the line they are on.
+pub fn read_text(path: &Path) -> Result<String, HistoryError> {
+    let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_history(&text, path, format)
+    String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = position_of(e.as_bytes(), e.utf8_error().valid_up_to());
+        HistoryError::malformed(path, line, invalid_utf8(column))
+    })
+}
+
+/// The message of a history's invalid UTF-8 at `column` of a line.
+pub(crate) fn invalid_utf8(column: usize) -> String {
+    format!("invalid UTF-8 at column {column}: a history is UTF-8 text")
+}
+
+/// The 1-based line and column (in bytes) of byte `offset` of `bytes`.
+pub(crate) fn position_of(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    (line, offset - line_start + 1)
+}
+
+/// The 1-based line each op of a history starts on, in history order (the
+/// order of [`parse_history`]'s ops); empty if the text does not parse.
+/// Checkers name ops by history index; this turns an index into the line
+/// a person can open.
+pub fn op_lines(text: &str, format: Option<Format>) -> Vec<usize> {
+    match format.unwrap_or_else(|| detect_format(text)) {
+        Format::Jsonl => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, _)| i + 1)
+            .collect(),
+        Format::Edn => crate::edn::import::op_lines(text),
+    }
+}
+
+/// The line of the op at history index `index` in the file at `path`, if
+/// the file still reads.
+pub fn op_line_in_file(path: &Path, format: Option<Format>, index: usize) -> Option<usize> {
+    let text = read_text(path).ok()?;
+    op_lines(&text, format).get(index).copied()
 }
 
 #[cfg(test)]
@@ -128,6 +177,29 @@ mod tests {
             assert_eq!(f.name().parse::<Format>(), Ok(f));
         }
         assert!("yaml".parse::<Format>().is_err());
+    }
+
+    #[test]
+    fn op_lines_skip_blank_lines_and_follow_edn_forms() {
+        let jsonl = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n\n{\"process\":1,\"type\":\"ok\",\"f\":\"read\"}\n";
+        assert_eq!(op_lines(jsonl, None), vec![1, 3]);
+        let edn =
+            "[{:process 1, :type :invoke,\n  :f :read}\n\n {:process 1, :type :ok, :f :read}]";
+        assert_eq!(op_lines(edn, None), vec![1, 4]);
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("faultline-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.jsonl");
+        std::fs::write(&path, b"{\"process\":1}\n{\"f\":\"r\xffad\"}\n").unwrap();
+        let err = read_history_file(&path, None).unwrap_err().to_string();
+        assert!(
+            err.ends_with(":2: invalid UTF-8 at column 8: a history is UTF-8 text"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

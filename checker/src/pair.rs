@@ -256,6 +256,17 @@ pub enum PairError {
     },
 }
 
+impl PairError {
+    /// The history index of the op at fault.
+    pub fn index(&self) -> usize {
+        match self {
+            PairError::CompletionWithoutInvoke { index, .. }
+            | PairError::ConcurrentInvoke { index, .. }
+            | PairError::MismatchedCompletion { index, .. } => *index,
+        }
+    }
+}
+
 /// Pairs the client ops of `history` into calls, ordered by invocation.
 /// `fail` calls are dropped; calls never completed are indeterminate.
 pub fn pair(history: &[Op]) -> Result<Vec<Call<'_>>, PairError> {

@@ -129,6 +129,26 @@ pub enum SetError {
         /// The value found, abbreviated.
         got: String,
     },
+    /// A client op that is neither an add nor a read.
+    #[error("op {index}: a set history's client ops are \"add\" and \"read\", got f {f:?}")]
+    UnknownFunction {
+        /// History index of the invocation.
+        index: usize,
+        /// Its function.
+        f: String,
+    },
+}
+
+impl SetError {
+    /// The history index of the op at fault.
+    pub fn index(&self) -> usize {
+        match self {
+            SetError::Pair(e) => e.index(),
+            SetError::MalformedRead { index, .. } | SetError::UnknownFunction { index, .. } => {
+                *index
+            }
+        }
+    }
 }
 
 /// How many elements fell into each outcome.
@@ -482,8 +502,15 @@ fn collect(history: &[Op]) -> Result<BTreeMap<Option<String>, KeyInput>, SetErro
     let mut pairer = Pairer::new();
     let mut by_key: BTreeMap<KeyOrder, KeyInput> = BTreeMap::new();
     for (index, op) in history.iter().enumerate() {
-        let Step::Completed(invoke) = pairer.strict(history, index)? else {
-            continue;
+        let invoke = match pairer.strict(history, index)? {
+            Step::Completed(invoke) => invoke,
+            Step::Invoked(_) if !matches!(op.f.as_str(), "add" | "read") => {
+                return Err(SetError::UnknownFunction {
+                    index,
+                    f: op.f.clone(),
+                })
+            }
+            _ => continue,
         };
         let inv = &history[invoke];
         let key = if inv.key.is_some() { &inv.key } else { &op.key };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use checker::history::Op;
-use checker::import::{read_history_file, Format};
+use checker::import::{op_line_in_file, read_history_file, Format};
 use checker::linearizable::{partition_count, Options};
 use checker::model::{ModelKind, ModelSpec, NilRead};
 use checker::txn::{RegisterOrder, TxnHistory, TxnOptions};
@@ -70,8 +70,14 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
         }
     };
     let outcomes = checked.outcomes.map_err(|failure| match failure {
-        CheckFailure::Malformed { message, .. } => {
-            Failure::BadInput(format!("{}: {message}", args.file.display()))
+        CheckFailure::Malformed { message, op, .. } => {
+            let line = op.and_then(|i| op_line_in_file(&args.file, format, i));
+            match line {
+                Some(line) => {
+                    Failure::BadInput(format!("{}:{line}: {message}", args.file.display()))
+                }
+                None => Failure::BadInput(format!("{}: {message}", args.file.display())),
+            }
         }
         CheckFailure::Usage { message, .. } => Failure::Usage(message),
     })?;

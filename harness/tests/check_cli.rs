@@ -652,3 +652,48 @@ fn integers_beyond_64_bits_are_refused_alike_in_jsonl_and_edn() {
         assert!(err.contains(&at), "{err}");
     }
 }
+
+/// Asserts `faultline check FILE --workload W` refuses `file` with exit 4
+/// and a message naming the file's line `line` and containing `says`.
+fn assert_refused_at(file: &NamedTempFile, workload: &str, line: usize, says: &str) {
+    let out = faultline_check(file, &["--workload", workload]);
+    assert_eq!(code(&out), 4, "{workload}: {}", stdout(&out));
+    let err = stderr(&out);
+    let at = format!("{}:{line}: ", file.path().display());
+    assert!(
+        err.contains(&at) && err.contains(says),
+        "{workload}: want {at}…{says}, got {err}"
+    );
+}
+
+#[test]
+fn malformed_input_is_exit_4_with_its_line_for_every_workload() {
+    // A blank line and a nemesis op first, so op index and line differ.
+    let head = "\n{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"kill\",\"value\":null}\n";
+    let txn = |t: &str| {
+        format!("{{\"process\":0,\"type\":\"{t}\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}}\n")
+    };
+    let twice = history_file(
+        &format!("{head}{}{}", txn("invoke"), txn("invoke")),
+        ".jsonl",
+    );
+    let orphan = history_file(&format!("{head}{}", txn("ok")), ".jsonl");
+    let not_txn = history_file(
+        &format!("{head}{{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}\n"),
+        ".jsonl",
+    );
+    for workload in ["append", "rw-register"] {
+        assert_refused_at(&twice, workload, 4, "second txn");
+        assert_refused_at(&orphan, workload, 3, "no outstanding invocation");
+        assert_refused_at(&not_txn, workload, 3, "\"read\" is not \"txn\"");
+    }
+    assert_refused_at(&twice, "register", 4, "still outstanding");
+    assert_refused_at(&twice, "set", 3, "client ops are \"add\" and \"read\"");
+    assert_refused_at(&orphan, "set", 3, "no outstanding invocation");
+    // EDN: a pairing error found by the checker, on the form's line.
+    let edn = history_file(
+        "[{:process 0, :type :invoke, :f :read, :value nil}\n\n {:process 0, :type :invoke,\n  :f :read, :value nil}]\n",
+        ".edn",
+    );
+    assert_refused_at(&edn, "register", 3, "still outstanding");
+}

@@ -76,7 +76,20 @@ impl Collected {
     }
 }
 
+/// The line each op of an EDN history starts on, in order; empty if the
+/// text does not parse.
+pub(crate) fn op_lines(text: &str) -> Vec<usize> {
+    collect(text).map_or_else(|_| Vec::new(), |c| c.lines)
+}
+
 fn parse_ops(text: &str, independent: Independent) -> Result<Vec<Op>, EdnError> {
+    let mut c = collect(text)?;
+    split_independent(&mut c, independent)?;
+    Ok(c.ops)
+}
+
+/// Every op form of `text`, with its line.
+fn collect(text: &str) -> Result<Collected, EdnError> {
     let mut r = Reader::new(text);
     let mut c = Collected::default();
     r.skip_atmosphere()?;
@@ -111,8 +124,7 @@ fn parse_ops(text: &str, independent: Independent) -> Result<Vec<Op>, EdnError> 
             c.push(node)?;
         },
     }
-    split_independent(&mut c, independent)?;
-    Ok(c.ops)
+    Ok(c)
 }
 
 /// Splits `[k v]` values into key + value when `independent` says so.

@@ -85,6 +85,17 @@ pub enum CheckError {
     Spec(String),
 }
 
+impl CheckError {
+    /// The history index of the op at fault, if one is.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            CheckError::Pair(e) => Some(e.index()),
+            CheckError::Model(e) => Some(e.index),
+            CheckError::Spec(_) => None,
+        }
+    }
+}
+
 /// One op, as reported in results and explanations.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OpRef {

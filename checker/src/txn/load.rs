@@ -23,7 +23,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use super::parse::{MopKind, Piece, Seen, TxnHistory, TxnWorkload, Val};
 use crate::history::{split_at_lines, strip_position, HistoryError, OpType, Process};
-use crate::import::{detect_format, read_history_file, Format};
+use crate::import::{detect_format, op_lines, parse_history, read_text, Format};
 
 /// Bytes of text read (and parsed) at a time.
 const BLOCK: usize = 32 << 20;
@@ -46,18 +46,22 @@ impl TxnHistory {
         head.truncate(n);
         let format = format.unwrap_or_else(|| detect_format(&String::from_utf8_lossy(&head)));
         if format == Format::Edn {
-            let ops = read_history_file(path, Some(Format::Edn))?;
-            return TxnHistory::from_ops(&ops, workload).map_err(|e| match e {
-                super::TxnError::Malformed { index, message } => HistoryError::Op {
-                    path: path.to_path_buf(),
-                    index,
-                    message,
-                },
-                other => HistoryError::Op {
-                    path: path.to_path_buf(),
-                    index: 0,
-                    message: other.to_string(),
-                },
+            let text = read_text(path)?;
+            let ops = parse_history(&text, path, Some(Format::Edn))?;
+            return TxnHistory::from_ops(&ops, workload).map_err(|e| {
+                let index = e.index().unwrap_or(0);
+                let message = match e {
+                    super::TxnError::Malformed { message, .. } => message,
+                    other => other.to_string(),
+                };
+                match op_lines(&text, Some(Format::Edn)).get(index) {
+                    Some(&line) => HistoryError::malformed(path, line, message),
+                    None => HistoryError::Op {
+                        path: path.to_path_buf(),
+                        index,
+                        message,
+                    },
+                }
             });
         }
         let mut pending = head;
@@ -125,12 +129,12 @@ fn parse_block(
 ) -> Result<(), HistoryError> {
     let first_line = whole.next_line;
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = first_line
-            + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-        HistoryError::malformed(path, line, "not UTF-8 text")
+        let (line, column) = crate::import::position_of(bytes, e.valid_up_to());
+        HistoryError::malformed(
+            path,
+            first_line + line - 1,
+            crate::import::invalid_utf8(column),
+        )
     })?;
     // A last line cut short by a crash: parsed alone, dropped if it ends early.
     let (text, tail) = match last && !text.is_empty() && !text.ends_with('\n') {
@@ -247,8 +251,8 @@ impl<'de> de::Deserialize<'de> for Field {
     }
 }
 
-/// Whether `f` is `"txn"`.
-struct IsTxn(bool);
+/// Whether `f` is `"txn"`: `None` if it is, the name it is otherwise.
+struct IsTxn(Option<String>);
 
 impl<'de> de::Deserialize<'de> for IsTxn {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -259,7 +263,7 @@ impl<'de> de::Deserialize<'de> for IsTxn {
                 f.write_str("a function name (string)")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<IsTxn, E> {
-                Ok(IsTxn(s == "txn"))
+                Ok(IsTxn((s != "txn").then(|| s.to_string())))
             }
         }
         d.deserialize_str(V)
@@ -325,7 +329,7 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                 }
                 // A fail or info completion's value is never used (the
                 // invocation's is): it may be anything, null included.
-                Field::Value => match is_txn {
+                Field::Value => match is_txn.as_ref().map(Option::is_none) {
                     Some(true) if matches!(op_type, Some(OpType::Info | OpType::Fail)) => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -356,8 +360,8 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
             self.piece.truncate_mops(start);
             return Ok(());
         };
-        if !is_txn {
-            return Ok(());
+        if let Some(f) = is_txn {
+            return Err(de::Error::custom(super::parse::not_a_txn(&f)));
         }
         match value {
             _ if matches!(op_type, OpType::Info | OpType::Fail) => {}

@@ -185,6 +185,16 @@ pub enum TxnError {
     UnknownAnomaly(String),
 }
 
+impl TxnError {
+    /// The history index of the op at fault, if one is.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            TxnError::Malformed { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+}
+
 /// One dependency of a cycle: `from` precedes `to`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TxnEdge {

@@ -275,7 +275,8 @@ impl Piece {
     }
 
     /// Records one op (the line number advances by one): a client `txn` op
-    /// becomes an event with its micro-ops; anything else only counts.
+    /// becomes an event with its micro-ops, a nemesis op only counts, and
+    /// any other client op is an error.
     fn push_op(&mut self, op: &Op) -> Result<(), String> {
         let line = self.next_line;
         self.next_line += 1;
@@ -285,7 +286,7 @@ impl Piece {
             return Ok(());
         };
         if op.f != "txn" {
-            return Ok(());
+            return Err(not_a_txn(&op.f));
         }
         let start = self.mops.len();
         // A fail or info completion's value is never used (the invocation's is).
@@ -616,6 +617,11 @@ pub(crate) enum MopKind {
     Append,
     Read,
     Write,
+}
+
+/// Why a client op with function `f` does not belong in a txn history.
+pub(crate) fn not_a_txn(f: &str) -> String {
+    format!("field `f`: {f:?} is not \"txn\": a transactional history's client ops are all txns")
 }
 
 #[cfg(test)]

@@ -175,11 +175,12 @@ impl Workload for AppendWorkload {
     ) -> Result<Vec<CheckOutcome>, CheckFailure> {
         let checker = self.kind.name();
         let outcome = match history {
-            CheckInput::Txn(h) => check_txn(h, &options.txn),
-            CheckInput::Ops(ops) => match TxnHistory::from_ops(ops, self.kind) {
-                Ok(h) => check_txn(&h, &options.txn),
-                Err(e) => CheckOutcome::unknown(checker, format!("malformed history: {e}")),
-            },
+            CheckInput::Txn(h) => try_check_txn(h, &options.txn)?,
+            CheckInput::Ops(ops) => {
+                let h = TxnHistory::from_ops(ops, self.kind)
+                    .map_err(|e| CheckFailure::malformed(checker, &e, e.index()))?;
+                try_check_txn(&h, &options.txn)?
+            }
         };
         Ok(vec![outcome])
     }
@@ -208,10 +209,26 @@ pub fn check_list_append(history: &[checker::history::Op]) -> CheckOutcome {
 /// The transactional analysis of a history (list-append or rw-register, as
 /// it was read) with chosen options, as a checker outcome.
 pub fn check_txn(history: &TxnHistory, options: &TxnOptions) -> CheckOutcome {
+    try_check_txn(history, options).unwrap_or_else(|failure| {
+        CheckOutcome::unknown(
+            failure.checker(),
+            format!("malformed history: {}", failure.message()),
+        )
+    })
+}
+
+/// [`check_txn`], a history or options it cannot take being the failure.
+fn try_check_txn(history: &TxnHistory, options: &TxnOptions) -> Result<CheckOutcome, CheckFailure> {
     let checker = history.workload().name();
     match checker::txn::check(history, options) {
-        Ok(result) => result.outcome(checker, history),
-        Err(e) => CheckOutcome::unknown(checker, format!("malformed history: {e}")),
+        Ok(result) => Ok(result.outcome(checker, history)),
+        Err(e @ checker::txn::TxnError::Malformed { .. }) => {
+            Err(CheckFailure::malformed(checker, &e, e.index()))
+        }
+        Err(e) => Err(CheckFailure::Usage {
+            checker,
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -219,6 +219,8 @@ pub enum CheckFailure {
         checker: &'static str,
         /// Why, naming the op.
         message: String,
+        /// The history index of the op at fault, when one is.
+        op: Option<usize>,
     },
     /// The options are wrong (e.g. a bad initial value for the model).
     #[error("{checker}: {message}")]
@@ -231,6 +233,19 @@ pub enum CheckFailure {
 }
 
 impl CheckFailure {
+    /// A history `checker` cannot read, because of `error` (at op `op`).
+    pub fn malformed(
+        checker: &'static str,
+        error: &impl std::fmt::Display,
+        op: Option<usize>,
+    ) -> CheckFailure {
+        CheckFailure::Malformed {
+            checker,
+            message: error.to_string(),
+            op,
+        }
+    }
+
     /// The checker that failed.
     pub fn checker(&self) -> &'static str {
         match self {

@@ -105,10 +105,7 @@ pub fn check_linearizable(
             checker: CHECKER,
             message: e.to_string(),
         }),
-        Err(e) => Err(CheckFailure::Malformed {
-            checker: CHECKER,
-            message: e.to_string(),
-        }),
+        Err(e) => Err(CheckFailure::malformed(CHECKER, &e, e.index())),
     }
 }
 

@@ -79,8 +79,8 @@ impl Workload for SetWorkload {
         Some(read_on_every_node(nodes, read))
     }
 
-    /// A malformed set history is an unknown verdict here too (not a
-    /// failure): `faultline check --workload set` reports it so.
+    /// A malformed set history is a failure naming the op (`faultline
+    /// check` exits 4; `faultline run` stores an unknown verdict).
     fn check_with(
         &self,
         history: CheckInput<'_>,
@@ -92,10 +92,10 @@ impl Workload for SetWorkload {
                 message: "the set checker reads ops, not transactions".into(),
             });
         };
-        Ok(vec![match check_set(history) {
-            Ok(result) => result.outcome(CHECKER),
-            Err(e) => CheckOutcome::unknown(CHECKER, format!("malformed history: {e}")),
-        }])
+        match check_set(history) {
+            Ok(result) => Ok(vec![result.outcome(CHECKER)]),
+            Err(e) => Err(CheckFailure::malformed(CHECKER, &e, Some(e.index()))),
+        }
     }
 }
 
