@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use harness::workload::register::CHECKER as LINEARIZABLE;
 use harness::workload::{
-    workload, CheckFailure, CheckInput, CheckOptions, CheckOutcome, HistoryForm, Workload,
-    WorkloadKind, WorkloadOptions,
+    check_safe, workload, CheckFailure, CheckInput, CheckOptions, CheckOutcome, HistoryForm,
+    Workload, WorkloadKind, WorkloadOptions,
 };
 
 use crate::cli::{CheckArgs, FormatArg, NilReadArg};
@@ -43,7 +43,7 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
         HistoryForm::Txn(kind) => {
             let history = TxnHistory::read_file(&args.file, format, kind)
                 .map_err(|e| Failure::BadInput(e.to_string()))?;
-            let outcomes = work.check_with(CheckInput::Txn(&history), &options);
+            let outcomes = check_safe(work.as_ref(), CheckInput::Txn(&history), &options);
             Checked {
                 outcomes,
                 ops: history.ops(),
@@ -60,7 +60,7 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
                 _ => 0,
             };
             let outcomes = with_progress(keys, &progress, || {
-                work.check_with(CheckInput::Ops(&history), &options)
+                check_safe(work.as_ref(), CheckInput::Ops(&history), &options)
             });
             Checked {
                 outcomes,

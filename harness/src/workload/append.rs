@@ -140,6 +140,10 @@ impl Generator for Transactions {
 }
 
 impl Workload for AppendWorkload {
+    fn checker_name(&self) -> &'static str {
+        self.kind.name()
+    }
+
     fn name(&self) -> &'static str {
         match self.kind {
             TxnWorkload::ListAppend => "append",

@@ -112,6 +112,10 @@ pub trait Workload: Send + Sync {
     /// Its name (`register`, `set`, `append`).
     fn name(&self) -> &'static str;
 
+    /// The name its checker's outcome is stored under (`linearizable`,
+    /// `set`, `list-append`, `rw-register`).
+    fn checker_name(&self) -> &'static str;
+
     /// The main phase: an endless generator (the runner adds the time limit
     /// and rate).
     fn generator(&self) -> BoxGen;
@@ -125,7 +129,7 @@ pub trait Workload: Send + Sync {
     /// a history the checkers cannot read becoming an unknown verdict. One
     /// entry per checker.
     fn check(&self, history: &[checker::history::Op]) -> Vec<CheckOutcome> {
-        match self.check_with(CheckInput::Ops(history), &self.check_options()) {
+        match check_safe(self, CheckInput::Ops(history), &self.check_options()) {
             Ok(outcomes) => outcomes,
             Err(failure) => vec![CheckOutcome::unknown(
                 failure.checker(),
@@ -265,6 +269,38 @@ impl CheckFailure {
     }
 }
 
+/// [`Workload::check_with`], a panic in a checker caught at this boundary
+/// (Jepsen's `check-safe`): it becomes an `unknown` verdict saying what
+/// panicked and asking for a report, never a lost run.
+pub fn check_safe<W: Workload + ?Sized>(
+    work: &W,
+    history: CheckInput<'_>,
+    options: &CheckOptions,
+) -> Result<Vec<CheckOutcome>, CheckFailure> {
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work.check_with(history, options)
+    }));
+    checked.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let checker = work.checker_name();
+        Ok(vec![CheckOutcome::unknown(
+            checker,
+            panic_reason(checker, &what),
+        )])
+    })
+}
+
+/// The reason stored for a checker that panicked.
+pub fn panic_reason(checker: &str, what: &str) -> String {
+    format!(
+        "the {checker} checker crashed ({what}), so this history was not judged: this is a bug in faultline; please report it with the history file"
+    )
+}
+
 /// The workload `kind` with `options`.
 pub fn workload(kind: WorkloadKind, options: WorkloadOptions) -> Box<dyn Workload> {
     match kind {
@@ -324,5 +360,50 @@ mod tests {
         assert!(is_read_only(&Invocation::new("txn", reads)));
         let mixed = json!([["r", "0", null], ["append", "1", 3]]);
         assert!(!is_read_only(&Invocation::new("txn", mixed)));
+    }
+
+    /// The register workload, with a checker that panics on every history.
+    struct Crashing(Box<dyn Workload>);
+
+    impl Workload for Crashing {
+        fn name(&self) -> &'static str {
+            self.0.name()
+        }
+        fn checker_name(&self) -> &'static str {
+            self.0.checker_name()
+        }
+        fn generator(&self) -> BoxGen {
+            self.0.generator()
+        }
+        fn final_generator(&self, nodes: &[NodeInfo]) -> Option<BoxGen> {
+            self.0.final_generator(nodes)
+        }
+        fn check_with(
+            &self,
+            _: CheckInput<'_>,
+            _: &CheckOptions,
+        ) -> Result<Vec<CheckOutcome>, CheckFailure> {
+            let index: Vec<usize> = Vec::new();
+            Ok(vec![CheckOutcome::unknown(
+                "never",
+                format!("{}", index[3]),
+            )])
+        }
+    }
+
+    #[test]
+    fn a_checker_that_panics_gives_unknown_with_the_reason_not_a_lost_run() {
+        let work = Crashing(workload(WorkloadKind::Register, WorkloadOptions::default()));
+        let outcomes = work.check(&[]);
+        assert_eq!(outcomes.len(), 1);
+        let outcome = &outcomes[0];
+        assert_eq!(outcome.checker, "linearizable");
+        assert_eq!(outcome.result.valid, checker::Validity::Unknown);
+        let reason = outcome.result.details["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("the linearizable checker crashed (index out of bounds"),
+            "{reason}"
+        );
+        assert!(reason.contains("please report it"), "{reason}");
     }
 }

@@ -66,6 +66,10 @@ pub fn draw_op(rng: &mut StdRng) -> Invocation {
 }
 
 impl Workload for RegisterWorkload {
+    fn checker_name(&self) -> &'static str {
+        CHECKER
+    }
+
     fn name(&self) -> &'static str {
         "register"
     }

@@ -60,6 +60,10 @@ fn read() -> Invocation {
 }
 
 impl Workload for SetWorkload {
+    fn checker_name(&self) -> &'static str {
+        CHECKER
+    }
+
     fn name(&self) -> &'static str {
         "set"
     }
