@@ -42,12 +42,18 @@ pub struct Progress {
     pub fault: Mutex<String>,
 }
 
+impl From<std::io::Error> for InterpreterError {
+    fn from(e: std::io::Error) -> Self {
+        InterpreterError::Record(e)
+    }
+}
+
 /// An error of the harness itself (not of the system under test).
 #[derive(Debug, thiserror::Error)]
 pub enum InterpreterError {
     /// The history could not be written.
-    #[error("recording the history: {0}")]
-    Record(#[from] std::io::Error),
+    #[error("the history could not be recorded ({0}): free space in the store or choose another --store; the history up to here is in the run directory")]
+    Record(std::io::Error),
     /// A worker task died.
     #[error("a worker stopped unexpectedly")]
     WorkerGone,

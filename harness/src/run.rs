@@ -240,13 +240,13 @@ fn check(
         .with_start(start_wall))
 }
 
-/// Writes `results.json` and the report.
+/// Writes `results.json`, then the report. The verdict is stored first;
+/// a report that could not be written (a full disk) is still a failed run,
+/// naming the file: a CI job must never see green for missing evidence.
 fn store(run: &RunDir, results: &Results) -> Result<(), RunError> {
     run.write_results(results)?;
-    // The report is for people; a failure to draw it must not lose the verdict.
-    if let Err(e) = tokio::task::block_in_place(|| results::write_report(run.path())) {
-        eprintln!("faultline: the report could not be written: {e}");
-    }
+    tokio::task::block_in_place(|| results::write_report(run.path()))
+        .map_err(|e| RunError::Other(format!("the report could not be written: {e}")))?;
     Ok(())
 }
 

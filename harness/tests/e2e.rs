@@ -6,7 +6,9 @@
 //!   `lost-write` anomalies);
 //! - the strong mode (majority writes, majority election, linearizable
 //!   reads) stays valid under partitions, kills and pauses;
-//! - after every run, no node process is left.
+//! - after every run, no node process is left;
+//! - a store that fills up mid-run stops it with exit 5 naming the file,
+//!   nodes torn down, the history so far still checkable.
 
 mod support;
 
@@ -15,7 +17,7 @@ use std::process::Command;
 
 use support::flags::weak_set_under_primary_isolation;
 use support::processes::assert_no_node_left;
-use support::{faultline_in, latest_run, temp_store};
+use support::{code, faultline, faultline_in, latest_run, stderr, temp_store};
 
 /// The weak set design under primary isolation, long enough to lose writes.
 fn weak_set_flags() -> Vec<&'static str> {
@@ -212,4 +214,55 @@ fn split_brain_in_the_weak_mode_shows_transactional_anomalies() {
         "{found:?}"
     );
     assert_no_node_left(&store);
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` (with the reason printed) where mounting needs a root this
+    /// test does not have.
+    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(SmallDisk(dir.to_path_buf())),
+            other => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs at {} ({other:?}); needs root",
+                    dir.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "e2e: about 5 s; needs root to mount a tmpfs; run with --ignored"]
+fn a_full_store_stops_the_run_with_exit_5_naming_the_file_and_leaves_a_readable_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_disk) = SmallDisk::mount(dir.path(), "1m") else {
+        return;
+    };
+    let store = dir.path().join("store");
+    let out = faultline_in(&store, &["run", "--time-limit", "60s", "--rate", "2000"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 5, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let run = latest_run(&store);
+    let history = run.join("history.jsonl");
+    assert!(err.contains(&history.display().to_string()), "{err}");
+    assert_no_node_left(&store);
+    // What was written before the disk filled still checks.
+    let check = faultline().arg("check").arg(&history).output().unwrap();
+    assert!(matches!(code(&check), 0..=2), "{}", stderr(&check));
 }

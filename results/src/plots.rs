@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use checker::history::OpType;
+use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -108,18 +109,29 @@ pub fn write_plots(dir: &Path, input: &PlotInput) -> Result<Vec<PlotFiles>, Plot
             let path = path.to_path_buf();
             move |message: String| PlotError { path, message }
         };
+        // Both drawn into memory and written here: plotters' own file
+        // writers drop their buffers' last flush, and with it a full disk's
+        // error (a plot cut short, and no word of it).
+        let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
         draw(
-            BitMapBackend::new(&png, SIZE).into_drawing_area(),
+            BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
             plot,
             &prepared,
         )
         .map_err(fail(&png))?;
+        let mut encoded = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut encoded)
+            .write_image(&rgb, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+            .map_err(|e| fail(&png)(e.to_string()))?;
+        std::fs::write(&png, encoded).map_err(|e| fail(&png)(e.to_string()))?;
+        let mut text = String::new();
         draw(
-            SVGBackend::new(&svg, SIZE).into_drawing_area(),
+            SVGBackend::with_string(&mut text, SIZE).into_drawing_area(),
             plot,
             &prepared,
         )
         .map_err(fail(&svg))?;
+        std::fs::write(&svg, text).map_err(|e| fail(&svg)(e.to_string()))?;
         files.push(PlotFiles { plot, png, svg });
     }
     Ok(files)

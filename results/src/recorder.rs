@@ -102,7 +102,7 @@ impl Buffer {
             None => Ok(()),
             Some((kind, message)) => Err(io::Error::new(
                 *kind,
-                format!("history recorder failed earlier: {message}"),
+                format!("the history recorder stopped: {message}"),
             )),
         }
     }
@@ -222,7 +222,8 @@ impl Shared {
         }
         if let Err(e) = file.write_all(&lines) {
             let mut buffer = self.lock_buffer();
-            buffer.failed = Some((e.kind(), e.to_string()));
+            let message = format!("writing {}: {e}", self.path.display());
+            buffer.failed = Some((e.kind(), message));
             return Err(e);
         }
         Ok(())

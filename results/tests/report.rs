@@ -953,3 +953,26 @@ fn report_of_a_100k_op_set_history_with_lost_writes_is_fast() {
         std::mem::forget(temp);
     }
 }
+
+#[test]
+fn a_full_disk_under_any_report_file_is_an_error_naming_that_file() {
+    // /dev/full fails every write with ENOSPC, as a full store does.
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full on this machine");
+        return;
+    }
+    for name in [
+        "latency-raw.png",
+        "rate.svg",
+        "timeline.html",
+        "junit.xml",
+        "report.html",
+    ] {
+        let temp = TempStore::new("full");
+        let run = valid_run(&Store::new(&temp.0));
+        std::os::unix::fs::symlink("/dev/full", run.path().join(name)).unwrap();
+        let err = write_report(run.path()).expect_err(name).to_string();
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains("No space left on device"), "{name}: {err}");
+    }
+}
