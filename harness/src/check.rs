@@ -107,6 +107,20 @@ struct Checked {
     history: Option<Vec<Op>>,
 }
 
+/// The flag a Ctrl-C sets: the first stops the search, which then answers
+/// unknown with how far it got; a second, with the flag already set, exits
+/// at once.
+fn interrupt_on_ctrl_c() -> Arc<AtomicBool> {
+    use signal_hook::consts::SIGINT;
+    let flag = Arc::new(AtomicBool::new(false));
+    let registered = signal_hook::flag::register_conditional_shutdown(SIGINT, 130, flag.clone())
+        .and_then(|_| signal_hook::flag::register(SIGINT, flag.clone()));
+    if let Err(e) = registered {
+        eprintln!("faultline: Ctrl-C will not stop the check gracefully: {e}");
+    }
+    flag
+}
+
 /// The checkers' options from the flags; only the flags of the checkers
 /// `work` runs are validated.
 fn check_options(args: &CheckArgs, work: &dyn Workload) -> Result<CheckOptions, Failure> {
@@ -125,6 +139,9 @@ fn check_options(args: &CheckArgs, work: &dyn Workload) -> Result<CheckOptions, 
         all_keys: args.all_keys,
         threads: args.threads.unwrap_or_else(|| Options::default().threads),
         progress: Some(Arc::new(AtomicUsize::new(0))),
+        max_configurations: args.max_configurations,
+        // Only the linearizability search listens for it.
+        interrupt: (args.workload == WorkloadKind::Register).then(interrupt_on_ctrl_c),
     };
     Ok(CheckOptions {
         model,

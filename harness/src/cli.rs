@@ -209,6 +209,11 @@ pub struct CheckArgs {
     /// past it the verdict is unknown.
     #[arg(long, default_value_t = 4096)]
     pub memory_limit_mb: usize,
+    /// Give up on a key (verdict unknown) after its search explored this
+    /// many configurations: a bound on the work, which the memory limit is
+    /// not (a search can revisit its memo for ever)
+    #[arg(long)]
+    pub max_configurations: Option<u64>,
     /// Check every key, even after one is found invalid.
     #[arg(long)]
     pub all_keys: bool,

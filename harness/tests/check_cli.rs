@@ -697,3 +697,51 @@ fn malformed_input_is_exit_4_with_its_line_for_every_workload() {
     );
     assert_refused_at(&edn, "register", 3, "still outstanding");
 }
+
+#[test]
+fn a_configuration_budget_bounds_the_search_whatever_the_memory_limit() {
+    let file = history_file(&hard_invalid_history(18), ".jsonl");
+    let out = faultline_check(
+        &file,
+        &[
+            "--model",
+            "register",
+            "--max-configurations",
+            "5000",
+            "--memory-limit-mb",
+            "4096",
+        ],
+    );
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("unknown: explored 5000 configurations, its budget"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the furthest linearizable prefix held"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_check_gives_unknown_with_how_far_it_got() {
+    let file = history_file(&hard_invalid_history(22), ".jsonl");
+    let child = faultline()
+        .args(["check", "--model", "register", "--time-limit", "60s"])
+        .arg(file.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("unknown: interrupted; the furthest linearizable prefix held"),
+        "{text}"
+    );
+}

@@ -51,6 +51,13 @@ pub struct Options {
     pub threads: usize,
     /// Counts keys as their search finishes, for a caller's progress display.
     pub progress: Option<Arc<AtomicUsize>>,
+    /// Give up (verdict unknown) on a key after exploring this many
+    /// configurations: a bound on the work, where `memo_bytes` bounds only
+    /// the memory (a search can revisit its memo for ever).
+    pub max_configurations: Option<u64>,
+    /// Set (by a Ctrl-C handler) to stop the check: unknown, with how far
+    /// each key's search had got.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Options {
@@ -61,6 +68,8 @@ impl Default for Options {
             all_keys: false,
             threads: cores(),
             progress: None,
+            max_configurations: None,
+            interrupt: None,
         }
     }
 }
@@ -413,6 +422,8 @@ fn run_partitions(
                 cutoff: if options.all_keys { &NEVER_CUT } else { cutoff },
                 partition: i,
                 memo_bytes: options.memo_bytes / threads,
+                max_explored: options.max_configurations.unwrap_or(u64::MAX),
+                interrupt: options.interrupt.as_deref(),
             };
             let outcome = check_partition(spec, &partitions[i].1, &budget);
             if let Ok(KeyResult {

@@ -56,11 +56,34 @@ pub struct Budget<'a> {
     pub partition: usize,
     /// Maximum bytes for the memo table.
     pub memo_bytes: usize,
+    /// Maximum configurations explored (steps of the search, each trying
+    /// one op in one configuration, revisits included).
+    pub max_explored: u64,
+    /// Set by the caller (Ctrl-C) to stop every search.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 impl Budget<'_> {
     fn exhausted(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || self.cutoff.load(Ordering::Relaxed) < self.partition
+        self.stop.load(Ordering::Relaxed)
+            || self.cutoff.load(Ordering::Relaxed) < self.partition
+            || self.interrupted()
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
+    }
+
+    /// Why the search stopped early, and how far it had got.
+    fn why_stopped(&self, explored: u64, prefix: usize, ok_ops: usize) -> String {
+        let why = if explored > self.max_explored {
+            format!("explored {} configurations, its budget", self.max_explored)
+        } else if self.interrupted() {
+            "interrupted".to_string()
+        } else {
+            "stopped: time limit reached or another key failed".to_string()
+        };
+        format!("{why}; the furthest linearizable prefix held {prefix} of {ok_ops} completed ops")
     }
 }
 
@@ -306,8 +329,9 @@ pub fn search<M: Model>(
             break Search::Valid;
         }
         iterations += 1;
-        if iterations & 0x3FF == 0 && budget.exhausted() {
-            break Search::Unknown("stopped: time limit reached or another key failed".into());
+        if (iterations & 0x3FF == 0 && budget.exhausted()) || iterations > budget.max_explored {
+            let reason = budget.why_stopped(iterations, furthest.prefix.len(), n_ok);
+            break Search::Unknown(reason);
         }
         let at_return = entry == NONE || !events.is_call[entry as usize];
         if at_return && !info_pass {
