@@ -18,9 +18,11 @@
 //! - [`outcome`]: what every checker returns and a run stores: verdict, anomaly counts,
 //!   anomalies with op indices ([`CheckOutcome`]).
 //! - [`verdict`]: valid / invalid / unknown and how verdicts compose.
+//! - [`fuzz`]: the entry points of the fuzz targets (`fuzz/`) and their replay tests.
 #![deny(missing_docs)]
 
 pub mod edn;
+pub mod fuzz;
 pub mod history;
 pub mod import;
 pub mod linearizable;

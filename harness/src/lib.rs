@@ -25,6 +25,7 @@
 //! - [`campaign`]: campaigns: cells of tests with expectations, their
 //!   verdicts and documents.
 //! - [`serve`]: `faultline serve`, the read-only web view of the store.
+//! - [`fuzz`]: the entry point of the TOML fuzz target and its replay test.
 
 #![deny(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod campaign;
 pub mod cleanup;
 pub mod client;
 pub(crate) mod containment;
+pub mod fuzz;
 pub mod generator;
 pub mod interpreter;
 pub mod package;
