@@ -140,8 +140,11 @@ fn check_options(args: &CheckArgs, work: &dyn Workload) -> Result<CheckOptions, 
         threads: args.threads.unwrap_or_else(|| Options::default().threads),
         progress: Some(Arc::new(AtomicUsize::new(0))),
         max_configurations: args.max_configurations,
-        // Only the linearizability search listens for it.
         interrupt: (args.workload == WorkloadKind::Register).then(interrupt_on_ctrl_c),
+    };
+    let txn = TxnOptions {
+        interrupt: matches!(work.history_form(), HistoryForm::Txn(_)).then(interrupt_on_ctrl_c),
+        ..txn
     };
     Ok(CheckOptions {
         model,

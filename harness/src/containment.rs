@@ -345,6 +345,34 @@ fn running(pid: u32) -> bool {
     !matches!(state.as_deref(), Some("Z" | "X")) || threads > 1
 }
 
+/// Runs `command` — this harness re-executed, in a private network
+/// namespace (`--net netns`) — as part of this process: it gets SIGTERM
+/// when this process dies (even by SIGKILL), and every SIGINT and SIGTERM
+/// this process gets is passed on to it, so it tears its run down
+/// whichever of the two is signalled. Returns its exit status.
+pub fn supervise(mut command: Command) -> std::io::Result<std::process::ExitStatus> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    crate::system::process::die_with_parent(&mut command, Signal::SIGTERM);
+    let received = Arc::new(AtomicUsize::new(0));
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // Replaces the default action (exit): we stay to pass it on.
+        let _ = signal_hook::flag::register_usize(signal as i32, received.clone(), signal as usize);
+    }
+    let mut child = command.spawn()?;
+    let pid = Pid::from_raw(child.id() as i32);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        let pending = received.swap(0, Ordering::SeqCst);
+        if let Ok(signal) = Signal::try_from(pending as i32) {
+            let _ = kill(pid, signal);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,3 +43,5 @@ pub mod serve;
 pub mod system;
 pub mod test_spec;
 pub mod workload;
+
+pub use containment::supervise;

@@ -250,34 +250,19 @@ fn store(run: &RunDir, results: &Results) -> Result<(), RunError> {
     Ok(())
 }
 
-/// How many times the nodes (and their proxies) are started afresh when a
-/// node exits while starting.
-const SETUP_ATTEMPTS: usize = 3;
-
 /// The system deployed ([`System::deploy`]), then the nodes started and a
-/// primary elected. Node ports are picked free but bound by the node a
-/// moment later, so on a busy machine another process can take one first
-/// and the node exits at once; then everything (nodes, proxies) is dropped
-/// and deployed again on fresh ports.
+/// primary elected. A node that exits while starting fails the run with
+/// its log: ports are held from the moment they are picked (target-node
+/// inherits its listening socket), so there is nothing to retry.
 async fn set_up_db(
     system: &dyn System,
     spec: &TestSpec,
     run: &RunDir,
     seed: u64,
 ) -> Result<Deployment, RunError> {
-    let mut attempt = 1;
-    loop {
-        let mut deployment = system.deploy(spec, run, seed).await?;
-        match tokio::task::block_in_place(|| deployment.db.setup()) {
-            Ok(()) => return Ok(deployment),
-            Err(e @ DbError::Exited { .. }) if attempt < SETUP_ATTEMPTS => {
-                eprintln!("faultline: {e}; starting the cluster again on fresh ports");
-                let _ = tokio::task::block_in_place(|| deployment.db.teardown());
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let mut deployment = system.deploy(spec, run, seed).await?;
+    tokio::task::block_in_place(|| deployment.db.setup())?;
+    Ok(deployment)
 }
 
 /// Waits (at most [`RECOVERY_LIMIT`]) until the cluster has a primary and

@@ -59,8 +59,7 @@ pub(crate) fn enter_private_netns(spec: &TestSpec) -> Result<Option<u8>, Failure
     }
     let exe = std::env::current_exe().map_err(|e| Failure::Internal(e.into()))?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let status = netns::private_netns_command(&exe, &args)
-        .status()
+    let status = harness::supervise(netns::private_netns_command(&exe, &args))
         .map_err(|e| Failure::Internal(anyhow::anyhow!("starting unshare: {e}")))?;
     Ok(Some(status.code().map_or(exit::INTERNAL, |c| c as u8)))
 }

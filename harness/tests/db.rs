@@ -286,6 +286,108 @@ fn nodes_that_never_answer_time_out_naming_nodes_and_logs() {
     );
 }
 
+/// Not a test by itself: a "node" that `a_node_answering_garbage_...`
+/// starts. It listens on the socket it inherits (fd 3, as target-node's
+/// `--listen-fd`) and answers every request with bytes that are not HTTP.
+#[test]
+#[ignore = "run by a_node_answering_garbage_is_not_ready_naming_what_it_said"]
+#[allow(unsafe_code)]
+fn garbage_node() {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let fd3 = std::fs::read_link("/proc/self/fd/3").unwrap_or_default();
+    if !fd3.to_string_lossy().starts_with("socket:") {
+        return;
+    }
+    // SAFETY: the harness passed this process a bound socket as fd 3
+    // (through `sh`'s exec); nothing else here owns it.
+    let socket = unsafe { socket2::Socket::from_raw_fd(3) };
+    socket.listen(16).unwrap();
+    let listener = std::net::TcpListener::from(socket);
+    for stream in listener.incoming().take(200) {
+        let Ok(mut stream) = stream else { continue };
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(b"\x00\xffgarbage, not HTTP\r\n\r\n");
+    }
+}
+
+/// A node binary that runs this test binary's [`garbage_node`].
+fn garbage_binary() -> NodeBinary {
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    NodeBinary::WithArgs {
+        program: "sh".into(),
+        leading_args: vec![
+            "-c".into(),
+            format!("exec '{exe}' --exact garbage_node --ignored --nocapture"),
+            "sh".into(),
+        ],
+    }
+}
+
+#[test]
+fn a_node_answering_garbage_is_not_ready_naming_what_it_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(2, dir.path());
+    config.binary = garbage_binary();
+    config.ready_timeout = Duration::from_millis(1500);
+    let mut db = TargetNodeDb::new(config).unwrap();
+    let started = Instant::now();
+    let err = db.setup().unwrap_err();
+    let text = err.to_string();
+    assert!(started.elapsed() < Duration::from_secs(6), "{text}");
+    assert!(matches!(err, DbError::NotReady { .. }), "{text}");
+    assert!(text.contains("n1, n2 not ready"), "{text}");
+    assert!(
+        text.contains("no answer") || text.contains("not a target-node status"),
+        "{text}"
+    );
+    assert!(db.pid("n1").is_none() && db.pid("n2").is_none());
+}
+
+/// Runs `ops` outgoing connections and `bind(0)`s on loopback, as a busy
+/// machine's other programs would, until `stop` is set.
+fn churn_ephemeral_ports(stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    server.set_nonblocking(true).unwrap();
+    for _ in 0..200_000 {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let _client = std::net::TcpStream::connect(addr);
+        let _bound = std::net::TcpListener::bind("127.0.0.1:0");
+        while server.accept().is_ok() {}
+    }
+}
+
+#[test]
+fn twenty_cluster_starts_back_to_back_need_no_retry() {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| churn_ephemeral_ports(&stop));
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = config(3, dir.path());
+            config.extra_args = ["--heartbeat-ms", "20", "--election-timeout-ms", "150"]
+                .map(String::from)
+                .to_vec();
+            let mut db = TargetNodeDb::new(config).unwrap();
+            if let Err(e) = db.setup() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("start {round} failed: {e}");
+            }
+            for node in db.nodes() {
+                let log = std::fs::read_to_string(db.log_file(&node.id)).unwrap();
+                assert_eq!(log.matches("== faultline: starting").count(), 1, "{log}");
+            }
+            db.teardown().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 fn template() -> String {
     "{bin} node --id {id} --listen 127.0.0.1:{port} --peers {peers} \
      --data-dir {data_dir} --admin"

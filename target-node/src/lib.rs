@@ -19,6 +19,9 @@
 //! - [`node`]: the driver that runs a state machine over HTTP and disk.
 //! - [`server`]: the axum routes, one file per command.
 //! - `logging`: log lines with time, node, role and term.
+//! - [`fuzz`]: the entry point of the HTTP fuzz target.
+//! - `listener`: the listening socket, bound here or inherited
+//!   (`--listen-fd`).
 //!
 //! # Running
 //! `target-node --id n1 --listen 127.0.0.1:7001 --peers
@@ -88,7 +91,9 @@
 pub mod api;
 pub mod client;
 pub mod clock;
+pub mod fuzz;
 pub mod kv;
+mod listener;
 mod logging;
 pub mod message;
 pub mod mode;
@@ -172,6 +177,12 @@ pub struct NodeArgs {
     /// by default the kernel picks the source address.
     #[arg(long)]
     pub peer_source: Option<IpAddr>,
+    /// Serve on the socket inherited as this file descriptor, already bound
+    /// to `--listen`'s address, instead of binding it: a launcher that holds
+    /// the port from the moment it picks it leaves no window in which
+    /// another process can take it.
+    #[arg(long)]
+    pub listen_fd: Option<i32>,
 }
 
 /// One `--peers` item: `id=url`.
@@ -255,6 +266,9 @@ impl NodeArgs {
         if self.max_batch == 0 {
             return bad("--max-batch must be at least 1".into());
         }
+        if self.listen_fd.is_some_and(|fd| fd < 0) {
+            return bad("--listen-fd must be a file descriptor (0 or more)".into());
+        }
         Ok(())
     }
 
@@ -308,6 +322,9 @@ impl NodeArgs {
         if let Some(source) = self.peer_source {
             args.extend(["--peer-source".into(), source.to_string()]);
         }
+        if let Some(fd) = self.listen_fd {
+            args.extend(["--listen-fd".into(), fd.to_string()]);
+        }
         args
     }
 
@@ -345,6 +362,32 @@ pub fn run_blocking(args: NodeArgs) -> Result<(), NodeError> {
 }
 
 async fn serve(args: NodeArgs) -> Result<(), NodeError> {
+    let (node, recovered_entries) = open_node(&args)?;
+    let serve_error = |source| NodeError::Serve {
+        addr: args.listen,
+        source,
+    };
+    let listener = listener::open(args.listen, args.listen_fd).map_err(serve_error)?;
+    info!(listen = %args.listen, recovered_entries, modes = ?args.modes(), "serving");
+    let ticker = tokio::spawn(tick_forever(node.clone(), tick_period(&args)));
+    let served = axum::serve(listener, server::router(node.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    ticker.abort();
+    node.close();
+    info!("stopped");
+    served.map_err(serve_error)
+}
+
+/// How often a node's state machine is ticked.
+fn tick_period(args: &NodeArgs) -> Duration {
+    Duration::from_millis((args.heartbeat_ms / 4).max(2))
+}
+
+/// The node `args` describe, recovered from its data dir and with its
+/// writer attached, on the current runtime; and how many oplog entries it
+/// recovered.
+fn open_node(args: &NodeArgs) -> Result<(Arc<Node>, usize), NodeError> {
     let data_dir = |source| NodeError::DataDir {
         dir: args.data_dir.clone(),
         source,
@@ -382,25 +425,7 @@ async fn serve(args: NodeArgs) -> Result<(), NodeError> {
     let node = Node::new(driver, replication, tokio::runtime::Handle::current());
     node.attach_writer(Duration::from_millis(args.flush_interval_ms))
         .map_err(data_dir)?;
-    let serve_error = |source| NodeError::Serve {
-        addr: args.listen,
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(serve_error)?;
-    info!(listen = %args.listen, recovered_entries, modes = ?args.modes(), "serving");
-    let ticker = tokio::spawn(tick_forever(
-        node.clone(),
-        Duration::from_millis((args.heartbeat_ms / 4).max(2)),
-    ));
-    let served = axum::serve(listener, server::router(node.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    ticker.abort();
-    node.close();
-    info!("stopped");
-    served.map_err(serve_error)
+    Ok((node, recovered_entries))
 }
 
 async fn tick_forever(node: Arc<Node>, period: Duration) {

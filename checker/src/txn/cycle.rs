@@ -13,6 +13,7 @@
 //! recursive and a realtime chain of a million txns would overflow the stack.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use petgraph::algo::kosaraju_scc;
@@ -144,16 +145,38 @@ impl Class {
 /// A cycle: (from, to, dependency) in cycle order.
 pub(crate) type Cycle = Vec<(u32, u32, Dep)>;
 
-/// The deadline passed.
+/// The search's budget ran out.
 #[derive(Debug)]
 struct OutOfTime;
+
+/// When a cycle search must stop: past a deadline, or once an interrupt
+/// flag (Ctrl-C) is set.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Budget<'a> {
+    /// Stop after this instant.
+    pub deadline: Option<Instant>,
+    /// Stop once this is set.
+    pub interrupt: Option<&'a AtomicBool>,
+}
+
+impl Budget<'_> {
+    /// Whether the search must stop now.
+    pub(crate) fn spent(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() > d) || self.interrupted()
+    }
+
+    /// Whether it stopped (or must) because of the interrupt.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
+    }
+}
 
 /// What the search found for one class.
 #[derive(Default, Debug)]
 pub(crate) struct ClassOutcome {
     /// One cycle per SCC where one was found: (from, to, dep) in cycle order.
     pub cycles: Vec<Cycle>,
-    /// Sizes of the SCCs the search could not finish before the deadline.
+    /// Sizes of the SCCs the search could not finish within its budget.
     pub unfinished: Vec<usize>,
 }
 
@@ -173,7 +196,7 @@ pub(crate) fn sccs(g: &DepGraph, mask: u8) -> Vec<Vec<NodeIndex<u32>>> {
 pub(crate) fn search(
     g: &DepGraph,
     class: &Class,
-    deadline: Option<Instant>,
+    budget: Budget,
     skip: &dyn Fn(usize) -> bool,
 ) -> ClassOutcome {
     let mut out = ClassOutcome::default();
@@ -188,11 +211,11 @@ pub(crate) fn search(
         if skip(c[0].index()) {
             continue;
         }
-        if deadline.is_some_and(|d| Instant::now() > d) {
+        if budget.spent() {
             out.unfinished.push(c.len());
             continue;
         }
-        match in_component(g, class, c, &comp, i as u32, deadline) {
+        match in_component(g, class, c, &comp, i as u32, budget) {
             Ok(Some(cycle)) => out.cycles.push(cycle),
             Ok(None) => {}
             Err(OutOfTime) => out.unfinished.push(c.len()),
@@ -201,21 +224,21 @@ pub(crate) fn search(
     out
 }
 
-/// Tries each start edge of the component; `Err` when the deadline passed.
+/// Tries each start edge of the component; `Err` when the budget ran out.
 fn in_component(
     g: &DepGraph,
     class: &Class,
     nodes: &[NodeIndex<u32>],
     comp: &[u32],
     id: u32,
-    deadline: Option<Instant>,
+    budget: Budget,
 ) -> Result<Option<Cycle>, OutOfTime> {
     for &u in nodes {
         for e in g.edges(u) {
             if e.weight().kind != class.start || comp[e.target().index()] != id {
                 continue;
             }
-            if let Some(c) = bfs(g, class, e.id(), comp, id, deadline)? {
+            if let Some(c) = bfs(g, class, e.id(), comp, id, budget)? {
                 return Ok(Some(c));
             }
         }
@@ -230,7 +253,7 @@ fn bfs(
     start: EdgeIndex<u32>,
     comp: &[u32],
     id: u32,
-    deadline: Option<Instant>,
+    budget: Budget,
 ) -> Result<Option<Cycle>, OutOfTime> {
     let Some((u, v)) = g.edge_endpoints(start) else {
         return Ok(None);
@@ -244,7 +267,7 @@ fn bfs(
     let mut popped = 0u32;
     while let Some((x, s)) = queue.pop_front() {
         popped += 1;
-        if popped.is_multiple_of(1024) && deadline.is_some_and(|d| Instant::now() > d) {
+        if popped.is_multiple_of(1024) && budget.spent() {
             return Err(OutOfTime);
         }
         for e in g.edges(x) {

@@ -81,6 +81,8 @@ mod register;
 pub use parse::{TxnHistory, TxnWorkload};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -152,6 +154,9 @@ pub struct TxnOptions {
     /// Anomalies that make the history invalid besides the models' (Elle's
     /// `:anomalies`): `G1` means G1a, G1b, G1c and whatever implies them.
     pub anomalies: Vec<String>,
+    /// Once set (by a Ctrl-C handler), the cycle search stops: the classes
+    /// not finished are unknown, saying so; what was found stands.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for TxnOptions {
@@ -162,6 +167,7 @@ impl Default for TxnOptions {
             max_listed: 32,
             register_order: RegisterOrder::Inferred,
             anomalies: Vec::new(),
+            interrupt: None,
         }
     }
 }
@@ -408,7 +414,11 @@ pub fn check(h: &TxnHistory, options: &TxnOptions) -> Result<TxnResult, TxnError
     let g = graph::build(txns, &edges);
     drop(edges);
     let all = cycle::sccs(&g, WW | WR | RW | PROCESS | REALTIME);
-    let (cycles, unknown) = search_cycles(&g, &all, deadline, options.time_limit);
+    let budget = cycle::Budget {
+        deadline,
+        interrupt: options.interrupt.as_deref(),
+    };
+    let (cycles, unknown) = search_cycles(&g, &all, budget, options.time_limit);
     for (kind, c) in &cycles {
         anomalies.push(explain(&namer, &*explainer, kind, c));
     }
@@ -448,11 +458,11 @@ pub fn check(h: &TxnHistory, options: &TxnOptions) -> Result<TxnResult, TxnError
 /// Every cycle class in every SCC, Elle's way: classes in order of
 /// severity, and in an SCC where one class was found, the classes it
 /// implies are not searched (a G-single there is not also reported as
-/// G-single-realtime). Classes past the deadline are unknown.
+/// G-single-realtime). Classes past the budget are unknown.
 fn search_cycles(
     g: &graph::DepGraph,
     all: &[Vec<petgraph::graph::NodeIndex<u32>>],
-    deadline: Option<Instant>,
+    budget: cycle::Budget,
     time_limit: Option<Duration>,
 ) -> (Vec<(&'static str, cycle::Cycle)>, Vec<UnknownClass>) {
     let mut cycles = Vec::new();
@@ -473,20 +483,26 @@ fn search_cycles(
                 .iter()
                 .any(|k| consistency::implied(k).contains(class.name))
         };
-        let outcome = cycle::search(g, &class, deadline, &skip);
+        let outcome = cycle::search(g, &class, budget, &skip);
         for c in outcome.cycles {
             let at = top[c[0].0 as usize] as usize;
             found[at].push(class.name);
             cycles.push((class.name, c));
         }
         if !outcome.unfinished.is_empty() {
-            let limit = time_limit.map_or("the time limit".to_string(), |l| {
-                format!("the time limit of {l:?}")
-            });
+            let stopped = match budget.interrupted() {
+                true => "was interrupted (Ctrl-C)".to_string(),
+                false => format!(
+                    "ran past {}",
+                    time_limit.map_or("the time limit".to_string(), |l| {
+                        format!("the time limit of {l:?}")
+                    })
+                ),
+            };
             unknown.push(UnknownClass {
                 kind: class.name.to_string(),
                 reason: format!(
-                    "the search for {} cycles ran past {limit} in {} strongly connected component(s) (sizes {:?})",
+                    "the search for {} cycles {stopped} in {} strongly connected component(s) (sizes {:?})",
                     class.name,
                     outcome.unfinished.len(),
                     outcome.unfinished

@@ -388,6 +388,38 @@ fn an_expired_budget_leaves_classes_unknown_but_an_scc_proves_a_cycle() {
 }
 
 #[test]
+fn an_interrupted_search_leaves_classes_unknown_saying_so() {
+    let h = H::default()
+        .txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", []]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    let options = TxnOptions {
+        interrupt: Some(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            true,
+        ))),
+        ..TxnOptions::default()
+    };
+    let r = check_list_append(&h.ops, &options).unwrap();
+    assert!(!r.unknown.is_empty(), "{r:#?}");
+    assert!(
+        r.unknown
+            .iter()
+            .all(|u| u.reason.contains("was interrupted (Ctrl-C)")),
+        "{r:#?}"
+    );
+    // What the SCC proves still stands, as for an expired time limit.
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    let calm = TxnOptions {
+        interrupt: Some(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            false,
+        ))),
+        ..TxnOptions::default()
+    };
+    let r = check_list_append(&h.ops, &calm).unwrap();
+    assert!(r.unknown.is_empty(), "an unset flag stops nothing: {r:#?}");
+}
+
+#[test]
 fn a_process_reading_its_own_append_late_is_g1c_process() {
     // Process 0 read an append that it only made in its next txn.
     let r = H::default()

@@ -35,6 +35,7 @@
 //! speak that API, and accepting connections is enough.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
@@ -46,11 +47,11 @@ use results::RunDir;
 use serde::{Deserialize, Serialize};
 
 use super::db::{
-    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    check_peer_urls, held_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
     Pause, PeerUrls, Primary, Settled,
 };
 use super::net::proxy_for;
-use super::process::{io_error, log_path, signal_node, Processes};
+use super::process::{io_error, log_path, signal_node, HeldPort, Processes};
 use super::target_node::api::NodeApi;
 use super::target_node::db::status_runtime;
 use super::target_node::{self, status};
@@ -283,6 +284,9 @@ pub struct ExternalDb {
     config: ExternalConfig,
     templates: Templates,
     nodes: Vec<NodeInfo>,
+    /// Each node's port, held from the moment it was picked until just
+    /// before its first start (the start command binds it by number).
+    held: BTreeMap<String, HeldPort>,
     processes: Processes,
     /// Primary discovery, settling, crashes and (without libfaketime) clock
     /// offsets: through target-node's API, until custom systems get a
@@ -295,11 +299,13 @@ impl ExternalDb {
     /// Parses the templates and picks the nodes' ports; starts nothing.
     pub fn new(config: ExternalConfig) -> Result<ExternalDb, DbError> {
         let templates = Templates::parse(&config)?;
-        let nodes = loopback_nodes(config.nodes)?;
+        let (nodes, held) = held_nodes(config.nodes, |_| Ipv4Addr::LOCALHOST.into())?;
         if let Some(overrides) = &config.peer_urls {
             check_peer_urls(overrides, &nodes)?;
         }
+        let held = nodes.iter().map(|n| n.id.clone()).zip(held).collect();
         Ok(ExternalDb {
+            held,
             processes: Processes::new(config.stop_grace)?,
             api: NodeApi::new(&nodes),
             faketime: FaketimeClock {
@@ -395,6 +401,7 @@ impl ExternalDb {
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         let log = self.log_file(node);
+        drop(self.held.remove(node));
         self.processes.start(node, command, &log)?;
         Ok(())
     }

@@ -179,6 +179,16 @@ pub enum DbError {
     /// Free ports could not be picked.
     #[error("cannot pick free ports on 127.0.0.1: {0}")]
     Ports(std::io::Error),
+    /// A stopped node's port could not be held again for its restart.
+    #[error("cannot hold {addr} for {node} again (another process took the port while {node} was down?): {source}")]
+    PortTaken {
+        /// The node.
+        node: String,
+        /// Its address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
     /// A data dir or log file could not be created.
     #[error("{}: {source}", path.display())]
     Io {
@@ -304,6 +314,31 @@ pub(crate) fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Resul
         }
     }
     Ok(())
+}
+
+/// `NodeInfo`s for `count` nodes, node `i` on address `host(i)`, on ports
+/// picked and held now (see [`process::HeldPort`]): one per node, in order.
+pub(crate) fn held_nodes(
+    count: usize,
+    host: impl Fn(usize) -> std::net::IpAddr,
+) -> Result<(Vec<NodeInfo>, Vec<process::HeldPort>), DbError> {
+    if count == 0 {
+        return Err(DbError::Config("a cluster needs at least one node".into()));
+    }
+    let mut nodes = Vec::new();
+    let mut held = Vec::new();
+    for (i, id) in node_ids(count).into_iter().enumerate() {
+        let port = process::HeldPort::bind(std::net::SocketAddr::new(host(i), 0))
+            .map_err(DbError::Ports)?;
+        let addr = port.addr();
+        nodes.push(NodeInfo {
+            id,
+            url: format!("http://{addr}"),
+            port: addr.port(),
+        });
+        held.push(port);
+    }
+    Ok((nodes, held))
 }
 
 /// `NodeInfo`s for `count` nodes on loopback ports picked now.

@@ -30,7 +30,7 @@ pub mod custom;
 pub mod db;
 pub mod etcd;
 pub mod net;
-mod process;
+pub(crate) mod process;
 pub mod target_node;
 
 use nemesis::net::Net;

@@ -27,7 +27,8 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,9 +47,15 @@ const EXIT_POLL: Duration = Duration::from_millis(10);
 /// How long a SIGKILLed group may take to disappear before we move on.
 const KILL_WAIT: Duration = Duration::from_secs(2);
 
-/// A fork request: the command and where to send the child back.
+/// The file descriptor a node inherits its held listening socket as
+/// (target-node's `--listen-fd`): the first after stdin, stdout, stderr.
+pub(crate) const LISTEN_FD: i32 = 3;
+
+/// A fork request: the command, the socket the child inherits as
+/// [`LISTEN_FD`] (if any), and where to send the child back.
 struct SpawnRequest {
     command: Command,
+    socket: Option<OwnedFd>,
     reply: mpsc::Sender<io::Result<Child>>,
 }
 
@@ -67,10 +74,20 @@ impl Spawner {
         let thread = thread::Builder::new()
             .name("faultline-spawner".into())
             .spawn(move || {
-                for SpawnRequest { mut command, reply } in inbox {
+                for request in inbox {
+                    let SpawnRequest {
+                        mut command,
+                        socket,
+                        reply,
+                    } = request;
                     command.process_group(0);
-                    die_with_parent(&mut command);
+                    die_with_parent(&mut command, Signal::SIGKILL);
+                    if let Some(socket) = &socket {
+                        inherit_as(&mut command, socket.as_raw_fd(), LISTEN_FD);
+                    }
                     let _ = reply.send(command.spawn());
+                    // The child has its copy; ours closes here.
+                    drop(socket);
                 }
             })
             .map_err(DbError::Spawner)?;
@@ -83,12 +100,26 @@ impl Spawner {
     /// Forks `command` on the spawner thread, in a new process group, set
     /// to die with the harness.
     pub(crate) fn spawn(&self, command: Command) -> io::Result<Child> {
+        self.spawn_with_socket(command, None)
+    }
+
+    /// [`Spawner::spawn`], the child inheriting `socket` as [`LISTEN_FD`];
+    /// our copy of it is closed once the child has forked.
+    pub(crate) fn spawn_with_socket(
+        &self,
+        command: Command,
+        socket: Option<OwnedFd>,
+    ) -> io::Result<Child> {
         let gone = || io::Error::other("the spawner thread is gone");
         let (reply, answer) = mpsc::channel();
         self.requests
             .as_ref()
             .ok_or_else(gone)?
-            .send(SpawnRequest { command, reply })
+            .send(SpawnRequest {
+                command,
+                socket,
+                reply,
+            })
             .map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
     }
@@ -103,12 +134,15 @@ impl Drop for Spawner {
     }
 }
 
-/// Makes the child die with the harness (Linux: `PR_SET_PDEATHSIG`), and
-/// refuse to start if the harness already died while it was being forked.
+/// Makes the child get `signal` when the harness dies (Linux:
+/// `PR_SET_PDEATHSIG`; the forking *thread*'s exit counts, see the module
+/// docs), and refuse to start if the harness already died while it was
+/// being forked.
 #[cfg(target_os = "linux")]
-// The workspace denies unsafe code; this is its one use in the harness.
+// The workspace denies unsafe code; this and `inherit_as` are its uses in
+// the harness.
 #[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command, signal: Signal) {
     use nix::errno::Errno;
     use nix::sys::prctl::set_pdeathsig;
     use nix::unistd::getppid;
@@ -116,11 +150,11 @@ fn die_with_parent(command: &mut Command) {
     // SAFETY: `pre_exec` runs in the forked child before exec, where only
     // async-signal-safe calls are sound. The closure makes two plain system
     // calls (prctl(2), getppid(2)), allocates nothing, takes no lock, and
-    // touches only `parent`, a copied integer. Its errors are built from a
+    // touches only `parent` and `signal`, copied values. Its errors are built from a
     // raw errno (no allocation either).
     unsafe {
         command.pre_exec(move || {
-            set_pdeathsig(Signal::SIGKILL)?;
+            set_pdeathsig(signal)?;
             // The harness died between fork and prctl: the signal was
             // never armed, so do not start at all.
             if getppid() != parent {
@@ -131,10 +165,35 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// Makes the child find `fd` (ours) as its descriptor `target`, open across
+/// `exec`.
+#[allow(unsafe_code)]
+fn inherit_as(command: &mut Command, fd: RawFd, target: RawFd) {
+    use nix::libc;
+    // SAFETY: as in `die_with_parent`: the closure runs between fork and
+    // exec and makes only async-signal-safe system calls (dup2(2),
+    // fcntl(2)) on two copied integers, allocating nothing. `fd` stays
+    // open in the parent until the spawn returns, so it is open in the
+    // child.
+    unsafe {
+        command.pre_exec(move || {
+            let result = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, target)
+            };
+            match result {
+                -1 => Err(io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        });
+    }
+}
+
 /// Elsewhere there is no parent-death signal; teardown and `Drop` still
 /// stop every node, but a SIGKILLed harness leaves them behind.
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
+pub(crate) fn die_with_parent(_command: &mut Command, _signal: Signal) {}
 
 /// One running node process (the leader of its own process group) and,
 /// when contained, its PID namespace (see [`crate::containment`]).
@@ -318,6 +377,18 @@ impl Processes {
         command: Command,
         log: &Path,
     ) -> Result<u32, DbError> {
+        self.start_with_socket(node, command, log, None)
+    }
+
+    /// [`Processes::start`], the node inheriting `socket` (a [`HeldPort`]'s)
+    /// as [`LISTEN_FD`].
+    pub(crate) fn start_with_socket(
+        &mut self,
+        node: &str,
+        command: Command,
+        log: &Path,
+        socket: Option<OwnedFd>,
+    ) -> Result<u32, DbError> {
         let program = command.get_program().to_string_lossy().into_owned();
         let spawn_error = |source| DbError::Spawn {
             node: node.to_string(),
@@ -343,7 +414,10 @@ impl Processes {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
-        let child = self.spawner.spawn(command).map_err(spawn_error)?;
+        let child = self
+            .spawner
+            .spawn_with_socket(command, socket)
+            .map_err(spawn_error)?;
         let namespace = Namespace::of_spawned(child.id());
         let process = NodeProcess { child, namespace };
         let pid = process.pid();
@@ -481,6 +555,44 @@ pub(crate) fn free_ports(count: usize) -> Result<Vec<u16>, DbError> {
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<io::Result<Vec<_>>>()
         .map_err(DbError::Ports)
+}
+
+/// A port held for a node from the moment it is picked until the node takes
+/// it over: a socket bound to the node's address, not listening (so a
+/// connection to it is refused, as to a stopped node), with `SO_REUSEADDR`
+/// (so it can be bound again beside the connections a killed node left in
+/// `TIME_WAIT`). While it is held, no other process's `bind` or outgoing
+/// connection gets the port. The node inherits the socket and listens on it
+/// (target-node's `--listen-fd`).
+#[derive(Debug)]
+pub(crate) struct HeldPort {
+    socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl HeldPort {
+    /// Holds `addr`; port 0 holds a free port, picked by the kernel.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<HeldPort> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        let addr = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("a bound TCP socket without an address"))?;
+        Ok(HeldPort { socket, addr })
+    }
+
+    /// The address held.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The socket, for the node to inherit.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.socket.into()
+    }
 }
 
 /// `dir/<node>.log`.

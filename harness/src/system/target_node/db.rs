@@ -5,6 +5,8 @@
 //! <extra args>` (or the same flags to another binary), with its stdout and
 //! stderr appended to `LOGS/nI.log` (`LOGS` defaults to `RUN/nodes`).
 
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
@@ -18,10 +20,10 @@ use target_node::mode::{Election, Fsync, Modes, Reads, Topology, WriteConcern};
 use super::api::NodeApi;
 use super::status::{self, StatusError};
 use crate::system::db::{
-    check_peer_urls, loopback_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    check_peer_urls, held_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
     Pause, PeerUrls, Primary, Settled,
 };
-use crate::system::process::{io_error, log_path, signal_node, Processes};
+use crate::system::process::{io_error, log_path, signal_node, HeldPort, Processes, LISTEN_FD};
 
 /// How long one readiness probe waits for a node's status.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -125,20 +127,18 @@ fn distinct_host(index: usize) -> String {
     format!("127.0.0.{}", 11 + index)
 }
 
-/// The nodes on loopback: all on 127.0.0.1, or each on its own address.
-fn place_nodes(config: &TargetNodeConfig) -> Result<Vec<NodeInfo>, DbError> {
-    let mut nodes = loopback_nodes(config.nodes)?;
-    if config.distinct_addresses {
-        if config.nodes > 244 {
-            return Err(DbError::Config(
-                "distinct addresses allow at most 244 nodes".into(),
-            ));
-        }
-        for (i, node) in nodes.iter_mut().enumerate() {
-            node.url = format!("http://{}:{}", distinct_host(i), node.port);
-        }
+/// The nodes on loopback, all on 127.0.0.1 or each on its own address, on
+/// ports picked and held now (see [`HeldPort`]).
+fn place_nodes(config: &TargetNodeConfig) -> Result<(Vec<NodeInfo>, Vec<HeldPort>), DbError> {
+    if config.distinct_addresses && config.nodes > 244 {
+        return Err(DbError::Config(
+            "distinct addresses allow at most 244 nodes".into(),
+        ));
     }
-    Ok(nodes)
+    held_nodes(config.nodes, |i| match config.distinct_addresses {
+        true => distinct_host(i).parse().expect("a literal IPv4 address"),
+        false => Ipv4Addr::LOCALHOST.into(),
+    })
 }
 
 /// Parses the flags we are about to pass, so a bad extra flag is a
@@ -158,6 +158,8 @@ pub struct TargetNodeDb {
     program: PathBuf,
     leading_args: Vec<String>,
     processes: Processes,
+    /// The ports of the nodes not running, held until they start.
+    held: BTreeMap<String, HeldPort>,
     api: NodeApi,
 }
 
@@ -165,12 +167,14 @@ impl TargetNodeDb {
     /// Checks the configuration and picks the nodes' ports; starts nothing.
     pub fn new(config: TargetNodeConfig) -> Result<TargetNodeDb, DbError> {
         let (program, leading_args) = config.binary.resolve()?;
-        let nodes = place_nodes(&config)?;
+        let (nodes, held) = place_nodes(&config)?;
         if let Some(overrides) = &config.peer_urls {
             check_peer_urls(overrides, &nodes)?;
         }
+        let held = nodes.iter().map(|n| n.id.clone()).zip(held).collect();
         let db = TargetNodeDb {
             processes: Processes::new(config.stop_grace)?,
+            held,
             api: NodeApi::new(&nodes),
             config,
             nodes,
@@ -257,6 +261,7 @@ impl TargetNodeDb {
         if self.config.distinct_addresses {
             flags.extend(["--peer-source".to_string(), host]);
         }
+        flags.extend(["--listen-fd".to_string(), LISTEN_FD.to_string()]);
         flags.extend(self.config.extra_args.iter().cloned());
         let parsed = NodeCommand::try_parse_from(std::iter::once("node".to_string()).chain(flags))
             .map_err(|e| DbError::Config(format!("node flags for {node}: {e}")))?;
@@ -276,8 +281,45 @@ impl TargetNodeDb {
         let mut command = Command::new(&self.program);
         command.args(&self.leading_args).args(self.node_args(node)?);
         let log = self.log_file(node);
-        self.processes.start(node, command, &log)?;
+        let port = self.take_port(node)?;
+        self.processes
+            .start_with_socket(node, command, &log, Some(port.into_fd()))?;
         Ok(())
+    }
+
+    /// `node`'s held port, or its port held again now (after a crash of
+    /// its own, nothing held it).
+    fn take_port(&mut self, node: &str) -> Result<HeldPort, DbError> {
+        if let Some(port) = self.held.remove(node) {
+            return Ok(port);
+        }
+        let addr = self.listen_addr(node)?;
+        HeldPort::bind(addr).map_err(|source| DbError::PortTaken {
+            node: node.to_string(),
+            addr,
+            source,
+        })
+    }
+
+    /// Holds `node`'s port while it is down (best effort: a failure shows
+    /// at its restart, in [`TargetNodeDb::take_port`]).
+    fn hold_port(&mut self, node: &str) {
+        if let Ok(port) = self.listen_addr(node).and_then(|addr| {
+            HeldPort::bind(addr).map_err(|source| DbError::PortTaken {
+                node: node.to_string(),
+                addr,
+                source,
+            })
+        }) {
+            self.held.insert(node.to_string(), port);
+        }
+    }
+
+    fn listen_addr(&self, node: &str) -> Result<SocketAddr, DbError> {
+        let info = self.node(node)?;
+        let url = info.url.trim_start_matches("http://");
+        url.parse()
+            .map_err(|_| DbError::Config(format!("{node}'s URL {url:?} is not host:port")))
     }
 
     fn start_all_and_wait(&mut self) -> Result<(), DbError> {
@@ -372,26 +414,14 @@ impl Db for TargetNodeDb {
         &self.nodes
     }
 
-    /// Starts every node and waits for a primary. When a node exits while
-    /// starting (most often: another process took its port since it was
-    /// picked), everything is stopped and started once more on fresh
-    /// ports — unless peer URLs were given, since those were made for
-    /// these ports.
+    /// Starts every node and waits for a primary. Each node's port has been
+    /// held since it was picked, so no other process can have taken it.
     fn setup(&mut self) -> Result<(), DbError> {
-        let first = self.start_all_and_wait();
-        let Err(error) = first else { return Ok(()) };
-        self.processes.stop_all();
-        let retry = matches!(error, DbError::Exited { .. }) && self.config.peer_urls.is_none();
-        if !retry {
-            return Err(error);
-        }
-        self.nodes = place_nodes(&self.config)?;
-        self.api.set_nodes(&self.nodes);
-        let second = self.start_all_and_wait();
-        if second.is_err() {
+        let started = self.start_all_and_wait();
+        if started.is_err() {
             self.processes.stop_all();
         }
-        second
+        started
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {
@@ -435,7 +465,10 @@ impl Db for TargetNodeDb {
 impl Kill for TargetNodeDb {
     fn kill(&mut self, node: &str) -> Result<(), DbError> {
         self.node(node)?;
-        self.processes.kill(node);
+        if self.processes.pid(node).is_some() {
+            self.processes.kill(node);
+            self.hold_port(node);
+        }
         Ok(())
     }
 
