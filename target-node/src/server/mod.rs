@@ -13,13 +13,15 @@ mod txn;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 use crate::api::{valid_key, ErrorBody, ErrorKind};
 use crate::node::Node;
@@ -29,6 +31,35 @@ pub const CLIENT_BODY_LIMIT: usize = 1 << 20;
 /// Largest peer request body, in bytes: a batch of up to `--max-batch`
 /// entries, each up to about a client body (peers are trusted).
 pub const PEER_BODY_LIMIT: usize = 1 << 30;
+
+/// Most bytes of peer request bodies a node reads at once; a request past
+/// the budget waits (its body unread, held back by TCP) until earlier ones
+/// are done, so many large peer bodies at once cannot exhaust memory.
+pub const PEER_BODIES_IN_FLIGHT: usize = 256 << 20;
+
+/// The peer body budget, in KiB permits.
+fn peer_budget() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(PEER_BODIES_IN_FLIGHT >> 10))
+}
+
+/// Holds a share of the peer body budget (its declared length, or the
+/// largest allowed when it declares none) while the request is served.
+async fn within_peer_budget(
+    State(budget): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(PEER_BODY_LIMIT);
+    let kib = (declared.min(PEER_BODIES_IN_FLIGHT) >> 10).max(1);
+    let Ok(_permit) = budget.acquire_many(kib as u32).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    next.run(request).await
+}
 
 /// The routes of a node.
 pub fn router(node: Arc<Node>) -> Router {
@@ -40,7 +71,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/status", get(status::handle))
         .route(
             "/peer",
-            post(peer::handle).layer(DefaultBodyLimit::max(PEER_BODY_LIMIT)),
+            post(peer::handle)
+                .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
+                .layer(middleware::from_fn_with_state(
+                    peer_budget(),
+                    within_peer_budget,
+                )),
         );
     if node.config().admin {
         router = router
