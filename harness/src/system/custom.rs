@@ -53,7 +53,6 @@ use super::db::{
 use super::net::proxy_for;
 use super::process::{io_error, log_path, signal_node, HeldPort, Processes};
 use super::target_node::api::NodeApi;
-use super::target_node::db::status_runtime;
 use super::target_node::{self, status};
 use super::{Deployment, System, SystemError, SystemOption};
 use crate::client::{BoxFuture, Client};
@@ -441,7 +440,7 @@ impl ExternalDb {
             .filter(|n| ids.contains(&n.id))
             .cloned()
             .collect();
-        let runtime = status_runtime()?;
+        let runtime = super::db::probe_runtime()?;
         loop {
             self.fail_if_exited(ids)?;
             let (ready, detail) = probe(&runtime, &waited_for, need_primary);

@@ -316,6 +316,15 @@ pub(crate) fn check_peer_urls(overrides: &PeerUrls, nodes: &[NodeInfo]) -> Resul
     Ok(())
 }
 
+/// A runtime for the readiness probes of one wait: a blocking lifecycle
+/// call asks its nodes over async clients on it.
+pub(crate) fn probe_runtime() -> Result<tokio::runtime::Runtime, DbError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DbError::Runtime)
+}
+
 /// `NodeInfo`s for `count` nodes, node `i` on address `host(i)`, on ports
 /// picked and held now (see [`process::HeldPort`]): one per node, in order.
 pub(crate) fn held_nodes(

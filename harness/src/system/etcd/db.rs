@@ -157,7 +157,7 @@ impl EtcdDb {
             .filter(|n| ids.contains(&n.id))
             .cloned()
             .collect();
-        let runtime = crate::system::target_node::db::status_runtime()?;
+        let runtime = crate::system::db::probe_runtime()?;
         loop {
             self.fail_if_exited(ids)?;
             let answers = runtime.block_on(status::statuses(&waited_for, PROBE_TIMEOUT));

@@ -20,7 +20,7 @@ use target_node::mode::{Election, Fsync, Modes, Reads, Topology, WriteConcern};
 use super::api::NodeApi;
 use super::status::{self, StatusError};
 use crate::system::db::{
-    check_peer_urls, held_nodes, peers_of, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
+    check_peer_urls, held_nodes, peers_of, probe_runtime, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
     Pause, PeerUrls, Primary, Settled,
 };
 use crate::system::process::{io_error, log_path, signal_node, HeldPort, Processes, LISTEN_FD};
@@ -341,7 +341,7 @@ impl TargetNodeDb {
             .filter(|n| ids.contains(&n.id))
             .cloned()
             .collect();
-        let runtime = status_runtime()?;
+        let runtime = probe_runtime()?;
         loop {
             self.fail_if_exited(ids)?;
             let answers = runtime.block_on(status::statuses(&waited_for, PROBE_TIMEOUT));
@@ -399,14 +399,6 @@ fn flag_value<T: clap::ValueEnum>(value: T) -> String {
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default()
-}
-
-/// A runtime for the readiness probes of one wait (see [`status`]).
-pub(crate) fn status_runtime() -> Result<tokio::runtime::Runtime, DbError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(DbError::Runtime)
 }
 
 impl Db for TargetNodeDb {
