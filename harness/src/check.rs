@@ -141,6 +141,7 @@ fn check_options(args: &CheckArgs, work: &dyn Workload) -> Result<CheckOptions, 
         progress: Some(Arc::new(AtomicUsize::new(0))),
         max_configurations: args.max_configurations,
         interrupt: (args.workload == WorkloadKind::Register).then(interrupt_on_ctrl_c),
+        shrink: (!args.shrink_time.is_zero()).then_some(args.shrink_time),
     };
     let txn = TxnOptions {
         interrupt: matches!(work.history_form(), HistoryForm::Txn(_)).then(interrupt_on_ctrl_c),
@@ -397,6 +398,7 @@ fn text(value: &Value) -> String {
 
 fn render_explanation(out: &mut String, e: &Value) {
     let _ = writeln!(out, "{}", text(&e["message"]));
+    render_core(out, e);
     let _ = writeln!(out, "  cannot linearize: {}", describe(&e["op"]));
     if e["last_ok"].is_object() {
         let _ = writeln!(out, "  last ok op before it: {}", describe(&e["last_ok"]));
@@ -410,6 +412,25 @@ fn render_explanation(out: &mut String, e: &Value) {
     let tail = prefix.len().saturating_sub(5);
     for op in &prefix[tail..] {
         let _ = writeln!(out, "    ... {}", describe(op));
+    }
+}
+
+/// The key's core, when it was shrunk: the few ops that alone are not
+/// linearizable, in history order.
+fn render_core(out: &mut String, e: &Value) {
+    let Some(core) = e["core"].as_array().filter(|c| !c.is_empty()) else {
+        return;
+    };
+    let these = match core.len() {
+        1 => "this op alone is".to_string(),
+        n => format!("these {n} ops alone are"),
+    };
+    let _ = writeln!(
+        out,
+        "  core: {these} not linearizable (every op left out is a read, or a write no kept op observes):"
+    );
+    for op in core {
+        let _ = writeln!(out, "    {}", describe(op));
     }
 }
 

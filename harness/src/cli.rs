@@ -214,6 +214,10 @@ pub struct CheckArgs {
     /// not (a search can revisit its memo for ever)
     #[arg(long)]
     pub max_configurations: Option<u64>,
+    /// Shrink an invalid key to its core (the fewest ops still not
+    /// linearizable, shown first) for at most this long; 0 does not shrink.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub shrink_time: Duration,
     /// Check every key, even after one is found invalid.
     #[arg(long)]
     pub all_keys: bool,

@@ -745,3 +745,52 @@ fn ctrl_c_during_a_check_gives_unknown_with_how_far_it_got() {
         "{text}"
     );
 }
+
+/// 200 sequential writes, each read back, then a read of the 7th value.
+fn stale_read_among_many() -> String {
+    let mut text = String::new();
+    let mut line = |p: usize, t: &str, f: &str, v: &str| {
+        writeln!(
+            text,
+            r#"{{"process":{p},"type":"{t}","f":"{f}","value":{v}}}"#
+        )
+        .unwrap();
+    };
+    for v in 1..=200 {
+        line(0, "invoke", "write", &v.to_string());
+        line(0, "ok", "write", &v.to_string());
+        line(1, "invoke", "read", "null");
+        line(1, "ok", "read", &v.to_string());
+    }
+    line(2, "invoke", "read", "null");
+    line(2, "ok", "read", "7");
+    text
+}
+
+#[test]
+fn an_invalid_key_is_shrunk_to_its_core_and_shown_first() {
+    let file = history_file(&stale_read_among_many(), ".jsonl");
+    let out = faultline_check(&file, &["--model", "register"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let core = text
+        .split("core: these 3 ops alone are not linearizable")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no 3-op core in:\n{text}"));
+    let lines: Vec<&str> = core.lines().skip(1).take(3).collect();
+    assert!(lines[0].contains("write 7"), "{text}");
+    assert!(lines[1].contains("write"), "{text}");
+    assert!(lines[2].contains("read 7"), "{text}");
+    assert!(
+        text.find("core:") < text.find("cannot linearize"),
+        "the core comes first: {text}"
+    );
+    let json = faultline_check(&file, &["--model", "register", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(stdout(&json).trim()).unwrap();
+    assert_eq!(
+        value["explanation"]["core"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let off = faultline_check(&file, &["--model", "register", "--shrink-time", "0"]);
+    assert!(!stdout(&off).contains("core:"), "{}", stdout(&off));
+}

@@ -58,6 +58,10 @@ pub struct Explanation {
     /// The model states the op was refused from.
     #[serde(default)]
     pub states: Vec<Value>,
+    /// The key's core, when shrunk: the few ops that alone are not
+    /// linearizable.
+    #[serde(default)]
+    pub core: Vec<ExplainedOp>,
 }
 
 impl Explanation {
@@ -79,6 +83,42 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
         .enumerate()
         .map(|(i, op)| (op.index, i + 1))
         .collect();
+    let title = format!("{} ops around op {}", window.len(), explanation.op.index);
+    draw(explanation, &window, &order, &title, notes(explanation))
+}
+
+/// The SVG of the key's core, when it was shrunk: only its ops, which
+/// alone are not linearizable; `None` when there is no core.
+pub fn core_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>) -> Option<String> {
+    let indices: BTreeSet<u64> = explanation.core.iter().map(|op| op.index).collect();
+    let window: Vec<&ClientOp> = ops
+        .iter()
+        .filter(|op| (key.is_none() || op.key.as_deref() == key) && indices.contains(&op.index))
+        .collect();
+    if window.is_empty() {
+        return None;
+    }
+    let title = format!(
+        "the core: {} ops that alone are not linearizable",
+        window.len()
+    );
+    let notes = vec![(
+        "#333",
+        "every op left out of the core is a read, or a write whose value no op kept observes; \
+         leaving such ops out cannot make a history non-linearizable, so the full one is not either"
+            .to_string(),
+    )];
+    Some(draw(explanation, &window, &BTreeMap::new(), &title, notes))
+}
+
+/// One row per process of `window`'s ops, titled, with `notes` below.
+fn draw(
+    explanation: &Explanation,
+    window: &[&ClientOp],
+    order: &BTreeMap<u64, usize>,
+    title: &str,
+    notes: Vec<(&'static str, String)>,
+) -> String {
     let t0 = window.iter().map(|op| op.invoke_ns).min().unwrap_or(0);
     let t1 = window
         .iter()
@@ -90,7 +130,6 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
     let processes: BTreeSet<u64> = window.iter().map(|op| op.process).collect();
     let row_of: BTreeMap<u64, usize> = processes.iter().enumerate().map(|(i, p)| (*p, i)).collect();
     let rows_h = TOP + ROW * processes.len() as f64;
-    let notes = notes(explanation);
     let height = rows_h + 40.0 + 18.0 * notes.len() as f64;
     let mut svg = String::new();
     let _ = writeln!(
@@ -100,15 +139,14 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
     svg.push_str(r##"<rect width="100%" height="100%" fill="#fff"/>"##);
     let _ = writeln!(
         svg,
-        r##"<text x="8" y="18" font-weight="bold">{} ops around op {} (time in ms from {:.3} s)</text>"##,
-        window.len(),
-        explanation.op.index,
+        r##"<text x="8" y="18" font-weight="bold">{} (time in ms from {:.3} s)</text>"##,
+        escape(title),
         t0 as f64 / 1e9
     );
     time_axis(&mut svg, t0, span, rows_h, &x);
     process_labels(&mut svg, &row_of);
     let mut by_row: BTreeMap<usize, Vec<&ClientOp>> = BTreeMap::new();
-    for op in &window {
+    for op in window {
         by_row.entry(row_of[&op.process]).or_default().push(op);
     }
     for (row, row_ops) in by_row {
@@ -119,7 +157,7 @@ pub fn window_svg(explanation: &Explanation, ops: &[ClientOp], key: Option<&str>
                 &mut svg,
                 op,
                 explanation,
-                &order,
+                order,
                 (x(op.invoke_ns), x(op.complete_ns.unwrap_or(t1)), next_x),
                 y,
             );

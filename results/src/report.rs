@@ -33,7 +33,7 @@ use serde_json::Value;
 use crate::faults::{fault_windows, FaultWindow};
 use crate::html::Html;
 use crate::junit::junit_xml;
-use crate::linear_svg::{window_svg, Explanation};
+use crate::linear_svg::{core_svg, window_svg, Explanation};
 use crate::logs::{excerpt_text, Alignment, NodeLog};
 use crate::markup::seconds;
 use crate::ops::{client_ops, end_ns, ClientOp, OpIndex};
@@ -537,6 +537,11 @@ fn anomaly_div(html: &mut Html, run: &Run, a: &Anomaly, figure: Option<&Html>) {
         if let Some(explanation) =
             details.and_then(|d| Explanation::from_details(d, a.key.as_deref()))
         {
+            if let Some(core) = core_svg(&explanation, &run.ops, a.key.as_deref()) {
+                html.tags("<div class=\"svg\">")
+                    .trusted(&core)
+                    .tags("</div>");
+            }
             html.tags("<div class=\"svg\">")
                 .trusted(&window_svg(&explanation, &run.ops, a.key.as_deref()))
                 .tags("</div>");

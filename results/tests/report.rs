@@ -156,7 +156,12 @@ fn invalid_run(store: &Store) -> RunDir {
             {"index": 0, "complete_index": 1, "process": 0, "type": "ok", "f": "write", "value": 1, "time": 0, "complete_time": 5_000_000},
             {"index": 3, "complete_index": 4, "process": 1, "type": "ok", "f": "write", "value": 2, "time": 20_000_000, "complete_time": 25_000_000}
         ],
-        "states": [2]
+        "states": [2],
+        "core": [
+            {"index": 0, "complete_index": 1, "process": 0, "type": "ok", "f": "write", "value": 1, "time": 0, "complete_time": 5_000_000},
+            {"index": 3, "complete_index": 4, "process": 1, "type": "ok", "f": "write", "value": 2, "time": 20_000_000, "complete_time": 25_000_000},
+            {"index": 5, "complete_index": 6, "process": 2, "type": "ok", "f": "read", "value": 1, "time": 30_000_000, "complete_time": 35_000_000}
+        ]
     });
     let linearizable = CheckerResult::new(Validity::Invalid)
         .with_anomalies("not-linearizable", 1)
@@ -270,8 +275,21 @@ fn an_invalid_run_shows_its_anomalies_under_the_partition() {
         html.contains("data:image/png;base64,"),
         "plots are embedded"
     );
-    // The linearizability window: an inline SVG naming the failing op and the state it was refused from.
-    let svg_start = html.find("<svg").expect("an inline SVG");
+    // The core first: only its three ops, said to prove the history wrong.
+    let core_start = html.find("<svg").expect("an inline SVG");
+    let core_end = html[core_start..].find("</svg>").unwrap() + core_start + "</svg>".len();
+    let core = &html[core_start..core_end];
+    assert_well_formed(core, "the core");
+    assert!(
+        core.contains("the core: 3 ops that alone are not linearizable"),
+        "{core}"
+    );
+    assert!(
+        core.contains("cannot make a history non-linearizable"),
+        "{core}"
+    );
+    // Then the linearizability window: an inline SVG naming the failing op and the state it was refused from.
+    let svg_start = core_end + html[core_end..].find("<svg").expect("the window's SVG");
     let svg_end = html[svg_start..].find("</svg>").unwrap() + svg_start + "</svg>".len();
     let svg = &html[svg_start..svg_end];
     assert_well_formed(svg, "the linearizability window");

@@ -11,10 +11,14 @@
 //! # Layout
 //! - [`search`]: the search over one partition, with its memo table
 //!   (`search::memo`).
+//! - `shrink`: an invalid key's core, the fewest ops still not
+//!   linearizable (delta debugging; only ops whose absence cannot create a
+//!   violation are dropped, so the core proves the history wrong).
 //! - here: partitioning, the parallel driver, budgets, explanations, and the
 //!   stored outcome ([`CheckResult::outcome`]).
 
 pub mod search;
+mod shrink;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,6 +62,9 @@ pub struct Options {
     /// Set (by a Ctrl-C handler) to stop the check: unknown, with how far
     /// each key's search had got.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Shrink each invalid key to its core ([`Explanation::core`]) for at
+    /// most this long; `None` does not shrink.
+    pub shrink: Option<Duration>,
 }
 
 impl Default for Options {
@@ -70,6 +77,7 @@ impl Default for Options {
             progress: None,
             max_configurations: None,
             interrupt: None,
+            shrink: None,
         }
     }
 }
@@ -158,6 +166,12 @@ pub struct Explanation {
     pub prefix: Vec<OpRef>,
     /// The model states from which the op was refused.
     pub states: Vec<Value>,
+    /// The key's core, when shrunk: the fewest of its ops (in history
+    /// order) that are still not linearizable. Every op left out is one
+    /// whose absence cannot create a violation, so this sub-history alone
+    /// proves the key is not linearizable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub core: Vec<OpRef>,
 }
 
 /// A key's verdict, or `skipped` when an earlier key already decided.
@@ -425,7 +439,7 @@ fn run_partitions(
                 max_explored: options.max_configurations.unwrap_or(u64::MAX),
                 interrupt: options.interrupt.as_deref(),
             };
-            let outcome = check_partition(spec, &partitions[i].1, &budget);
+            let outcome = check_partition(spec, &partitions[i].1, &budget, options.shrink);
             if let Ok(KeyResult {
                 valid: KeyVerdict::Invalid,
                 ..
@@ -465,23 +479,29 @@ fn check_partition(
     spec: &ModelSpec,
     calls: &[Call],
     budget: &Budget,
+    shrink: Option<Duration>,
 ) -> Result<KeyResult, CheckError> {
     let nil = spec.nil_read;
     match spec.kind {
-        ModelKind::Register => check_with(Register::new(&spec.init, false, nil), calls, budget),
-        ModelKind::CasRegister => check_with(Register::new(&spec.init, true, nil), calls, budget),
+        ModelKind::Register => {
+            check_with(Register::new(&spec.init, false, nil), calls, budget, shrink)
+        }
+        ModelKind::CasRegister => {
+            check_with(Register::new(&spec.init, true, nil), calls, budget, shrink)
+        }
         ModelKind::MultiRegister => {
             let model = MultiRegister::new(&spec.init, nil).map_err(CheckError::Spec)?;
-            check_with(model, calls, budget)
+            check_with(model, calls, budget, shrink)
         }
-        ModelKind::Mutex => check_with(Mutex, calls, budget),
-        ModelKind::Set => check_with(Set::default(), calls, budget),
-        ModelKind::FifoQueue => check_with(Queue::new(true), calls, budget),
-        ModelKind::UnorderedQueue => check_with(Queue::new(false), calls, budget),
+        ModelKind::Mutex => check_with(Mutex, calls, budget, shrink),
+        ModelKind::Set => check_with(Set::default(), calls, budget, shrink),
+        ModelKind::FifoQueue => check_with(Queue::new(true), calls, budget, shrink),
+        ModelKind::UnorderedQueue => check_with(Queue::new(false), calls, budget, shrink),
         ModelKind::Counter => check_with(
             Counter::new(&spec.init).map_err(CheckError::Spec)?,
             calls,
             budget,
+            shrink,
         ),
     }
 }
@@ -490,6 +510,7 @@ fn check_with<M: Model>(
     mut model: M,
     calls: &[Call],
     budget: &Budget,
+    shrink: Option<Duration>,
 ) -> Result<KeyResult, CheckError> {
     let mut ops = Vec::with_capacity(calls.len());
     let mut origin = Vec::with_capacity(calls.len());
@@ -533,10 +554,36 @@ fn check_with<M: Model>(
         }
         Search::Invalid(failure) => {
             result.valid = KeyVerdict::Invalid;
-            result.explanation = Some(explain(&model, &ops, &origin, calls, failure));
+            let mut explanation = explain(&model, &ops, &origin, calls, failure);
+            if let Some(limit) = shrink {
+                let budget = shrink::ShrinkBudget {
+                    limit,
+                    explored: configurations as u64,
+                    interrupt: budget.interrupt,
+                };
+                explanation.core = core_of(&model, &ops, &origin, calls, &budget);
+            }
+            result.explanation = Some(explanation);
         }
     }
     Ok(result)
+}
+
+/// The key's core as ops, in history order (empty when nothing could be
+/// dropped in time).
+fn core_of<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    origin: &[usize],
+    calls: &[Call],
+    budget: &shrink::ShrinkBudget,
+) -> Vec<OpRef> {
+    let Some(core) = shrink::shrink(model, ops, budget) else {
+        return Vec::new();
+    };
+    let mut core: Vec<OpRef> = core.iter().map(|&i| OpRef::of(&calls[origin[i]])).collect();
+    core.sort_by_key(|o| o.index);
+    core
 }
 
 fn explain<M: Model>(
@@ -574,6 +621,7 @@ fn explain<M: Model>(
             .map(|&i| OpRef::of(&calls[origin[i]]))
             .collect(),
         states,
+        core: Vec::new(),
     }
 }
 

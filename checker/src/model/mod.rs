@@ -55,6 +55,13 @@ pub trait Model: Send + Sync {
     fn droppable(&self, _op: &Self::Op) -> bool {
         false
     }
+    /// Whether `op` may be dropped from a history, `rest` staying, without
+    /// making a linearizable history non-linearizable (what makes a shrunk
+    /// counterexample sound: see `linearizable::shrink`). A pure op always
+    /// may: taken out of a linearization, every state stays the same.
+    fn removable(&self, op: &Self::Op, _rest: &[&Self::Op]) -> bool {
+        self.pure(op)
+    }
     /// The state as JSON, for explanations.
     fn state_json(&self, state: &Self::State) -> Value;
     /// The op in words, e.g. `read 3`, `cas 1 -> 2`.

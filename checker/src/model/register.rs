@@ -74,6 +74,19 @@ impl Model for Register {
         }
     }
 
+    /// A pure op; or a write (or cas) whose value no op of `rest` reads or
+    /// compares with: in a linearization only writes can follow it until
+    /// the next write, and they are legal whatever the register held.
+    fn removable(&self, op: &RegisterOp, rest: &[&RegisterOp]) -> bool {
+        match *op {
+            _ if self.pure(op) => true,
+            RegisterOp::Write(v) | RegisterOp::Cas(_, v) => !rest
+                .iter()
+                .any(|o| matches!(**o, RegisterOp::Read(r) | RegisterOp::Cas(r, _) if r == v)),
+            RegisterOp::Read(_) => true,
+        }
+    }
+
     fn init(&self) -> u32 {
         self.init
     }

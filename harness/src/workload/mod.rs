@@ -206,6 +206,7 @@ impl Default for CheckOptions {
             },
             linearizable: checker::linearizable::Options {
                 time_limit: Some(register::CHECK_TIME_LIMIT),
+                shrink: Some(register::SHRINK_TIME_LIMIT),
                 ..checker::linearizable::Options::default()
             },
             txn: checker::txn::TxnOptions::default(),

@@ -43,6 +43,9 @@ pub const CHECKER: &str = "linearizable";
 /// How long the linearizability search may take before it answers `unknown`.
 pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(60);
 
+/// How long a run's check shrinks an invalid key to its core.
+pub const SHRINK_TIME_LIMIT: Duration = Duration::from_secs(2);
+
 /// The register workload: see the module docs.
 #[derive(Clone, Debug)]
 pub struct RegisterWorkload {

@@ -20,8 +20,8 @@ use target_node::mode::{Election, Fsync, Modes, Reads, Topology, WriteConcern};
 use super::api::NodeApi;
 use super::status::{self, StatusError};
 use crate::system::db::{
-    check_peer_urls, held_nodes, peers_of, probe_runtime, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo,
-    Pause, PeerUrls, Primary, Settled,
+    check_peer_urls, held_nodes, peers_of, probe_runtime, Clock, Crash, Db, DbError, Kill,
+    LogFiles, NodeInfo, Pause, PeerUrls, Primary, Settled,
 };
 use crate::system::process::{io_error, log_path, signal_node, HeldPort, Processes, LISTEN_FD};
 
