@@ -190,7 +190,7 @@ pub struct CheckArgs {
     /// The history file.
     pub file: PathBuf,
     /// The model: register, cas-register, multi-register, mutex, set,
-    /// fifo-queue, unordered-queue, counter.
+    /// fifo-queue, unordered-queue, counter, kv (get/put/append strings).
     #[arg(long, default_value = "cas-register")]
     pub model: String,
     /// The initial value, as JSON: 0, null, {"x":0,"y":0}.

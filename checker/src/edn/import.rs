@@ -237,9 +237,14 @@ fn op_from_node(line: usize, value: Edn, index: u64) -> Result<(Op, Shape), EdnE
         }) => None,
         Some(v) => Some(v.into_json()?),
     };
-    let (key, value, shape) = match fields.value {
-        None => (None, Value::Null, Shape::Other),
-        Some(v) => split_value(v)?,
+    // An op naming its key (`:key`, as Porcupine's kv histories and our
+    // JSONL do) is already split: its value is kept whole.
+    let explicit_key = key_of(line, fields.key)?;
+    let (key, value, shape) = match (explicit_key, fields.value) {
+        (Some(key), None) => (Some(key), Value::Null, Shape::Tuple),
+        (Some(key), Some(v)) => (Some(key), v.into_json()?, Shape::Tuple),
+        (None, None) => (None, Value::Null, Shape::Other),
+        (None, Some(v)) => split_value(v)?,
     };
     let op = Op {
         index,
@@ -265,6 +270,7 @@ struct OpFields<'a> {
     time: Option<Node<'a>>,
     node: Option<Node<'a>>,
     error: Option<Node<'a>>,
+    key: Option<Node<'a>>,
 }
 
 impl<'a> OpFields<'a> {
@@ -298,6 +304,7 @@ impl<'a> OpFields<'a> {
                 Some("time") => &mut fields.time,
                 Some("node") => &mut fields.node,
                 Some("error") => &mut fields.error,
+                Some("key") => &mut fields.key,
                 _ => continue,
             };
             *slot = Some(v);
@@ -386,6 +393,24 @@ fn node_of(line: usize, v: Option<Node>) -> Result<Option<String>, EdnError> {
         _ => err(
             line,
             format!(":node must be a string or a keyword, got {}", Short(&v)),
+        ),
+    }
+}
+
+/// An op's `:key`: a string, keyword, symbol or integer (nil: none).
+fn key_of(line: usize, v: Option<Node>) -> Result<Option<String>, EdnError> {
+    let Some(v) = v else { return Ok(None) };
+    match v.value {
+        Edn::Nil => Ok(None),
+        Edn::Str(_) | Edn::Keyword(_) | Edn::Symbol(_) | Edn::Int(_) | Edn::BigInt(_) => {
+            Ok(Some(v.into_key_string()))
+        }
+        _ => err(
+            line,
+            format!(
+                ":key must be a string, keyword or integer, got {}",
+                Short(&v)
+            ),
         ),
     }
 }

@@ -225,6 +225,31 @@ mod tests {
     }
 
     #[test]
+    fn an_ops_own_key_names_its_key_and_keeps_its_value_whole() {
+        // Porcupine's kv histories: op maps with `:key`, values strings.
+        let ops = parse(
+            "{:process 0, :type :invoke, :f :append, :key \"4\", :value \"x 0 1 y\"}\n\
+             {:process 0, :type :ok, :f :append, :key \"4\", :value \"x 0 1 y\"}\n\
+             {:process 1, :type :invoke, :f :read, :key :k, :value [1 2]}\n\
+             {:process 1, :type :ok, :f :read, :key 7, :value nil}",
+        );
+        assert_eq!(ops[0].key.as_deref(), Some("4"));
+        assert_eq!(ops[0].value, json!("x 0 1 y"));
+        assert_eq!(ops[2].key.as_deref(), Some("k"));
+        assert_eq!(
+            ops[2].value,
+            json!([1, 2]),
+            "not split as a [key value] pair"
+        );
+        assert_eq!(ops[3].key.as_deref(), Some("7"));
+        let bad = parse_edn_history(
+            "{:process 0, :type :invoke, :f :get, :key [1], :value nil}",
+            Path::new("h"),
+        );
+        assert!(bad.unwrap_err().to_string().contains(":key must be"));
+    }
+
+    #[test]
     fn cas_register_values_are_not_split() {
         // Reads carry nil, so the [from to] cas values stay whole.
         let text = "[{:process 0, :type :invoke, :f :cas, :value [1 2]}\n\

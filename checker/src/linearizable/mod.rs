@@ -31,6 +31,7 @@ use serde_json::Value;
 use self::search::{search, Budget, Failure, Search, SearchOp, SearchStats};
 use crate::history::Op;
 use crate::model::counter::Counter;
+use crate::model::kv::Kv;
 use crate::model::multi_register::MultiRegister;
 use crate::model::mutex::Mutex;
 use crate::model::queue::Queue;
@@ -497,6 +498,12 @@ fn check_partition(
         ModelKind::Set => check_with(Set::default(), calls, budget, shrink),
         ModelKind::FifoQueue => check_with(Queue::new(true), calls, budget, shrink),
         ModelKind::UnorderedQueue => check_with(Queue::new(false), calls, budget, shrink),
+        ModelKind::Kv => check_with(
+            Kv::new(&spec.init).map_err(CheckError::Spec)?,
+            calls,
+            budget,
+            shrink,
+        ),
         ModelKind::Counter => check_with(
             Counter::new(&spec.init).map_err(CheckError::Spec)?,
             calls,

@@ -11,8 +11,10 @@
 //! - [`set`]: add an element, read the whole set.
 //! - [`queue`]: `fifo-queue` and `unordered-queue` (enqueue/dequeue).
 //! - [`counter`]: add to a count, read it.
+//! - [`kv`]: a string per key with get, put and append (Porcupine's `kv`).
 
 pub mod counter;
+pub mod kv;
 pub mod multi_register;
 pub mod mutex;
 pub mod queue;
@@ -137,11 +139,13 @@ pub enum ModelKind {
     UnorderedQueue,
     /// Add/read counter.
     Counter,
+    /// A string with get, put and append.
+    Kv,
 }
 
 impl ModelKind {
     /// Every model, in the order `--help` lists them.
-    pub const ALL: [ModelKind; 8] = [
+    pub const ALL: [ModelKind; 9] = [
         ModelKind::Register,
         ModelKind::CasRegister,
         ModelKind::MultiRegister,
@@ -150,6 +154,7 @@ impl ModelKind {
         ModelKind::FifoQueue,
         ModelKind::UnorderedQueue,
         ModelKind::Counter,
+        ModelKind::Kv,
     ];
 
     /// The command-line name.
@@ -163,6 +168,7 @@ impl ModelKind {
             ModelKind::FifoQueue => "fifo-queue",
             ModelKind::UnorderedQueue => "unordered-queue",
             ModelKind::Counter => "counter",
+            ModelKind::Kv => "kv",
         }
     }
 }
