@@ -384,34 +384,24 @@ fn time_of(line: usize, v: Option<Node>) -> Result<Option<u64>, EdnError> {
 }
 
 fn node_of(line: usize, v: Option<Node>) -> Result<Option<String>, EdnError> {
-    let Some(v) = v else { return Ok(None) };
-    match v.value {
-        Edn::Nil => Ok(None),
-        Edn::Str(_) | Edn::Keyword(_) | Edn::Symbol(_) | Edn::Int(_) | Edn::BigInt(_) => {
-            Ok(Some(v.into_key_string()))
-        }
-        _ => err(
-            line,
-            format!(":node must be a string or a keyword, got {}", Short(&v)),
-        ),
-    }
+    name_of(line, v, ":node must be a string or a keyword")
 }
 
 /// An op's `:key`: a string, keyword, symbol or integer (nil: none).
 fn key_of(line: usize, v: Option<Node>) -> Result<Option<String>, EdnError> {
+    name_of(line, v, ":key must be a string, keyword or integer")
+}
+
+/// A name-like entry (string, keyword, symbol, integer) as a string; nil
+/// or absent is none, anything else the error `what`.
+fn name_of(line: usize, v: Option<Node>, what: &str) -> Result<Option<String>, EdnError> {
     let Some(v) = v else { return Ok(None) };
     match v.value {
         Edn::Nil => Ok(None),
         Edn::Str(_) | Edn::Keyword(_) | Edn::Symbol(_) | Edn::Int(_) | Edn::BigInt(_) => {
             Ok(Some(v.into_key_string()))
         }
-        _ => err(
-            line,
-            format!(
-                ":key must be a string, keyword or integer, got {}",
-                Short(&v)
-            ),
-        ),
+        _ => err(line, format!("{what}, got {}", Short(&v))),
     }
 }
 

@@ -135,6 +135,21 @@ mod tests {
     use crate::model::NilRead;
     use serde_json::json;
 
+    /// An `ok` call of `f` with `value` (only what `compile` reads matters).
+    fn call<'a>(f: &'a str, value: &'a serde_json::Value) -> crate::pair::Call<'a> {
+        crate::pair::Call {
+            process: 0,
+            f,
+            key: None,
+            value,
+            outcome: crate::pair::Outcome::Ok,
+            invoke_index: 0,
+            complete_index: Some(1),
+            invoke_time: None,
+            complete_time: None,
+        }
+    }
+
     fn op(o: RegisterOp, call: usize, ret: usize) -> SearchOp<RegisterOp> {
         SearchOp {
             op: o,
@@ -148,23 +163,12 @@ mod tests {
         let mut model = Register::new(&json!(0), false, NilRead::Value);
         // Intern values 1..=40 in order, so value id v is the number v.
         let ids: Vec<u32> = (0..=40)
-            .map(|v| {
-                let call = crate::pair::Call {
-                    process: 0,
-                    f: "write",
-                    key: None,
-                    value: &json!(v),
-                    outcome: crate::pair::Outcome::Ok,
-                    invoke_index: 0,
-                    complete_index: Some(1),
-                    invoke_time: None,
-                    complete_time: None,
-                };
-                match model.compile(&call).unwrap() {
+            .map(
+                |v| match model.compile(&call("write", &json!(v))).unwrap() {
                     Some(RegisterOp::Write(id)) => id,
                     other => panic!("{other:?}"),
-                }
-            })
+                },
+            )
             .collect();
         // Sequential: write v, read v for v in 1..=40, then a read of 5.
         let mut ops = Vec::new();
@@ -209,21 +213,10 @@ mod tests {
             } else {
                 u64::from(value % 5) + 1
             };
-            let call = crate::pair::Call {
-                process: (i % 3) as u64,
-                f,
-                key: None,
-                value: &json!(v),
-                outcome: crate::pair::Outcome::Ok,
-                invoke_index: 0,
-                complete_index: Some(1),
-                invoke_time: None,
-                complete_time: None,
-            };
             if f == "write" {
                 state = v;
             }
-            if let Some(op) = model.compile(&call).unwrap() {
+            if let Some(op) = model.compile(&call(f, &json!(v))).unwrap() {
                 // The op took effect at 10*i; its interval is around that.
                 let w = usize::from(width % 4);
                 ops.push(SearchOp {
