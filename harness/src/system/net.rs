@@ -39,3 +39,26 @@ pub fn kernel_net(nodes: &[NodeInfo]) -> Result<Box<dyn Net>, SystemError> {
         Err(SystemError::Net("the netns backend needs Linux".into()))
     }
 }
+
+/// Where nodes run and what cuts links between them.
+pub type PlacedNet = (Box<dyn crate::placement::Placement>, Box<dyn Net>);
+
+/// Every node in a network namespace of its own (`nemesis::net::nodes`):
+/// the placement that runs them there, and the backend whose partitions
+/// are DROP rules between their addresses. Only inside the run's private
+/// network namespace (`--net netns`).
+pub fn node_namespaces(count: usize) -> Result<PlacedNet, SystemError> {
+    #[cfg(target_os = "linux")]
+    {
+        let ids = super::db::node_ids(count);
+        let net = nemesis::net::nodes::NodeNet::new(&ids)
+            .map_err(|e| SystemError::Net(format!("per-node namespaces: {e}")))?;
+        let placement = crate::placement::NodeNamespaces::new(&net);
+        Ok((Box::new(placement), Box::new(net)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = count;
+        Err(SystemError::Net("per-node namespaces need Linux".into()))
+    }
+}

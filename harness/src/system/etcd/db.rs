@@ -5,10 +5,15 @@
 //! --listen-peer-urls PEER --initial-advertise-peer-urls PEER
 //! --initial-cluster n1=PEER1,... --initial-cluster-state new
 //! --initial-cluster-token TOKEN`, its output appended to `RUN/nodes/nI.log`,
-//! on loopback ports picked free (a client and a peer port per member).
-//! A killed member restarts on the same data dir and flags (etcd ignores the
-//! initial-cluster flags once its data dir holds a member).
+//! on loopback ports picked free (a client and a peer port per member), or,
+//! placed in per-node network namespaces ([`EtcdDb::in_namespaces`]), on
+//! its own address with etcd's usual ports 2379 and 2380 — the placement
+//! partitions need, since etcd cannot choose the source address of its peer
+//! connections. A killed member restarts on the same data dir and flags
+//! (etcd ignores the initial-cluster flags once its data dir holds a
+//! member).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -18,8 +23,9 @@ use nix::sys::signal::Signal;
 
 use super::status;
 use crate::client::BoxFuture;
+use crate::placement::Placement;
 use crate::system::db::{
-    loopback_nodes, Db, DbError, Kill, LogFiles, NodeInfo, Pause, Primary, Settled,
+    loopback_nodes, node_ids, Db, DbError, Kill, LogFiles, NodeInfo, Pause, Primary, Settled,
 };
 use crate::system::process::{free_ports, io_error, log_path, signal_node, Processes};
 
@@ -63,12 +69,19 @@ impl EtcdConfig {
     }
 }
 
+/// etcd's client port, used on a member's own address.
+const CLIENT_PORT: u16 = 2379;
+/// etcd's peer port, used on a member's own address.
+const PEER_PORT: u16 = 2380;
+
 /// A cluster of etcd members. Stops every member when dropped.
 pub struct EtcdDb {
     config: EtcdConfig,
     nodes: Vec<NodeInfo>,
     peer_urls: Vec<String>,
     processes: Processes,
+    /// Where the members run, when not on loopback.
+    placement: Option<Box<dyn Placement>>,
 }
 
 impl EtcdDb {
@@ -86,7 +99,34 @@ impl EtcdDb {
             config,
             nodes,
             peer_urls,
+            placement: None,
         })
+    }
+
+    /// The members placed by `placement` (per-node network namespaces):
+    /// each on its own address, ports 2379 and 2380.
+    pub fn in_namespaces(
+        config: EtcdConfig,
+        placement: Box<dyn Placement>,
+    ) -> Result<EtcdDb, DbError> {
+        let mut db = EtcdDb::new(config)?;
+        let mut nodes = Vec::new();
+        let mut peers = Vec::new();
+        for id in node_ids(db.config.nodes) {
+            let addr = placement
+                .address(&id)
+                .map_err(|e| DbError::Config(e.to_string()))?;
+            let client = SocketAddr::new(addr, CLIENT_PORT);
+            nodes.push(NodeInfo {
+                id,
+                url: format!("http://{client}"),
+                port: CLIENT_PORT,
+            });
+            peers.push(format!("http://{}", SocketAddr::new(addr, PEER_PORT)));
+        }
+        (db.nodes, db.peer_urls) = (nodes, peers);
+        db.placement = Some(placement);
+        Ok(db)
     }
 
     /// `node`'s data dir.
@@ -140,6 +180,11 @@ impl EtcdDb {
         ensure_dir(&data_dir)?;
         let mut command = Command::new(&self.config.binary);
         command.args(self.member_args(node)?);
+        if let Some(placement) = &self.placement {
+            command = placement
+                .command(node, command)
+                .map_err(|e| DbError::Config(e.to_string()))?;
+        }
         let log = self.log_file(node);
         self.processes.start(node, command, &log)?;
         Ok(())
@@ -222,14 +267,16 @@ impl Db for EtcdDb {
         &self.nodes
     }
 
-    /// Starts every member and waits for a leader they all know. On a
-    /// member exiting while starting (a port taken since it was picked),
-    /// starts once more on fresh ports and fresh data dirs.
+    /// Starts every member and waits for a leader they all know. On
+    /// loopback, on a member exiting while starting (a port taken since it
+    /// was picked: etcd cannot inherit a held socket), starts once more on
+    /// fresh ports and fresh data dirs; in namespaces every member has its
+    /// own address, so there is nothing to retry.
     fn setup(&mut self) -> Result<(), DbError> {
         let first = self.start_all_and_wait();
         let Err(error) = first else { return Ok(()) };
         self.processes.stop_all();
-        if !matches!(error, DbError::Exited { .. }) {
+        if !matches!(error, DbError::Exited { .. }) || self.placement.is_some() {
             return Err(error);
         }
         for node in &self.nodes {

@@ -6,10 +6,12 @@
 //! - `kill`, `kill-primary` (SIGKILL; restarted on the same data dir),
 //!   `pause`, `pause-primary` (SIGSTOP/SIGCONT); the primary is the Raft
 //!   leader from `/v3/maintenance/status`.
-//! - Not yet partitions: etcd advertises one peer URL per member and cannot
-//!   choose its source address, so cutting peer traffic needs every member
-//!   in its own network namespace (the seam's per-node namespaces), which
-//!   this system does not use yet.
+//! - Partitions (every shape) with `--net netns`: etcd advertises one peer
+//!   URL per member and cannot choose its source address, so every member
+//!   runs in a network namespace of its own (the seam's per-node
+//!   namespaces, `nemesis::net::nodes`) and a partition is DROP rules
+//!   between member addresses; client traffic, from the harness's bridge
+//!   address, is never cut. Without `--net netns` partitions are refused.
 //! - Never `clock`: etcd is a Go binary, which reads the clock through the
 //!   vDSO and its own syscalls, so libfaketime does not reach it.
 //! - Never `crash`: etcd has no self-crash hook; `kill` is the nearest.
@@ -31,8 +33,10 @@ pub use client::EtcdClient;
 pub use db::{EtcdConfig, EtcdDb, ETCD_BIN};
 pub use options::{EtcdArgs, EtcdOptions, EtcdReads};
 
+use super::net::node_namespaces;
 use super::{Deployment, System, SystemError, SystemOption};
 use crate::client::{BoxFuture, Client};
+use crate::package::needs_net;
 use crate::system::db::NodeInfo;
 use crate::test_spec::{NetBackend, TestSpec};
 use crate::workload::WorkloadKind;
@@ -57,6 +61,13 @@ impl System for Etcd {
 
     fn faults(&self) -> &'static [Fault] {
         &[
+            Fault::Partition,
+            Fault::PartitionOne,
+            Fault::PartitionPrimary,
+            Fault::PartitionHalves,
+            Fault::PartitionRing,
+            Fault::PartitionBridge,
+            Fault::PartitionOneWay,
             Fault::Kill,
             Fault::KillPrimary,
             Fault::Pause,
@@ -65,7 +76,7 @@ impl System for Etcd {
     }
 
     fn net_backends(&self) -> &'static [NetBackend] {
-        &[NetBackend::Proxy]
+        &[NetBackend::Proxy, NetBackend::Netns]
     }
 
     fn options(&self) -> &'static [SystemOption] {
@@ -75,6 +86,14 @@ impl System for Etcd {
     fn check(&self, spec: &TestSpec) -> Result<(), String> {
         if spec.db.is_some() {
             return Err("a [db] table of command templates is the custom system's".into());
+        }
+        if needs_net(&spec.nemesis) && spec.net != NetBackend::Netns {
+            return Err(
+                "etcd's partitions need --net netns (each member in a network \
+                        namespace of its own: etcd cannot choose its peer connections' source \
+                        address, so the proxy cannot cut them)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -88,10 +107,18 @@ impl System for Etcd {
         Box::pin(async move {
             let token = format!("faultline-{seed:x}-{}", std::process::id());
             let config = EtcdConfig::new(spec.nodes, run.path(), token);
-            let db = EtcdDb::new(config)?;
+            if spec.net != NetBackend::Netns {
+                let db = EtcdDb::new(config)?;
+                return Ok(Deployment {
+                    db: Box::new(db),
+                    net: None,
+                });
+            }
+            let (placement, net) = node_namespaces(spec.nodes)?;
+            let db = EtcdDb::in_namespaces(config, placement)?;
             Ok(Deployment {
                 db: Box::new(db),
-                net: None,
+                net: Some(net),
             })
         })
     }
