@@ -130,6 +130,20 @@ impl Interpreter {
         }
     }
 
+    /// Stops every worker and waits until each is gone, so what its client
+    /// owned (the nemesis's network backend, with its namespaces and rules)
+    /// is torn down before this returns. Dropping an interpreter stops the
+    /// workers too, but their clients are dropped later, on the runtime.
+    pub async fn finish(mut self) {
+        let workers = std::mem::take(&mut self.workers);
+        for w in &workers {
+            w.task.abort();
+        }
+        for w in workers {
+            let _ = w.task.await;
+        }
+    }
+
     /// The time since the test started.
     pub fn now(&self) -> Duration {
         self.start.elapsed()

@@ -112,7 +112,7 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let bar = progress_bar(spec.time_limit, progress.clone(), start);
     run_main_phase(&mut interpreter, spec, work.as_ref(), &faults).await?;
     run_final_phase(&mut interpreter, &db, work.as_ref(), &faults, &nodes, &bar).await?;
-    drop(interpreter);
+    interpreter.finish().await;
     bar.finish_and_clear();
 
     tear_down(&db, &run, recorder)?;

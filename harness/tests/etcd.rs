@@ -5,7 +5,8 @@
 //! - 3 members, the register workload with linearizable reads, under kill
 //!   and pause: valid.
 //! - in per-node namespaces (`--net netns`): linearizable reads under
-//!   partitions, kill and pause are valid; serializable reads under
+//!   partitions, kill and pause are valid, and so are list-append
+//!   transactions; serializable reads under
 //!   partitions are caught stale (`not-linearizable`);
 //! - a harness SIGKILLed mid-run leaves no etcd member behind, on loopback
 //!   and in namespaces.
@@ -83,8 +84,20 @@ fn netns_available() -> bool {
     false
 }
 
-/// One etcd run in per-node namespaces; its exit code and stdout.
+/// One etcd run of the register workload in per-node namespaces; its exit
+/// code and output.
 fn etcd_in_namespaces(reads: &str, nemesis: &str, seed: &str) -> (Option<i32>, String) {
+    etcd_workload_in_namespaces("register", reads, nemesis, seed)
+}
+
+/// One etcd run of `workload` in per-node namespaces; its exit code and
+/// output.
+fn etcd_workload_in_namespaces(
+    workload: &str,
+    reads: &str,
+    nemesis: &str,
+    seed: &str,
+) -> (Option<i32>, String) {
     let (_dir, store) = temp_store();
     let out = faultline_in(
         &store,
@@ -110,6 +123,8 @@ fn etcd_in_namespaces(reads: &str, nemesis: &str, seed: &str) -> (Option<i32>, S
             reads,
             "--seed",
             seed,
+            "--workload",
+            workload,
         ],
     );
     assert!(wait_until_gone(&store, Duration::from_secs(10)).is_empty());
@@ -128,6 +143,18 @@ fn linearizable_reads_under_partitions_kill_and_pause_in_namespaces_are_valid() 
     let (code, out) = etcd_in_namespaces("linearizable", "partition,kill,pause", "11");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("verdict: valid"), "{out}");
+}
+
+#[test]
+#[ignore]
+fn list_append_transactions_under_partitions_kill_and_pause_are_strict_serializable() {
+    if !etcd_installed() || !netns_available() {
+        return;
+    }
+    let (code, out) =
+        etcd_workload_in_namespaces("append", "linearizable", "partition,kill,pause", "12");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("checker list-append: valid"), "{out}");
 }
 
 /// Measured at 8 of 10 runs (campaigns/etcd.toml, README "etcd"); five

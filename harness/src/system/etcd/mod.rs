@@ -56,7 +56,11 @@ impl System for Etcd {
     }
 
     fn workloads(&self) -> &'static [WorkloadKind] {
-        &[WorkloadKind::Register]
+        &[
+            WorkloadKind::Register,
+            WorkloadKind::Set,
+            WorkloadKind::Append,
+        ]
     }
 
     fn faults(&self) -> &'static [Fault] {
