@@ -230,3 +230,52 @@ fn sigkill_mid_run(extra: &[&str]) {
         "etcd members survived the harness: {left:?}"
     );
 }
+
+/// With every member killed, starting them one by one (as the nemesis's
+/// `start all` does) must not wait on the first for a quorum that only the
+/// later starts can give.
+#[test]
+#[ignore]
+fn members_all_killed_start_again_one_by_one_without_waiting_for_ever() {
+    use harness::system::db::{Db, Kill};
+    use harness::system::etcd::{EtcdConfig, EtcdDb};
+    if !etcd_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EtcdConfig::new(3, dir.path(), "faultline-all-killed".into());
+    config.ready_timeout = Duration::from_secs(20);
+    let mut db = EtcdDb::new(config).unwrap();
+    db.setup().unwrap();
+    let ids: Vec<String> = db.nodes().iter().map(|n| n.id.clone()).collect();
+    for id in &ids {
+        db.kill(id).unwrap();
+    }
+    let started = Instant::now();
+    for id in &ids {
+        db.start(id).unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "starting took {:?}",
+        started.elapsed()
+    );
+    let settled = harness::system::target_node::status::block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if db
+                .as_settled()
+                .expect("etcd knows when it settled")
+                .settled()
+                .await
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    })
+    .unwrap();
+    assert!(settled, "the restarted cluster never settled");
+    db.teardown().unwrap();
+}

@@ -13,6 +13,7 @@
 //! (etcd ignores the initial-cluster flags once its data dir holds a
 //! member).
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,6 +83,8 @@ pub struct EtcdDb {
     processes: Processes,
     /// Where the members run, when not on loopback.
     placement: Option<Box<dyn Placement>>,
+    /// Members paused and not resumed since.
+    paused: BTreeSet<String>,
 }
 
 impl EtcdDb {
@@ -100,6 +103,7 @@ impl EtcdDb {
             nodes,
             peer_urls,
             placement: None,
+            paused: BTreeSet::new(),
         })
     }
 
@@ -325,6 +329,7 @@ impl Kill for EtcdDb {
     fn kill(&mut self, node: &str) -> Result<(), DbError> {
         self.index(node)?;
         self.processes.kill(node);
+        self.paused.remove(node);
         Ok(())
     }
 
@@ -335,6 +340,18 @@ impl Kill for EtcdDb {
         }
         self.processes.kill(node);
         self.spawn(node)?;
+        // A member answers clients only once it has published itself
+        // through a quorum: with most members down or paused, waiting for
+        // it would wait for ever (the nemesis starts the others after it),
+        // so it is only started then.
+        let ids: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
+        let working = ids
+            .iter()
+            .filter(|id| self.processes.is_alive(id) && !self.paused.contains(*id))
+            .count();
+        if working <= self.nodes.len() / 2 {
+            return Ok(());
+        }
         self.wait_until_answering(&[node.to_string()], false)
     }
 }
@@ -342,11 +359,14 @@ impl Kill for EtcdDb {
 impl Pause for EtcdDb {
     fn pause(&mut self, node: &str) -> Result<(), DbError> {
         self.index(node)?;
-        signal_node(&mut self.processes, node, Signal::SIGSTOP, true)
+        signal_node(&mut self.processes, node, Signal::SIGSTOP, true)?;
+        self.paused.insert(node.to_string());
+        Ok(())
     }
 
     fn resume(&mut self, node: &str) -> Result<(), DbError> {
         self.index(node)?;
+        self.paused.remove(node);
         signal_node(&mut self.processes, node, Signal::SIGCONT, false)
     }
 }
