@@ -32,6 +32,11 @@
 //!   with `cas-mismatch`;
 //! - a 4xx answer (a malformed request, which etcd rejects before
 //!   proposing it): `fail`.
+//! - etcd's "no leader" and "leader changed" come back as 5xx answers to a
+//!   request already sent, which may have been proposed: `info`, never
+//!   `fail`. The client asks for no leader before sending, so the "no
+//!   leader known before sending" case that would be a definite `fail`
+//!   does not arise.
 
 use std::time::Duration;
 
