@@ -21,10 +21,12 @@
 //! - [`db`]: [`db::Db`], [`db::NodeInfo`], [`db::DbError`], the abilities.
 //! - `process`: node processes: the spawner thread, process groups,
 //!   signals, stop and reap.
-//! - [`net`]: the network backends a system can ask for (proxy, kernel rules).
+//! - [`net`]: the network backends a system can ask for (proxy, kernel rules,
+//!   per-node namespaces with their placement).
 //! - [`target_node`]: the target-node faultline ships (the default).
 //! - [`custom`]: any system started by command templates (`[db]`).
-//! - [`etcd`]: etcd 3.4 from Debian, over its v3 JSON gateway.
+//! - [`etcd`]: etcd 3.4 from Debian, over its v3 JSON gateway (register, set,
+//!   append), partitioned in per-node namespaces.
 
 pub mod custom;
 pub mod db;

@@ -1,6 +1,6 @@
 //! etcd (3.4, Debian's `etcd-server`) as a system under test: its members
-//! launched from `/usr/bin/etcd` as child processes, the register workload
-//! over its v3 JSON gateway.
+//! launched from `/usr/bin/etcd` as child processes, the register, set and
+//! append workloads over its v3 JSON gateway.
 //!
 //! # Faults
 //! - `kill`, `kill-primary` (SIGKILL; restarted on the same data dir),
@@ -21,7 +21,7 @@
 //! # Layout
 //! - [`db`]: [`EtcdDb`], the members' lifecycle and abilities.
 //! - [`status`]: the maintenance status API: member ids and the leader.
-//! - [`client`]: [`EtcdClient`], a register worker's client.
+//! - [`client`]: [`EtcdClient`], a worker's client (register, set, append).
 //! - [`options`]: [`EtcdOptions`] (test keys) and [`EtcdArgs`] (flags).
 
 pub mod client;
