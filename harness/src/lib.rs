@@ -21,6 +21,8 @@
 //! - `containment`: a PID namespace per node, so every descendant dies with its node and the run.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`placement`]: where a node runs and how a command reaches it (loopback, per-node namespaces).
+//! - [`ssh`]: remote hosts over OpenSSH: one multiplexed master per host,
+//!   bounded and logged remote commands, uploads checked by hash.
 //! - [`run`]: the life of a test, from setup to stored results.
 //! - [`campaign`]: campaigns: cells of tests with expectations, their
 //!   verdicts and documents.
@@ -40,6 +42,7 @@ pub mod package;
 pub mod placement;
 pub mod run;
 pub mod serve;
+pub mod ssh;
 pub mod system;
 pub mod test_spec;
 pub mod workload;

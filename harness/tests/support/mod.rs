@@ -7,6 +7,8 @@
 //! - [`processes`]: the live processes that mention a path, and waiting
 //!   for them to be gone;
 //! - [`server`]: a running `faultline serve`;
+//! - [`hosts`]: ssh hosts of our own (namespaces running sshd) for the
+//!   remote-host tests;
 //! - [`flags`]: flag lists that more than one test binary runs.
 
 // Each test binary uses a part of this module; what one leaves unused,
@@ -14,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod flags;
+pub mod hosts;
 pub mod processes;
 pub mod server;
 
