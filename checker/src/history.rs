@@ -34,6 +34,8 @@
 //! - The order of lines is the order of events; `time` is not trusted for
 //!   ordering (real Jepsen histories carry out-of-order times).
 
+pub mod stream;
+
 use std::fmt;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
