@@ -247,24 +247,7 @@ pub fn generate(kind: Kind, seed: u64) -> Generated {
                 injected,
             }
         }
-        Kind::Multikey => {
-            let params = Params {
-                ops: 1_000_000,
-                keys: Some(1_000),
-                concurrency: 20,
-                info: Info::Probability(0.01),
-                values: 5,
-                duration: (MS, 10 * MS),
-                think: (0, MS),
-                timeout: (20 * MS, 100 * MS),
-                never: 0.4,
-            };
-            Generated {
-                ops: simulate(&params, &mut rng),
-                valid_by_construction: true,
-                injected: None,
-            }
-        }
+        Kind::Multikey => multikey_with(&mut rng, 1_000_000, 1_000),
         Kind::Long => {
             let params = Params {
                 ops: 10_000,
@@ -283,6 +266,34 @@ pub fn generate(kind: Kind, seed: u64) -> Generated {
                 injected: None,
             }
         }
+    }
+}
+
+/// A `multikey` history of another size: `ops` ops over `keys` keys, with
+/// the same 20 processes, 1% info and values as `multikey` (which is
+/// `generate_multikey(seed, 1_000_000, 1_000)`).
+#[allow(dead_code)] // Used by the genhist example, not by every includer.
+pub fn generate_multikey(seed: u64, ops: usize, keys: u32) -> Generated {
+    let mut rng = Rng::new(seed ^ (1 << 56));
+    multikey_with(&mut rng, ops, keys)
+}
+
+fn multikey_with(rng: &mut Rng, ops: usize, keys: u32) -> Generated {
+    let params = Params {
+        ops,
+        keys: Some(keys),
+        concurrency: 20,
+        info: Info::Probability(0.01),
+        values: 5,
+        duration: (MS, 10 * MS),
+        think: (0, MS),
+        timeout: (20 * MS, 100 * MS),
+        never: 0.4,
+    };
+    Generated {
+        ops: simulate(&params, rng),
+        valid_by_construction: true,
+        injected: None,
     }
 }
 

@@ -33,6 +33,14 @@
 //!   process id. A process has at most one operation outstanding.
 //! - The order of lines is the order of events; `time` is not trusted for
 //!   ordering (real Jepsen histories carry out-of-order times).
+//!
+//! # Layout
+//! - here: [`Op`], the whole-history readers ([`parse_jsonl`],
+//!   [`read_jsonl`]) and the writer ([`HistoryWriter`]);
+//! - [`stream`]: a JSONL file read streamed straight into each key's calls,
+//!   for the linearizability checker on histories too big to hold as ops.
+
+pub mod stream;
 
 use std::fmt;
 use std::io::{self, BufRead, Write};

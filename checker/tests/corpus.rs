@@ -10,8 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
+use checker::history::stream::KeyedHistory;
 use checker::import::read_history_file;
-use checker::linearizable::{check, Options};
+use checker::linearizable::{check, check_partitions, Options};
 use checker::model::{ModelKind, ModelSpec, NilRead};
 use checker::Validity;
 
@@ -125,4 +126,48 @@ fn every_corpus_history_gets_the_verdict_knossos_asserts() {
         cases.len() - vacuous,
         cases.len()
     );
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus; run with: cargo test -p checker --test corpus -- --ignored"]
+fn every_corpus_history_read_streamed_as_jsonl_gets_the_same_result() {
+    let dir = corpus_dir();
+    let options = Options {
+        time_limit: Some(std::time::Duration::from_secs(60)),
+        ..Options::default()
+    };
+    let mut wrong = Vec::new();
+    for case in &cases(&dir) {
+        let history = read_history_file(&dir.join(&case.file), None).unwrap();
+        let whole = check(&history, &case.spec, &options).unwrap();
+        let text: String = history
+            .iter()
+            .map(|op| serde_json::to_string(op).unwrap() + "\n")
+            .collect();
+        let keyed = KeyedHistory::parse_jsonl(&text, Path::new(&case.file)).unwrap();
+        let streamed =
+            check_partitions(&keyed.partitions(), keyed.ops(), &case.spec, &options).unwrap();
+        let keys = |r: &checker::linearizable::CheckResult| {
+            let verdicts: Vec<String> = r
+                .keys
+                .iter()
+                .map(|(k, v)| format!("{k}:{:?}:{}", v.valid, v.ops))
+                .collect();
+            (
+                r.valid,
+                r.ops,
+                verdicts,
+                r.explanation.as_ref().map(|e| e.message.clone()),
+            )
+        };
+        if keys(&whole) != keys(&streamed) {
+            wrong.push(format!(
+                "{}: {:?} streamed, {:?} whole",
+                case.file,
+                keys(&streamed),
+                keys(&whole)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

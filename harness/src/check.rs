@@ -10,17 +10,18 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use checker::history::stream::KeyedHistory;
 use checker::history::Op;
 use checker::import::{op_line_in_file, read_history_file, Format};
-use checker::linearizable::{partition_count, Options};
+use checker::linearizable::{check_partitions, partition_count, CheckError, Options};
 use checker::model::{ModelKind, ModelSpec, NilRead};
 use checker::txn::{RegisterOrder, TxnHistory, TxnOptions};
 use serde_json::Value;
 
 use harness::workload::register::CHECKER as LINEARIZABLE;
 use harness::workload::{
-    check_safe, workload, CheckFailure, CheckInput, CheckOptions, CheckOutcome, HistoryForm,
-    Workload, WorkloadKind, WorkloadOptions,
+    check_safe, panic_reason, workload, CheckFailure, CheckInput, CheckOptions, CheckOutcome,
+    HistoryForm, Workload, WorkloadKind, WorkloadOptions,
 };
 
 use crate::cli::{CheckArgs, FormatArg, NilReadArg};
@@ -49,6 +50,15 @@ pub fn run(args: CheckArgs) -> Result<u8, Failure> {
                 ops: history.ops(),
                 history: None,
             }
+        }
+        // The linearizability checker reads JSONL streamed, straight into
+        // each key's calls; `--out` needs the ops themselves.
+        HistoryForm::Ops
+            if args.workload == WorkloadKind::Register
+                && args.out.is_none()
+                && is_jsonl(&args)? =>
+        {
+            return check_streamed(&args, &options);
         }
         HistoryForm::Ops => {
             let history = read_history_file(&args.file, format)
@@ -227,19 +237,7 @@ fn write_run_dir(
     }
     std::fs::create_dir_all(dir).map_err(|e| fail("creating it", &e))?;
     let history_path = dir.join("history.jsonl");
-    let is_jsonl = match args.format {
-        FormatArg::Jsonl => true,
-        FormatArg::Edn => false,
-        FormatArg::Auto => {
-            use std::io::Read as _;
-            let mut head = Vec::new();
-            std::fs::File::open(&args.file)
-                .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
-                .map_err(|e| fail("reading the history", &e))?;
-            checker::import::detect_format(&String::from_utf8_lossy(&head)) == Format::Jsonl
-        }
-    };
-    if is_jsonl {
+    if is_jsonl(args)? {
         std::fs::copy(&args.file, &history_path).map_err(|e| fail("copying the history", &e))?;
     } else {
         let mut out = std::io::BufWriter::new(
@@ -266,6 +264,68 @@ fn write_run_dir(
     let files = results::write_report(dir).map_err(|e| fail("the report", &e))?;
     eprintln!("report: {}", files.report_html.display());
     Ok(())
+}
+
+/// Whether the history file is JSONL: `--format`, or detected from its
+/// first 64 KiB (a file that cannot be read is left to the reader, which
+/// names the error).
+fn is_jsonl(args: &CheckArgs) -> Result<bool, Failure> {
+    use std::io::Read as _;
+    Ok(match args.format {
+        FormatArg::Jsonl => true,
+        FormatArg::Edn => false,
+        FormatArg::Auto => {
+            let mut head = Vec::new();
+            let read = std::fs::File::open(&args.file)
+                .and_then(|f| f.take(64 * 1024).read_to_end(&mut head));
+            read.is_ok()
+                && checker::import::detect_format(&String::from_utf8_lossy(&head)) == Format::Jsonl
+        }
+    })
+}
+
+/// `--workload register` on JSONL: the history read streamed into each
+/// key's calls ([`KeyedHistory`]: no whole-file text, no op per event),
+/// then checked as [`harness::workload::register::check_linearizable`]
+/// checks ops, a panic caught as `check_safe` does.
+fn check_streamed(args: &CheckArgs, options: &CheckOptions) -> Result<u8, Failure> {
+    let history =
+        KeyedHistory::read_file(&args.file).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let partitions = history.partitions();
+    let progress = options.linearizable.progress.clone().unwrap_or_default();
+    let checked = with_progress(partitions.len() as u64, &progress, || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_partitions(
+                &partitions,
+                history.ops(),
+                &options.model,
+                &options.linearizable,
+            )
+        }))
+    });
+    let outcome = match checked {
+        Ok(Ok(result)) => result.outcome(LINEARIZABLE),
+        Ok(Err(e @ CheckError::Spec(_))) => return Err(Failure::Usage(e.to_string())),
+        Ok(Err(e)) => {
+            let file = args.file.display();
+            return Err(Failure::BadInput(
+                match e.index().and_then(|i| history.line_of(i)) {
+                    Some(line) => format!("{file}:{line}: {e}"),
+                    None => format!("{file}: {e}"),
+                },
+            ));
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            CheckOutcome::unknown(LINEARIZABLE, panic_reason(LINEARIZABLE, &what))
+        }
+    };
+    let verdict = print_outcomes(&[outcome], history.len(), args)?;
+    Ok(exit::verdict(verdict))
 }
 
 /// Runs `work` while a progress bar on stderr counts checked keys (hidden when

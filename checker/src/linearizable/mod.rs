@@ -310,12 +310,36 @@ pub fn check(
         .count();
     let calls = pair(history)?;
     let partitions = partition(calls);
+    check_from(&partitions, ops, spec, options, started)
+}
+
+/// Checks calls already paired and split by key, in check order (numeric
+/// keys by value, then the others; calls without a key first), each key's
+/// in invocation order, as [`check`] splits a history; `ops` counts the
+/// client invocations, failed ones included. The streamed reader
+/// ([`crate::history::stream::KeyedHistory::partitions`]) builds them.
+pub fn check_partitions(
+    partitions: &[Partition],
+    ops: usize,
+    spec: &ModelSpec,
+    options: &Options,
+) -> Result<CheckResult, CheckError> {
+    check_from(partitions, ops, spec, options, Instant::now())
+}
+
+fn check_from(
+    partitions: &[Partition],
+    ops: usize,
+    spec: &ModelSpec,
+    options: &Options,
+    started: Instant,
+) -> Result<CheckResult, CheckError> {
     let keyed = partitions.iter().any(|(k, _)| k.is_some());
 
     let stop = AtomicBool::new(false);
     let cutoff = AtomicUsize::new(usize::MAX);
     let results = with_watchdog(&stop, options.time_limit, || {
-        run_partitions(&partitions, spec, options, &stop, &cutoff)
+        run_partitions(partitions, spec, options, &stop, &cutoff)
     });
 
     let mut result = CheckResult {
@@ -373,7 +397,8 @@ pub fn check(
     Ok(result)
 }
 
-type Partition<'a> = (Option<&'a str>, Vec<Call<'a>>);
+/// One key's calls: the key (`None` for calls without one) and its calls.
+pub type Partition<'a> = (Option<&'a str>, Vec<Call<'a>>);
 
 /// Groups calls by key, in check order: numeric keys by value, then others.
 fn partition(calls: Vec<Call<'_>>) -> Vec<Partition<'_>> {
