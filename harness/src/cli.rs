@@ -103,7 +103,7 @@ pub struct RunArgs {
     /// The test's name (its directory in the store).
     #[arg(long)]
     pub name: Option<String>,
-    /// The system under test: target-node, etcd, or custom (the --test
+    /// The system under test: target-node, etcd, redis, or custom (the --test
     /// file's `[db]` command templates); `faultline systems` lists them
     /// [default: target-node].
     #[arg(long)]
@@ -120,6 +120,9 @@ pub struct RunArgs {
     /// etcd's options.
     #[command(flatten)]
     pub etcd: harness::system::EtcdArgs,
+    /// Redis's options.
+    #[command(flatten)]
+    pub redis: harness::system::RedisArgs,
     /// Faults, a comma list: none, partition, kill, pause, clock, ... [default: none].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,

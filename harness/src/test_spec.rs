@@ -41,6 +41,9 @@ pub struct TestSpec {
     /// etcd's options (`etcd-reads`).
     #[serde(flatten)]
     pub etcd: crate::system::EtcdOptions,
+    /// Redis's options (`redis-wait`, `redis-reads`, ...).
+    #[serde(flatten)]
+    pub redis: crate::system::RedisOptions,
     /// Faults to inject (`none` for none).
     pub nemesis: Vec<String>,
     /// Time between fault actions.
@@ -99,6 +102,7 @@ impl Default for TestSpec {
             workload: WorkloadKind::Register,
             node: TargetNodeOptions::default(),
             etcd: crate::system::EtcdOptions::default(),
+            redis: crate::system::RedisOptions::default(),
             nemesis: vec!["none".into()],
             nemesis_interval: Duration::from_secs(5),
             net: NetBackend::Proxy,
@@ -317,7 +321,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Serde for durations as `"30s"` strings (or bare numbers of seconds).
-mod duration_text {
+pub(crate) mod duration_text {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -499,6 +503,7 @@ mod tests {
                 // etcd.toml is etcd's; every other campaign the shipped node's.
                 let system = match campaign.name.as_str() {
                     "etcd" => "etcd",
+                    "redis" => "redis",
                     _ => "target-node",
                 };
                 assert_eq!(cell.test.system_name(), system, "{}", cell.name);

@@ -27,12 +27,15 @@
 //! - [`custom`]: any system started by command templates (`[db]`).
 //! - [`etcd`]: etcd 3.4 from Debian, over its v3 JSON gateway (register, set,
 //!   append), partitioned in per-node namespaces.
+//! - [`redis`]: Redis 7 with Sentinel from Debian (set, register, append),
+//!   each node and its Sentinel in a per-node namespace.
 
 pub mod custom;
 pub mod db;
 pub mod etcd;
 pub mod net;
 pub(crate) mod process;
+pub mod redis;
 pub mod target_node;
 
 use nemesis::net::Net;
@@ -45,12 +48,18 @@ use db::{Db, DbError, NodeInfo};
 use nemesis::Fault;
 
 pub use etcd::{EtcdArgs, EtcdOptions, EtcdReads};
+pub use redis::{RedisArgs, RedisOptions, RedisReads};
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
 };
 
 /// Every system, in the order `faultline systems` lists them.
-pub const SYSTEMS: [&dyn System; 3] = [&target_node::TargetNode, &custom::Custom, &etcd::Etcd];
+pub const SYSTEMS: [&dyn System; 4] = [
+    &target_node::TargetNode,
+    &custom::Custom,
+    &etcd::Etcd,
+    &redis::Redis,
+];
 
 /// The system a test runs on when it names none (and has no `[db]` table).
 pub const DEFAULT_SYSTEM: &str = "target-node";
