@@ -360,3 +360,34 @@ fn the_python_client_shows_lost_writes_of_write_concern_one_when_the_primary_is_
     assert_eq!(ran.code, Some(1), "{}", ran.out);
     assert!(ran.out.contains("anomaly lost-write"), "{}", ran.out);
 }
+
+#[test]
+#[ignore = "client protocol e2e: about 10 s; run with --ignored"]
+fn the_node_js_register_client_keeps_the_strong_mode_valid() {
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs node");
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clients/node");
+    let text = std::fs::read_to_string(root.join("register.toml"))
+        .unwrap()
+        .replace(
+            "bin = \"faultline\"",
+            &format!("bin = \"{}\"", support::FAULTLINE),
+        )
+        .replace(
+            "dir = \"examples/clients/node\"",
+            &format!("dir = \"{}\"", root.display()),
+        );
+    let test = dir.path().join("register.toml");
+    std::fs::write(&test, text).unwrap();
+    let ran = run(dir.path(), &test, &["--time-limit", "6s", "--seed", "4"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.history.iter().any(|o| o["type"] == "ok"));
+}
