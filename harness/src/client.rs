@@ -7,6 +7,11 @@
 //! after sending) as `info`. The [`Timeout`] wrapper turns a call past its
 //! deadline into `info` — or `fail` for an op that changes nothing, like a
 //! read.
+//!
+//! [`external`] is a client that is a program in any language, spoken to
+//! over its stdin and stdout (docs/client-protocol.md).
+
+pub mod external;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +80,20 @@ impl Completion {
 pub trait Client: Send {
     /// Performs `op`; never panics on a system error, which is an outcome.
     fn invoke<'a>(&'a mut self, op: &'a Invocation) -> BoxFuture<'a, Completion>;
+
+    /// Why this client takes no more ops, once it has given up (an
+    /// external client after repeated protocol errors): the interpreter
+    /// retires its worker. `None` while it works.
+    fn retired(&self) -> Option<String> {
+        None
+    }
+
+    /// Ends the client gracefully at the end of the run (an external
+    /// client closes its program's stdin and waits for it); dropping a
+    /// client ends it too, at once.
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Completes a call that outlives `limit` as `info` (or `fail` when
@@ -107,6 +126,14 @@ impl<C: Client> Client for Timeout<C> {
                 Err(_) => Completion::info(op.value.clone(), "timeout"),
             }
         })
+    }
+
+    fn retired(&self) -> Option<String> {
+        self.inner.retired()
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        self.inner.close()
     }
 }
 

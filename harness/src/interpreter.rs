@@ -12,6 +12,13 @@
 //! process is retired and the worker continues as `process + workers`
 //! (Jepsen's rule). The nemesis is one more worker, process `"nemesis"`,
 //! whose completions are always `info`.
+//!
+//! A client that gives up ([`Client::retired`]) retires its worker: it gets
+//! no more ops. When every client worker is retired, the phase under way
+//! ends as soon as nothing is in flight (the nemesis stops too), and
+//! [`Interpreter::retired`] says why; later phases run the nemesis only.
+//! At the end ([`Interpreter::finish`]) each client is closed
+//! ([`Client::close`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,13 +71,22 @@ struct Worker {
     ops: mpsc::Sender<Invocation>,
     task: JoinHandle<()>,
     busy: bool,
+    retired: bool,
 }
+
+/// How long [`Interpreter::finish`] waits for the clients to close.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A worker's completed op, and why its client retired, if it did.
+type Done = (usize, Invocation, Completion, Option<String>);
 
 /// Workers, their channels, the clock and the recorder; reused across phases.
 pub struct Interpreter {
     workers: Vec<Worker>,
+    /// Why the last client worker to retire did, once all have.
+    retired: Option<String>,
     client_workers: usize,
-    done: mpsc::Receiver<(usize, Invocation, Completion)>,
+    done: mpsc::Receiver<Done>,
     recorder: Arc<Recorder>,
     start: Instant,
     rng: StdRng,
@@ -117,10 +133,12 @@ impl Interpreter {
                 ops,
                 task,
                 busy: false,
+                retired: false,
             });
         }
         Interpreter {
             workers,
+            retired: None,
             client_workers,
             done,
             recorder,
@@ -131,17 +149,31 @@ impl Interpreter {
     }
 
     /// Stops every worker and waits until each is gone, so what its client
-    /// owned (the nemesis's network backend, with its namespaces and rules)
-    /// is torn down before this returns. Dropping an interpreter stops the
-    /// workers too, but their clients are dropped later, on the runtime.
+    /// owned (the nemesis's network backend, with its namespaces and rules;
+    /// an external client's program) is torn down before this returns: each
+    /// worker closes its client ([`Client::close`]), all at once, for at
+    /// most [`CLOSE_LIMIT`]. Dropping an interpreter stops the workers too,
+    /// but their clients are dropped later, on the runtime.
     pub async fn finish(mut self) {
         let workers = std::mem::take(&mut self.workers);
-        for w in &workers {
-            w.task.abort();
+        let mut tasks = Vec::new();
+        for Worker { ops, task, .. } in workers {
+            // A closed channel ends the worker's loop: it closes its client.
+            drop(ops);
+            tasks.push(task);
         }
-        for w in workers {
-            let _ = w.task.await;
+        let deadline = tokio::time::Instant::now() + CLOSE_LIMIT;
+        for mut task in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
         }
+    }
+
+    /// Why the client workers retired, once every one of them has.
+    pub fn retired(&self) -> Option<&str> {
+        self.retired.as_deref()
     }
 
     /// The time since the test started.
@@ -157,7 +189,14 @@ impl Interpreter {
         mut nemesis: BoxGen,
     ) -> Result<(), InterpreterError> {
         let mut exhausted = [false, false];
+        // A phase that starts with workers to run cuts itself short when
+        // the last of them retires; one that starts without runs the nemesis.
+        let had_clients = self.retired.is_none();
         loop {
+            if self.retired.is_some() {
+                exhausted[0] = true;
+                exhausted[1] |= had_clients;
+            }
             let wake = self.dispatch(&mut clients, &mut nemesis, &mut exhausted)?;
             let busy = self.workers.iter().any(|w| w.busy);
             if exhausted[0] && exhausted[1] && !busy {
@@ -169,7 +208,7 @@ impl Interpreter {
                 None if busy => {
                     // Only a completion can change anything: no timer needed.
                     let done = self.done.recv().await.ok_or(InterpreterError::WorkerGone)?;
-                    self.complete(done.0, done.1, done.2, &mut clients, &mut nemesis)?;
+                    self.complete(done, &mut clients, &mut nemesis)?;
                     continue;
                 }
                 // Pending with no time and nothing outstanding: poll gently.
@@ -177,8 +216,8 @@ impl Interpreter {
             };
             tokio::select! {
                 done = self.done.recv() => {
-                    let (w, invocation, completion) = done.ok_or(InterpreterError::WorkerGone)?;
-                    self.complete(w, invocation, completion, &mut clients, &mut nemesis)?;
+                    let done = done.ok_or(InterpreterError::WorkerGone)?;
+                    self.complete(done, &mut clients, &mut nemesis)?;
                 }
                 _ = tokio::time::sleep(sleep) => {}
             }
@@ -197,7 +236,7 @@ impl Interpreter {
         for w in 0..self.workers.len() {
             let is_nemesis = self.workers[w].process == Process::Nemesis;
             let which = usize::from(is_nemesis);
-            if self.workers[w].busy || exhausted[which] {
+            if self.workers[w].busy || self.workers[w].retired || exhausted[which] {
                 continue;
             }
             let ctx = Context {
@@ -253,9 +292,7 @@ impl Interpreter {
 
     fn complete(
         &mut self,
-        w: usize,
-        invocation: Invocation,
-        completion: Completion,
+        (w, invocation, completion, retired): Done,
         clients: &mut BoxGen,
         nemesis: &mut BoxGen,
     ) -> Result<(), InterpreterError> {
@@ -291,6 +328,16 @@ impl Interpreter {
             if let (OpType::Info, Process::Client(p)) = (op_type, worker.process) {
                 worker.process = Process::Client(p + self.client_workers as u64);
             }
+            if let Some(reason) = retired {
+                worker.retired = true;
+                let mut clients = self
+                    .workers
+                    .iter()
+                    .filter(|w| w.process != Process::Nemesis);
+                if clients.all(|w| w.retired) {
+                    self.retired = Some(reason);
+                }
+            }
         }
         let ctx = Context {
             time: self.now(),
@@ -319,14 +366,20 @@ async fn work(
     w: usize,
     mut client: Box<dyn Client>,
     mut ops: mpsc::Receiver<Invocation>,
-    done: mpsc::Sender<(usize, Invocation, Completion)>,
+    done: mpsc::Sender<Done>,
 ) {
     while let Some(invocation) = ops.recv().await {
         let completion = client.invoke(&invocation).await;
-        if done.send((w, invocation, completion)).await.is_err() {
+        let retired = client.retired();
+        if done
+            .send((w, invocation, completion, retired))
+            .await
+            .is_err()
+        {
             return;
         }
     }
+    client.close().await;
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use rand::SeedableRng;
 use results::{stats, Recorder, Results, RunDir, Store};
 
 use crate::cleanup::RunState;
+use crate::client::external::ExternalClients;
 use crate::client::Client;
 use crate::generator::{Empty, Stagger, TimeLimit};
 use crate::interpreter::{Interpreter, Progress};
@@ -93,9 +94,14 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
         ..WorkloadOptions::default()
     };
     let work = workload(spec.workload, options);
-    let clients: Vec<Box<dyn Client>> = (0..spec.concurrency)
-        .map(|w| system.client(spec, w, &nodes))
-        .collect();
+    let clients: Vec<Box<dyn Client>> = match &spec.client {
+        Some(_) => ExternalClients::new(spec, &nodes, run.path())
+            .map_err(RunError::Other)?
+            .clients(),
+        None => (0..spec.concurrency)
+            .map(|w| system.client(spec, w, &nodes))
+            .collect(),
+    };
     let progress = Arc::new(Progress::default());
     // History time 0 is `start`; its wall-clock twin, read right after,
     // lets the report place node-log lines on the history's time axis.
@@ -112,11 +118,18 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     let bar = progress_bar(spec.time_limit, progress.clone(), start);
     run_main_phase(&mut interpreter, spec, work.as_ref(), &faults).await?;
     run_final_phase(&mut interpreter, &db, work.as_ref(), &faults, &nodes, &bar).await?;
+    let retired = interpreter.retired().map(str::to_string);
     interpreter.finish().await;
     bar.finish_and_clear();
 
     tear_down(&db, &run, recorder)?;
-    let results = check(&run, work.as_ref(), test_json, seed, start_wall)?;
+    let results = match &retired {
+        None => check(&run, work.as_ref(), test_json, seed, start_wall)?,
+        Some(reason) => {
+            eprintln!("faultline: the run ended early, every client worker retired: {reason}");
+            retired_results(&run, reason, test_json, seed, start_wall)?
+        }
+    };
     store(&run, &results)?;
     Ok(RunOutcome { run, results })
 }
@@ -189,6 +202,10 @@ async fn run_final_phase(
     interpreter
         .run_phase(Box::new(Empty), Box::new(final_generator(faults)))
         .await?;
+    if interpreter.retired().is_some() {
+        // No client is left to read anything.
+        return Ok(());
+    }
     wait_for_recovery(db).await;
     if let Some(final_reads) = work.final_generator(nodes) {
         bar.set_message("final reads");
@@ -234,6 +251,27 @@ fn check(
         checkers.insert(outcome.checker, outcome.result);
     }
     Ok(Results::compose(checkers, anomalies, stats(&history))
+        .with_test(test_json)
+        .with_run_dir(run.path().to_path_buf())
+        .with_seed(seed)
+        .with_start(start_wall))
+}
+
+/// The results of a run whose client workers all retired: verdict
+/// `unknown`, the reason under the `client-protocol` checker, the history
+/// as recorded (its statistics included) but not checked.
+fn retired_results(
+    run: &RunDir,
+    reason: &str,
+    test_json: serde_json::Value,
+    seed: u64,
+    start_wall: SystemTime,
+) -> Result<Results, RunError> {
+    let history = read_history(run)?;
+    let mut result = checker::CheckerResult::new(checker::Validity::Unknown);
+    result.details = serde_json::json!({ "reason": reason });
+    let checkers = [("client-protocol".to_string(), result)].into();
+    Ok(Results::compose(checkers, Vec::new(), stats(&history))
         .with_test(test_json)
         .with_run_dir(run.path().to_path_buf())
         .with_seed(seed)

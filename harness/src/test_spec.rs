@@ -18,6 +18,7 @@ use std::time::Duration;
 use nemesis::Fault;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::client::external::ClientSpec;
 pub use crate::system::custom::ExternalSpec;
 use crate::system::{TargetNodeOptions, DEFAULT_SYSTEM};
 use crate::workload::WorkloadKind;
@@ -76,6 +77,10 @@ pub struct TestSpec {
     /// The custom system's command templates (TOML `[db]`). It must speak
     /// target-node's HTTP API for the shipped workloads.
     pub db: Option<ExternalSpec>,
+    /// A client program per worker (TOML `[client]`,
+    /// docs/client-protocol.md), in place of the system's own clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientSpec>,
 }
 
 /// How network faults (partitions, slow and flaky links) are applied.
@@ -116,6 +121,7 @@ impl Default for TestSpec {
             test_count: 1,
             store: PathBuf::from("store"),
             db: None,
+            client: None,
         }
     }
 }
@@ -167,13 +173,15 @@ impl TestSpec {
     /// its line (serde sees the keys of flattened option structs only once
     /// the whole table is read, past toml's own line numbers).
     pub fn from_toml(text: &str) -> Result<TestSpec, String> {
-        toml::from_str(text).map_err(|e| {
+        let spec: TestSpec = toml::from_str(text).map_err(|e| {
             let message = e.to_string();
             match unknown_key_line(text, e.message()) {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => message,
             }
-        })
+        })?;
+        crate::client::external::check(&spec)?;
+        Ok(spec)
     }
 
     /// The system under test: `system`, else `custom` with a `[db]` table,
@@ -241,6 +249,7 @@ impl TestSpec {
         {
             return bad(format!("consistency-models: {e}"));
         }
+        crate::client::external::check(self).map_err(SpecError::Invalid)?;
         let system = crate::system::by_name(self.system_name()).map_err(SpecError::Invalid)?;
         crate::system::check_support(system, self).map_err(SpecError::Invalid)
     }

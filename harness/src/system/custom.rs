@@ -689,8 +689,9 @@ pub struct ExternalSpec {
 }
 
 /// The custom system: nodes started by the test's `[db]` command templates.
-/// Its clients, primary discovery, crashes and clock offsets speak
-/// target-node's HTTP API (until custom systems get a client protocol);
+/// Its clients (unless the test's `[client]` names a program,
+/// docs/client-protocol.md), primary discovery, crashes and clock offsets
+/// speak target-node's HTTP API;
 /// with libfaketime installed, clock faults shift the nodes' wall clocks
 /// through it instead.
 #[derive(Clone, Copy, Debug, Default)]
@@ -702,7 +703,7 @@ impl System for Custom {
     }
 
     fn about(&self) -> &'static str {
-        "any system started by the test's [db] command templates, speaking target-node's HTTP API"
+        "any system started by the test's [db] command templates; clients speak target-node's HTTP API, or are the [client] program"
     }
 
     fn workloads(&self) -> &'static [WorkloadKind] {

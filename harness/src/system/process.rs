@@ -510,6 +510,38 @@ impl Processes {
     }
 }
 
+/// A program spawned by `spawner` with its stdin and stdout piped to the
+/// harness and its stderr appended to `log`: contained like a node (its
+/// own PID namespace, or process group, dying with the harness). An
+/// external client's process (`crate::client::external`).
+pub(crate) fn spawn_piped(
+    spawner: &Spawner,
+    command: Command,
+    log: &Path,
+) -> io::Result<(
+    NodeProcess,
+    std::process::ChildStdin,
+    std::process::ChildStdout,
+)> {
+    let mut command = containment::contain(command);
+    let err = open_log(log).map_err(|e| io::Error::other(e.to_string()))?;
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(err));
+    let mut child = spawner.spawn(command)?;
+    let pipes = child.stdin.take().zip(child.stdout.take());
+    let namespace = Namespace::of_spawned(child.id());
+    let process = NodeProcess { child, namespace };
+    match pipes {
+        Some((stdin, stdout)) => Ok((process, stdin, stdout)),
+        None => {
+            process.kill();
+            Err(io::Error::other("the child's pipes are missing"))
+        }
+    }
+}
+
 impl Drop for Processes {
     fn drop(&mut self) {
         self.stop_all();
