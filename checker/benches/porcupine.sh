@@ -52,13 +52,16 @@ rm -rf "$OUT" && mkdir -p "$OUT/edn"
 python3 "$side" convert "$PORCUPINE_DIR" "$OUT/edn"
 
 cargo build --release -q -p checker --example timecheck
-ours_bin="$CARGO_TARGET_DIR/release/examples/timecheck"
+# Copied out, so a baseline built in the same target dir cannot replace it.
+ours_bin="$OUT/timecheck-ours"
+cp "$CARGO_TARGET_DIR/release/examples/timecheck" "$ours_bin"
 if [ -n "${BASELINE_TREE:-}" ]; then
     cp "$root/checker/examples/timecheck.rs" "$BASELINE_TREE/checker/examples/timecheck.rs"
     (cd "$BASELINE_TREE" && CARGO_TARGET_DIR="$BASELINE_TARGET" \
         cargo build --release -q -p checker --example timecheck)
     echo "baseline: $(git -C "$BASELINE_TREE" rev-parse --short HEAD)"
-    baseline_bin="$BASELINE_TARGET/release/examples/timecheck"
+    baseline_bin="$OUT/timecheck-baseline"
+    cp "$BASELINE_TARGET/release/examples/timecheck" "$baseline_bin"
 fi
 
 # Porcupine's test file for this run only; removed on any exit.
