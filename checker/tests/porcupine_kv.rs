@@ -4,6 +4,11 @@
 //! Nothing of Porcupine's is kept here: point `FAULTLINE_PORCUPINE_DIR` at
 //! a checkout of it and run `cargo test --release -p checker --test
 //! porcupine_kv -- --ignored --nocapture`. Numbers: BENCHMARKS.md.
+//!
+//! The invalid ones also get the same answer on one thread as on two: the
+//! same first invalid key and the same verdict for every key (the check's
+//! rounds make that answer independent of timing; see
+//! `checker::linearizable`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -40,12 +45,44 @@ fn porcupines_kv_histories_get_porcupines_verdicts() {
             false => Validity::Invalid,
         };
         println!(
-            "{name}: {} ops, {:?} in {:.1} ms (Porcupine: {expected:?})",
+            "{name}: {} ops, {:?} in {:.1} ms (Porcupine: {expected:?}){}",
             result.ops,
             result.valid,
-            started.elapsed().as_secs_f64() * 1e3
+            started.elapsed().as_secs_f64() * 1e3,
+            result
+                .first_invalid_key
+                .as_ref()
+                .map_or(String::new(), |k| format!(", first invalid key {k}"))
         );
         assert_eq!(result.valid, expected, "{name}");
+        if expected == Validity::Invalid {
+            for threads in [1, 2] {
+                let again = check(
+                    &history,
+                    &spec,
+                    &Options {
+                        threads,
+                        ..options.clone()
+                    },
+                )
+                .unwrap();
+                assert_eq!(
+                    again.first_invalid_key, result.first_invalid_key,
+                    "{name}, {threads} threads"
+                );
+                let verdicts = |r: &checker::linearizable::CheckResult| {
+                    r.keys
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.valid))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    verdicts(&again),
+                    verdicts(&result),
+                    "{name}, {threads} threads"
+                );
+            }
+        }
         checked += 1;
     }
     assert_eq!(checked, 6);

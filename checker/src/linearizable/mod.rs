@@ -3,10 +3,14 @@
 //! the keys in parallel under a time and memory budget, and explains the
 //! first failure.
 //!
-//! Keys are checked in a fixed order (numbers numerically, then strings). When
-//! a key is invalid, keys after it in that order are not needed for the
-//! verdict: they are reported `skipped` (even if a worker had finished one),
-//! so the result is the same on every run. `all_keys` checks every key.
+//! Keys are checked in a fixed order (numbers numerically, then strings), in
+//! rounds that bound each key's search (see [`run_partitions`]): after the
+//! first round in which a key is proven invalid, the first such key is the
+//! one reported, and the keys still undecided, or after it in that order,
+//! are not needed for the verdict: they are reported `skipped` (even if a
+//! worker had finished one). Whether a key is decided within a round's bound
+//! does not depend on threads or timing, so the result is the same on every
+//! run. `all_keys` checks every key to the end.
 //!
 //! # Layout
 //! - [`search`]: the search over one partition, with its memo table
@@ -185,7 +189,8 @@ pub enum KeyVerdict {
     Invalid,
     /// Budget ran out.
     Unknown,
-    /// Not checked: an earlier key was invalid.
+    /// Not needed: another key was proven invalid first (see the module
+    /// docs for which).
     Skipped,
 }
 
@@ -196,7 +201,7 @@ pub struct KeyResult {
     pub valid: KeyVerdict,
     /// Ops of this key that the search considered.
     pub ops: usize,
-    /// Why it is unknown.
+    /// Why it is unknown (or why a key stopped part-way was not needed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Why it is invalid.
@@ -362,7 +367,7 @@ fn check_from(
         cutoff.load(Ordering::SeqCst)
     };
     for (i, ((key, calls), outcome)) in partitions.iter().zip(results).enumerate() {
-        let key_result = if i > decided_at {
+        let mut key_result = if i > decided_at {
             KeyResult {
                 valid: KeyVerdict::Skipped,
                 ops: calls.len(),
@@ -377,7 +382,10 @@ fn check_from(
             KeyVerdict::Invalid if result.valid != Validity::Invalid => {
                 result.valid = Validity::Invalid;
                 result.first_invalid_key = key.map(str::to_string);
-                result.explanation = key_result.explanation.clone();
+                result.explanation = match keyed {
+                    true => key_result.explanation.clone(),
+                    false => key_result.explanation.take(),
+                };
             }
             KeyVerdict::Unknown => {
                 result.valid = result.valid.and(Validity::Unknown);
@@ -438,6 +446,27 @@ fn with_watchdog<T>(stop: &AtomicBool, limit: Option<Duration>, work: impl FnOnc
 
 type PartitionOutcome = Option<Result<KeyResult, CheckError>>;
 
+/// Steps of the search each key may take in the first round of
+/// [`run_partitions`]; each later round allows [`ROUND_GROWTH`] times more.
+const FIRST_ROUND: u64 = 1 << 16;
+const ROUND_GROWTH: u64 = 8;
+
+/// Checks the partitions in rounds, so that one hard key cannot hold up the
+/// verdict when another is quickly proven invalid, and the answer does not
+/// depend on thread timing:
+/// - each round runs every undecided key with the same bound on its steps
+///   (the first [`FIRST_ROUND`]); whether a key is decided within a bound is
+///   a property of the key alone;
+/// - after a round in which some key was proven invalid, the keys left
+///   undecided are not needed: they are skipped, and the invalid key
+///   reported is the first (in check order) of that round;
+/// - otherwise the undecided keys run again, from scratch, with
+///   [`ROUND_GROWTH`] times the bound (so the repeated work is at most a
+///   seventh), until the bound is the caller's `max_configurations`. A lone
+///   undecided key, or any key under `all_keys`, gets that bound at once.
+///
+/// Valid keys are always searched to the end, so a valid history's verdict
+/// is what one unbounded search would give.
 fn run_partitions(
     partitions: &[Partition],
     spec: &ModelSpec,
@@ -445,44 +474,113 @@ fn run_partitions(
     stop: &AtomicBool,
     cutoff: &AtomicUsize,
 ) -> Vec<PartitionOutcome> {
-    let next = AtomicUsize::new(0);
-    let threads = options.threads.clamp(1, partitions.len().max(1));
-    let worker = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::SeqCst);
-            if i >= partitions.len() {
-                break done;
-            }
-            if !options.all_keys && cutoff.load(Ordering::SeqCst) < i {
-                continue;
-            }
-            let budget = Budget {
-                stop,
-                cutoff: if options.all_keys { &NEVER_CUT } else { cutoff },
-                partition: i,
-                memo_bytes: options.memo_bytes / threads,
-                max_explored: options.max_configurations.unwrap_or(u64::MAX),
-                interrupt: options.interrupt.as_deref(),
-            };
-            let outcome = check_partition(spec, &partitions[i].1, &budget, options.shrink);
-            if let Ok(KeyResult {
-                valid: KeyVerdict::Invalid,
-                ..
-            })
-            | Err(_) = outcome
-            {
-                cutoff.fetch_min(i, Ordering::SeqCst);
-            }
-            done.push((i, outcome));
-            if let Some(progress) = &options.progress {
-                progress.fetch_add(1, Ordering::Relaxed);
+    let limit = options.max_configurations.unwrap_or(u64::MAX);
+    let mut outcomes: Vec<PartitionOutcome> = (0..partitions.len()).map(|_| None).collect();
+    let mut pending: Vec<usize> = (0..partitions.len()).collect();
+    let mut bound = FIRST_ROUND.min(limit);
+    while !pending.is_empty() {
+        if options.all_keys || pending.len() == 1 {
+            bound = limit;
+        }
+        let round = Round {
+            partitions,
+            pending: &pending,
+            bound,
+            limit,
+        };
+        let mut again = Vec::new();
+        for (i, outcome) in round.run(spec, options, stop, cutoff) {
+            match outcome {
+                Ok(Checked {
+                    cut_short: Some(explored),
+                    ..
+                }) => again.push((i, explored)),
+                outcome => outcomes[i] = Some(outcome.map(|c| c.result)),
             }
         }
-    };
-    let finished: Vec<(usize, Result<KeyResult, CheckError>)> = if threads == 1 {
-        worker()
-    } else {
+        again.sort_unstable();
+        if cutoff.load(Ordering::SeqCst) != usize::MAX {
+            for (i, explored) in again {
+                outcomes[i] = Some(Ok(not_needed(&partitions[i].1, explored)));
+            }
+            break;
+        }
+        pending = again.into_iter().map(|(i, _)| i).collect();
+        bound = bound.saturating_mul(ROUND_GROWTH).min(limit);
+    }
+    outcomes
+}
+
+/// A key left undecided when another key of its round was proven invalid.
+fn not_needed(calls: &[Call], explored: u64) -> KeyResult {
+    KeyResult {
+        valid: KeyVerdict::Skipped,
+        ops: calls.len(),
+        reason: Some(format!(
+            "not needed: another key was proven invalid while this one's search \
+             was stopped after {explored} steps"
+        )),
+        explanation: None,
+        configurations: 0,
+    }
+}
+
+/// One round of [`run_partitions`]: the `pending` keys, each bounded to
+/// `bound` steps of its search.
+struct Round<'a, 'h> {
+    partitions: &'a [Partition<'h>],
+    pending: &'a [usize],
+    bound: u64,
+    limit: u64,
+}
+
+impl Round<'_, '_> {
+    fn run(
+        &self,
+        spec: &ModelSpec,
+        options: &Options,
+        stop: &AtomicBool,
+        cutoff: &AtomicUsize,
+    ) -> Vec<(usize, Result<Checked, CheckError>)> {
+        let next = AtomicUsize::new(0);
+        let threads = options.threads.clamp(1, self.pending.len().max(1));
+        let worker = || {
+            let mut done = Vec::new();
+            loop {
+                let Some(&i) = self.pending.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                    break done;
+                };
+                if !options.all_keys && cutoff.load(Ordering::SeqCst) < i {
+                    continue;
+                }
+                let outcome = self.check(i, spec, options, stop, cutoff, threads);
+                if let Ok(Checked {
+                    result:
+                        KeyResult {
+                            valid: KeyVerdict::Invalid,
+                            ..
+                        },
+                    ..
+                })
+                | Err(_) = outcome
+                {
+                    cutoff.fetch_min(i, Ordering::SeqCst);
+                }
+                if let (
+                    Some(progress),
+                    Ok(Checked {
+                        cut_short: None, ..
+                    }),
+                ) = (&options.progress, &outcome)
+                {
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+                done.push((i, outcome));
+            }
+        };
+        if threads == 1 {
+            return worker();
+        }
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
             handles
@@ -490,12 +588,41 @@ fn run_partitions(
                 .flat_map(|h| h.join().expect("a checker worker panicked"))
                 .collect()
         })
-    };
-    let mut outcomes: Vec<PartitionOutcome> = (0..partitions.len()).map(|_| None).collect();
-    for (i, outcome) in finished {
-        outcomes[i] = Some(outcome);
     }
-    outcomes
+
+    fn check(
+        &self,
+        i: usize,
+        spec: &ModelSpec,
+        options: &Options,
+        stop: &AtomicBool,
+        cutoff: &AtomicUsize,
+        threads: usize,
+    ) -> Result<Checked, CheckError> {
+        let budget = Budget {
+            stop,
+            cutoff: if options.all_keys { &NEVER_CUT } else { cutoff },
+            partition: i,
+            memo_bytes: options.memo_bytes / threads,
+            max_explored: self.bound,
+            interrupt: options.interrupt.as_deref(),
+        };
+        let mut checked = check_partition(spec, &self.partitions[i].1, &budget, options.shrink)?;
+        let over_bound = checked
+            .cut_short
+            .is_some_and(|explored| explored > self.bound);
+        if !(over_bound && self.bound < self.limit) {
+            checked.cut_short = None;
+        }
+        Ok(checked)
+    }
+}
+
+/// One key's result, and whether its search was stopped by its round's
+/// bound (after this many steps) rather than finished.
+struct Checked {
+    result: KeyResult,
+    cut_short: Option<u64>,
 }
 
 static NEVER_CUT: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -506,7 +633,7 @@ fn check_partition(
     calls: &[Call],
     budget: &Budget,
     shrink: Option<Duration>,
-) -> Result<KeyResult, CheckError> {
+) -> Result<Checked, CheckError> {
     let nil = spec.nil_read;
     match spec.kind {
         ModelKind::Register => {
@@ -543,7 +670,7 @@ fn check_with<M: Model>(
     calls: &[Call],
     budget: &Budget,
     shrink: Option<Duration>,
-) -> Result<KeyResult, CheckError> {
+) -> Result<Checked, CheckError> {
     let mut ops = Vec::with_capacity(calls.len());
     let mut origin = Vec::with_capacity(calls.len());
     for (i, call) in calls.iter().enumerate() {
@@ -570,7 +697,14 @@ fn check_with<M: Model>(
     }
     ops.truncate(kept);
     origin.truncate(kept);
-    let (outcome, SearchStats { configurations, .. }) = search(&model, &ops, budget);
+    let (
+        outcome,
+        SearchStats {
+            configurations,
+            explored,
+            ..
+        },
+    ) = search(&model, &ops, budget);
     let mut result = KeyResult {
         valid: KeyVerdict::Valid,
         ops: ops.len(),
@@ -598,7 +732,8 @@ fn check_with<M: Model>(
             result.explanation = Some(explanation);
         }
     }
-    Ok(result)
+    let cut_short = (result.valid == KeyVerdict::Unknown).then_some(explored);
+    Ok(Checked { result, cut_short })
 }
 
 /// The key's core as ops, in history order (empty when nothing could be

@@ -116,69 +116,121 @@ pub struct SearchStats {
     pub configurations: usize,
     /// Bytes the memo table held at the end.
     pub memo_bytes: usize,
+    /// Steps of the search (what [`Budget::max_explored`] bounds).
+    pub explored: u64,
 }
 
-/// The event list: a doubly linked list over call/return entries, entry 0 the head.
+/// What an entry of the event list is, for the walk looking for candidates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A return (or the list's end).
+    Return,
+    /// The call of an `ok` op.
+    OkCall,
+    /// The call of an indeterminate op that may need to take effect.
+    InfoCall,
+    /// The call of a pure indeterminate op: never needs to take effect.
+    Inert,
+}
+
+/// One entry of the event list.
+#[derive(Clone, Copy)]
+struct Entry {
+    next: u32,
+    prev: u32,
+    /// The op id (ids, not input indices); NONE for the head and the end.
+    op: u32,
+    kind: Kind,
+}
+
+/// The event list: a doubly linked list over call/return entries in one
+/// allocation, entry 0 the head and the last entry an end marker (a return
+/// of no op), so walks and links test no bounds; with the return entry of
+/// each op id.
 struct Events {
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    /// For each entry: its op id (ids, not input indices) and whether it is a call.
-    op: Vec<u32>,
-    is_call: Vec<bool>,
+    entries: Vec<Entry>,
     /// Per op id: its return entry, or NONE.
     return_entry: Vec<u32>,
 }
 
 impl Events {
-    /// The list of `events` (position, op id, is a call), already in order.
-    fn new(events: &[(usize, u32, bool)], n_ops: usize) -> Events {
-        let n = events.len() + 1;
-        let mut ev = Events {
-            next: (1..=n as u32).collect(),
-            prev: (0..n as u32).map(|i| i.wrapping_sub(1)).collect(),
-            op: vec![NONE; n],
-            is_call: vec![false; n],
-            return_entry: vec![NONE; n_ops],
+    /// The list of `events` (position, op id, is a call), already in order;
+    /// ids from `n_ok` on are indeterminate, and `pure` says which ops are.
+    fn new(events: &[(usize, u32, bool)], n_ok: usize, pure: &[bool]) -> Events {
+        let mut entries = Vec::with_capacity(events.len() + 2);
+        let end = |next, prev| Entry {
+            next,
+            prev,
+            op: NONE,
+            kind: Kind::Return,
         };
-        ev.next[n - 1] = NONE;
+        entries.push(end(1, NONE));
+        let mut return_entry = vec![NONE; pure.len()];
         for (k, &(_, id, is_call)) in events.iter().enumerate() {
-            ev.op[k + 1] = id;
-            ev.is_call[k + 1] = is_call;
+            let at = (k + 1) as u32;
+            let kind = match (is_call, (id as usize) < n_ok) {
+                (false, _) => Kind::Return,
+                (true, true) => Kind::OkCall,
+                (true, false) if pure[id as usize] => Kind::Inert,
+                (true, false) => Kind::InfoCall,
+            };
+            entries.push(Entry {
+                next: at + 1,
+                prev: at - 1,
+                op: id,
+                kind,
+            });
             if !is_call {
-                ev.return_entry[id as usize] = (k + 1) as u32;
+                return_entry[id as usize] = at;
             }
         }
-        ev
+        let last = entries.len() as u32;
+        entries.push(end(NONE, last - 1));
+        Events {
+            entries,
+            return_entry,
+        }
     }
 
+    #[inline]
+    fn next(&self, e: u32) -> u32 {
+        self.entries[e as usize].next
+    }
+
+    #[inline]
+    fn op(&self, e: u32) -> u32 {
+        self.entries[e as usize].op
+    }
+
+    /// Unlinks `e`, which is neither the head nor the end.
+    #[inline]
     fn unlink(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
-        self.next[p as usize] = n;
-        if n != NONE {
-            self.prev[n as usize] = p;
-        }
+        let Entry { prev, next, .. } = self.entries[e as usize];
+        self.entries[prev as usize].next = next;
+        self.entries[next as usize].prev = prev;
     }
 
+    #[inline]
     fn relink(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
-        self.next[p as usize] = e;
-        if n != NONE {
-            self.prev[n as usize] = e;
-        }
+        let Entry { prev, next, .. } = self.entries[e as usize];
+        self.entries[prev as usize].next = e;
+        self.entries[next as usize].prev = e;
     }
 
     /// Removes a call entry and its return, if any.
+    #[inline(always)]
     fn lift(&mut self, call: u32) {
         self.unlink(call);
-        let ret = self.return_entry[self.op[call as usize] as usize];
+        let ret = self.return_entry[self.op(call) as usize];
         if ret != NONE {
             self.unlink(ret);
         }
     }
 
     /// Undoes [`Events::lift`] (in reverse order, as dancing links require).
+    #[inline(always)]
     fn unlift(&mut self, call: u32) {
-        let ret = self.return_entry[self.op[call as usize] as usize];
+        let ret = self.return_entry[self.op(call) as usize];
         if ret != NONE {
             self.relink(ret);
         }
@@ -196,30 +248,28 @@ struct Linearized {
     lo: usize,
     /// One past the last non-zero word of `ok`.
     hi: usize,
-    zobrist: Vec<u64>,
+    /// XOR of [`zobrist`] over the `ok` ops in the set.
     hash: u64,
+}
+
+/// The Zobrist word of `ok` op `id`: splitmix64 of it, computed rather than
+/// looked up, so a search sets up no table.
+#[inline]
+fn zobrist(id: usize) -> u64 {
+    let mut z = (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Linearized {
     fn new(n_ok: usize, n_info: usize) -> Self {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let zobrist = (0..n_ok)
-            .map(|_| {
-                // splitmix64
-                seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = seed;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^ (z >> 31)
-            })
-            .collect();
         Linearized {
             ok: vec![0; n_ok.div_ceil(64)],
             info: vec![0; n_info.div_ceil(64)],
             n_ok,
             lo: 0,
             hi: 0,
-            zobrist,
             hash: 0,
         }
     }
@@ -250,7 +300,7 @@ impl Linearized {
             self.info[i / 64] |= 1 << (i % 64);
             return;
         }
-        self.hash ^= self.zobrist[id];
+        self.hash ^= zobrist(id);
         let w = id / 64;
         self.ok[w] |= 1 << (id % 64);
         self.hi = self.hi.max(w + 1);
@@ -266,7 +316,7 @@ impl Linearized {
             self.info[i / 64] &= !(1 << (i % 64));
             return;
         }
-        self.hash ^= self.zobrist[id];
+        self.hash ^= zobrist(id);
         let w = id / 64;
         self.ok[w] &= !(1 << (id % 64));
         self.lo = self.lo.min(w);
@@ -295,7 +345,7 @@ impl Linearized {
 /// - equal indeterminate ops are interchangeable, so they are linearized in
 ///   invocation order: one is tried only once its equal predecessor is in.
 ///
-/// Long (about 125 lines) on purpose: it is the search loop, whose state
+/// Long (about 140 lines) on purpose: it is the search loop, whose state
 /// (stack, memo, linearized set, hash) stays in locals so the hot path
 /// makes no calls it cannot inline; split, it measured slower.
 pub fn search<M: Model>(
@@ -304,12 +354,12 @@ pub fn search<M: Model>(
     budget: &Budget,
 ) -> (Search<M::State>, SearchStats) {
     let (order, n_ok, event_list) = number_ops(ops);
-    let mut events = Events::new(&event_list, ops.len());
     let by_id: Vec<&M::Op> = order.iter().map(|&i| &ops[i].op).collect();
     let pure: Vec<bool> = by_id.iter().map(|op| model.pure(op)).collect();
+    let mut events = Events::new(&event_list, n_ok, &pure);
     let twin = twins(&by_id, n_ok);
     let mut lin = Linearized::new(n_ok, ops.len() - n_ok);
-    let mut memo: Memo<M::State> = Memo::new(budget.memo_bytes, lin.info.len(), ops.len() * 4);
+    let mut memo: Memo<M::State> = Memo::new(budget.memo_bytes, lin.info.len(), ops.len());
     let mut key = Vec::new();
     let hasher = FxBuildHasher;
 
@@ -320,41 +370,60 @@ pub fn search<M: Model>(
     // indeterminate ops are recorded first and dominate the rest.
     let mut info_pass = false;
     let mut remaining_ok = n_ok;
-    let mut entry = events.next[HEAD as usize];
+    let mut entry = events.next(HEAD);
     let mut furthest = Furthest::default();
+    // Candidates tried (the budget's steps).
     let mut iterations: u64 = 0;
 
     let outcome = 'search: loop {
         if remaining_ok == 0 {
             break Search::Valid;
         }
-        iterations += 1;
-        if (iterations & 0x3FF == 0 && budget.exhausted()) || iterations > budget.max_explored {
-            let reason = budget.why_stopped(iterations, furthest.prefix.len(), n_ok);
-            break Search::Unknown(reason);
-        }
-        let at_return = entry == NONE || !events.is_call[entry as usize];
-        if at_return && !info_pass {
-            // Every ok candidate was tried; now the indeterminate ones.
-            info_pass = true;
-            entry = events.next[HEAD as usize];
-            continue;
-        }
-        let mut dead_end = at_return;
-        if !dead_end {
-            let id = events.op[entry as usize] as usize;
-            // Each pass considers its own kind of op. A pure indeterminate op
-            // never needs to take effect; an indeterminate op waits for its
-            // equal predecessor.
-            let skip = (id >= n_ok) != info_pass
-                || (id >= n_ok && pure[id])
-                || (twin[id] != NONE && !lin.contains(twin[id] as usize));
-            let next_state = if skip {
-                None
-            } else {
-                model.step(&state, by_id[id])
-            };
-            if let Some(next_state) = next_state {
+        // Walk to the next candidate of this pass, or to a return. Each pass
+        // considers its own kind of op; an indeterminate op waits for its
+        // equal predecessor.
+        let wanted = if info_pass {
+            Kind::InfoCall
+        } else {
+            Kind::OkCall
+        };
+        let found = loop {
+            let e = events.entries[entry as usize];
+            if e.kind == Kind::Return {
+                break e;
+            }
+            if e.kind == wanted {
+                let twin = twin[e.op as usize];
+                if !info_pass || twin == NONE || lin.contains(twin as usize) {
+                    break e;
+                }
+            }
+            entry = e.next;
+        };
+        'step: {
+            if found.kind == Kind::Return {
+                if !info_pass {
+                    // Every ok candidate was tried; now the indeterminate ones.
+                    info_pass = true;
+                    entry = events.next(HEAD);
+                    continue 'search;
+                }
+                if found.op != NONE {
+                    // A return whose op is not linearized: note how far we got.
+                    let id = found.op as usize;
+                    furthest.observe(entry, id, &state, &stack, &events, || {
+                        model.step(&state, by_id[id]).is_none()
+                    });
+                }
+                break 'step;
+            }
+            iterations += 1;
+            if (iterations & 0x3FF == 0 && budget.exhausted()) || iterations > budget.max_explored {
+                let reason = budget.why_stopped(iterations, furthest.prefix.len(), n_ok);
+                break 'search Search::Unknown(reason);
+            }
+            let id = found.op as usize;
+            if let Some(next_state) = model.step(&state, by_id[id]) {
                 lin.set(id);
                 lin.encode_ok(&mut key);
                 let hash = lin.hash ^ hasher.hash_one(&next_state);
@@ -371,17 +440,18 @@ pub fn search<M: Model>(
                         if id < n_ok {
                             remaining_ok -= 1;
                         }
-                        entry = events.next[HEAD as usize];
+                        entry = events.next(HEAD);
                         info_pass = false;
-                        continue;
+                        continue 'search;
                     }
-                    Insert::Seen => {
+                    // A forced op whose result already failed fails this configuration.
+                    Insert::Seen if pure[id] => {
                         lin.clear(id);
-                        // A forced op whose result already failed fails this configuration.
-                        dead_end = pure[id];
+                        break 'step;
                     }
+                    Insert::Seen => lin.clear(id),
                     Insert::Full => {
-                        break Search::Unknown(format!(
+                        break 'search Search::Unknown(format!(
                             "memo table reached its cap of {} MiB after {} configurations",
                             budget.memo_bytes >> 20,
                             memo.len()
@@ -389,23 +459,16 @@ pub fn search<M: Model>(
                     }
                 }
             }
-            if !dead_end {
-                entry = events.next[entry as usize];
-                continue;
-            }
-        } else if entry != NONE {
-            // A return whose op is not linearized: note how far we got.
-            let id = events.op[entry as usize] as usize;
-            furthest.observe(entry, id, &state, &stack, &events, || {
-                model.step(&state, by_id[id]).is_none()
-            });
+            entry = found.next;
+            continue 'search;
         }
         // Backtrack: undo linearizations until one that was a free choice.
         loop {
             let Some(frame) = stack.pop() else {
                 break 'search Search::Invalid(furthest.failure(&order));
             };
-            let id = events.op[frame.call as usize] as usize;
+            furthest.kept = furthest.kept.min(stack.len());
+            let id = events.op(frame.call) as usize;
             lin.clear(id);
             if id < n_ok {
                 remaining_ok += 1;
@@ -413,7 +476,7 @@ pub fn search<M: Model>(
             state = frame.previous;
             events.unlift(frame.call);
             if !frame.forced {
-                entry = events.next[frame.call as usize];
+                entry = events.next(frame.call);
                 info_pass = frame.info_pass;
                 break;
             }
@@ -422,6 +485,7 @@ pub fn search<M: Model>(
     let stats = SearchStats {
         configurations: memo.len(),
         memo_bytes: memo.bytes(),
+        explored: iterations,
     };
     (outcome, stats)
 }
@@ -500,6 +564,10 @@ struct Furthest<S> {
     rank: u32,
     op: u32,
     prefix: Vec<u32>,
+    /// How much of `prefix` is still the bottom of the stack: the least
+    /// depth the stack fell to since `prefix` was taken. Only the rest is
+    /// copied when the furthest point moves (often, in a failing search).
+    kept: usize,
     states: Vec<S>,
 }
 
@@ -509,6 +577,7 @@ impl<S> Default for Furthest<S> {
             rank: 0,
             op: NONE,
             prefix: Vec::new(),
+            kept: 0,
             states: Vec::new(),
         }
     }
@@ -531,10 +600,10 @@ impl<S: Clone + Eq + Hash> Furthest<S> {
         if rank > self.rank || self.op == NONE {
             self.rank = rank;
             self.op = id as u32;
-            // Reuse the buffer: the furthest point moves often in a failing search.
-            self.prefix.clear();
-            self.prefix
-                .extend(stack.iter().map(|f| events.op[f.call as usize]));
+            self.prefix.truncate(self.kept);
+            let taken = stack[self.kept..].iter().map(|f| events.op(f.call));
+            self.prefix.extend(taken);
+            self.kept = stack.len();
             self.states.clear();
         }
         if refused() && !self.states.contains(state) {

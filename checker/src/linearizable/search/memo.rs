@@ -92,7 +92,7 @@ impl<S: Eq + Clone> Memo<S> {
                 if self.dominated(group, info) {
                     return Insert::Seen;
                 }
-                if !self.fits(0, 0) {
+                if self.arena_full(0) && !self.fits(0, 0) {
                     return Insert::Full;
                 }
                 self.push_info(group, info);
@@ -107,7 +107,7 @@ impl<S: Eq + Clone> Memo<S> {
             self.grow();
             return self.insert(hash, key, info, state);
         }
-        if !self.fits(0, key.len()) {
+        if self.arena_full(key.len()) && !self.fits(0, key.len()) {
             return Insert::Full;
         }
         let group = self.groups.len() as u32;
@@ -153,6 +153,22 @@ impl<S: Eq + Clone> Memo<S> {
         let g = &mut self.groups[group as usize];
         self.info_next.push(g.first_info);
         g.first_info = at;
+    }
+
+    /// Whether recording one more entry (with a new group of `key_words`
+    /// key words when `key_words > 0`) grows an arena. While none grows,
+    /// the table stays at its size, which was within the cap.
+    #[inline]
+    fn arena_full(&self, key_words: usize) -> bool {
+        fn full<T>(v: &Vec<T>, more: usize) -> bool {
+            v.len() + more > v.capacity()
+        }
+        let new_group = usize::from(key_words > 0);
+        full(&self.groups, new_group)
+            || full(&self.states, new_group)
+            || full(&self.keys, key_words)
+            || full(&self.infos, self.info_words)
+            || full(&self.info_next, 1)
     }
 
     /// Whether one more entry (a new group with `key_words` key words when
