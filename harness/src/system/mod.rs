@@ -27,11 +27,14 @@
 //! - [`custom`]: any system started by command templates (`[db]`).
 //! - [`etcd`]: etcd 3.4 from Debian, over its v3 JSON gateway (register, set,
 //!   append), partitioned in per-node namespaces.
+//! - [`postgres`]: one PostgreSQL 15 server from Debian, over tokio-postgres
+//!   (append, rw-register, register) at a chosen isolation level.
 
 pub mod custom;
 pub mod db;
 pub mod etcd;
 pub mod net;
+pub mod postgres;
 pub(crate) mod process;
 pub mod target_node;
 
@@ -45,12 +48,18 @@ use db::{Db, DbError, NodeInfo};
 use nemesis::Fault;
 
 pub use etcd::{EtcdArgs, EtcdOptions, EtcdReads};
+pub use postgres::{PgIsolation, PostgresArgs, PostgresOptions};
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
 };
 
 /// Every system, in the order `faultline systems` lists them.
-pub const SYSTEMS: [&dyn System; 3] = [&target_node::TargetNode, &custom::Custom, &etcd::Etcd];
+pub const SYSTEMS: [&dyn System; 4] = [
+    &target_node::TargetNode,
+    &custom::Custom,
+    &etcd::Etcd,
+    &postgres::Postgres,
+];
 
 /// The system a test runs on when it names none (and has no `[db]` table).
 pub const DEFAULT_SYSTEM: &str = "target-node";
@@ -75,6 +84,17 @@ pub trait System: Send + Sync {
     /// Its own options: flags of `faultline run` and TOML keys of the same
     /// name.
     fn options(&self) -> &'static [SystemOption];
+
+    /// The modes in a test's default name (`register-MODES-none`).
+    fn name_part(&self, spec: &TestSpec) -> String {
+        spec.node.name_part()
+    }
+
+    /// The consistency models an append or rw-register run checks when the
+    /// test names none: what the system promises.
+    fn promised_models(&self, _spec: &TestSpec) -> Vec<String> {
+        vec!["strict-serializable".to_string()]
+    }
 
     /// Checks what the test asks of this system beyond the lists above
     /// (tables only it reads, say); `Err` is a usage error.
