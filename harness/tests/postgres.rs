@@ -48,8 +48,13 @@ fn reachable_store() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// One append run at `isolation` checked against `models`, with `extra`
-/// flags; its exit code and output.
-fn append_run(isolation: &str, models: &str, seed: &str, extra: &[&str]) -> (Option<i32>, String) {
+/// flags; its exit code, its output and its history.
+fn append_run(
+    isolation: &str,
+    models: &str,
+    seed: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
     let (_dir, store) = reachable_store();
     let mut args = vec![
         "run",
@@ -70,9 +75,12 @@ fn append_run(isolation: &str, models: &str, seed: &str, extra: &[&str]) -> (Opt
     ];
     args.extend_from_slice(extra);
     let out = faultline_in(&store, &args);
+    let history = std::fs::read_to_string(support::latest_run(&store).join("history.jsonl"))
+        .unwrap_or_default();
     (
         out.status.code(),
         format!("{}\n{}", stdout(&out), stderr(&out)),
+        history,
     )
 }
 
@@ -92,11 +100,15 @@ fn serializable_transactions_under_kill_pause_and_clock_are_strict_serializable(
         "--nemesis",
         "kill,pause,clock",
         "--nemesis-interval",
-        "2s",
+        "1s",
     ];
-    let (code, out) = append_run("serializable", "strict-serializable", "3", &faults);
+    let (code, out, history) = append_run("serializable", "strict-serializable", "3", &faults);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checker list-append: valid"), "{out}");
+    for fault in ["kill", "pause", "clock"] {
+        let applied = format!("\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"{fault}\"");
+        assert!(history.contains(&applied), "seed 3 applies no {fault}");
+    }
 }
 
 /// Measured at 10 of 10 runs (campaigns/postgres.toml, README
@@ -111,7 +123,7 @@ fn repeatable_read_allows_write_skew() {
     let sized = ["--time-limit", "8s", "--concurrency", "10", "--keys", "4"];
     let mut outputs = Vec::new();
     for seed in ["1", "2", "3", "4", "5"] {
-        let (code, out) = append_run("repeatable-read", "serializable", seed, &sized);
+        let (code, out, _) = append_run("repeatable-read", "serializable", seed, &sized);
         if code == Some(1) && out.contains("anomaly G2-item") {
             return;
         }
@@ -132,7 +144,10 @@ fn namespace_members(pid: u32) -> Vec<u32> {
         .filter(|p| ns(*p).as_ref() == Some(&theirs))
         .filter(|p| {
             let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            !stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'))
+            !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'))
         })
         .collect()
 }
@@ -167,8 +182,23 @@ fn a_sigkilled_harness_leaves_no_postgres_process_or_shared_memory() {
     let shm_before = shared_memory_files();
     let (_dir, store) = reachable_store();
     let args = [
-        "run", "--system", "postgres", "--nodes", "1", "--name", "pg", "--workload", "append",
-        "--time-limit", "60s", "--nemesis", "clock", "--nemesis-interval", "1s", "--seed", "5",
+        "run",
+        "--system",
+        "postgres",
+        "--nodes",
+        "1",
+        "--name",
+        "pg",
+        "--workload",
+        "append",
+        "--time-limit",
+        "60s",
+        "--nemesis",
+        "clock",
+        "--nemesis-interval",
+        "1s",
+        "--seed",
+        "5",
     ];
     let mut harness = spawn_in(&store, &args, Stdio::null());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -186,7 +216,11 @@ fn a_sigkilled_harness_leaves_no_postgres_process_or_shared_memory() {
     let postmaster = postmaster_of(&store).expect("a postmaster runs for the store");
     for ns in ["pid", "ipc", "mnt"] {
         let of = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
-        assert_ne!(of(&postmaster.to_string()), of("self"), "a {ns} namespace of its own");
+        assert_ne!(
+            of(&postmaster.to_string()),
+            of("self"),
+            "a {ns} namespace of its own"
+        );
     }
     let members = namespace_members(postmaster);
     assert!(members.len() > 2, "postmaster and backends: {members:?}");
@@ -198,7 +232,10 @@ fn a_sigkilled_harness_leaves_no_postgres_process_or_shared_memory() {
         std::thread::sleep(Duration::from_millis(100));
         left = namespace_members(postmaster);
     }
-    assert!(left.is_empty(), "PostgreSQL processes survived the harness: {left:?}");
+    assert!(
+        left.is_empty(),
+        "PostgreSQL processes survived the harness: {left:?}"
+    );
     let new_shm: Vec<String> = shared_memory_files()
         .into_iter()
         .filter(|f| !shm_before.contains(f))

@@ -340,11 +340,7 @@ async fn txn(
 
 /// One micro-op inside a transaction of `workload` (which says which
 /// table a read reads); the completed micro-op.
-async fn micro_op(
-    session: &Session,
-    workload: WorkloadKind,
-    m: &Value,
-) -> Result<Value, OpError> {
+async fn micro_op(session: &Session, workload: WorkloadKind, m: &Value) -> Result<Value, OpError> {
     let connection = &session.connection;
     let s = &session.statements;
     let before = |e| OpError::Sql(Stage::BeforeCommit, e);

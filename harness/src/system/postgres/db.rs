@@ -228,7 +228,9 @@ impl PostgresDb {
             "exit code 0" => Ok(()),
             _ => Err(DbError::Exited {
                 node: name,
-                status: format!("initdb: {status}; the run directory must be reachable by the server's user"),
+                status: format!(
+                    "initdb: {status}; the run directory must be reachable by the server's user"
+                ),
                 log,
             }),
         }
@@ -347,7 +349,10 @@ impl Db for PostgresDb {
 
     /// Through libfaketime, when the server runs under it.
     fn as_clock(&self) -> Option<&dyn Clock> {
-        self.config.faketime.as_ref().map(|_| &self.clock as &dyn Clock)
+        self.config
+            .faketime
+            .as_ref()
+            .map(|_| &self.clock as &dyn Clock)
     }
 
     fn as_log_files(&self) -> Option<&dyn LogFiles> {

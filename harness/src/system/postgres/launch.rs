@@ -155,7 +155,10 @@ pub fn command(
     if let Some(faketime) = faketime {
         command.arg("env");
         command.arg(format!("LD_PRELOAD={}", faketime.library.display()));
-        command.arg(format!("FAKETIME_TIMESTAMP_FILE={}", faketime.file.display()));
+        command.arg(format!(
+            "FAKETIME_TIMESTAMP_FILE={}",
+            faketime.file.display()
+        ));
         // Read the offset on every call, so a shift takes effect at once.
         command.arg("FAKETIME_NO_CACHE=1");
         // Skew the wall clock only; timeouts and timers keep real time.
@@ -242,7 +245,9 @@ mod tests {
         };
         let closed = std::fs::Permissions::from_mode(0o700);
         std::fs::set_permissions(dir.path(), closed).unwrap();
-        let err = check_reachable(&inner, Some(&user)).unwrap_err().to_string();
+        let err = check_reachable(&inner, Some(&user))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
         assert!(err.contains("mode 700"), "{err}");
         let open = std::fs::Permissions::from_mode(0o755);
@@ -259,12 +264,18 @@ mod tests {
         };
         let command = command(Path::new("/bin"), "postgres", &[], None, Some(&faketime));
         let line = words(&command).join(" ");
-        assert!(line.starts_with("unshare --user --map-current-user --ipc"), "{line}");
+        assert!(
+            line.starts_with("unshare --user --map-current-user --ipc"),
+            "{line}"
+        );
         assert!(
             line.contains("--pdeathsig SIGKILL -- env LD_PRELOAD=/lib/ft.so FAKETIME_TIMESTAMP_FILE=/run/n1.faketime"),
             "{line}"
         );
         assert!(line.ends_with("/bin/postgres"), "{line}");
-        assert!(command.get_envs().next().is_none(), "the wrappers get no preload");
+        assert!(
+            command.get_envs().next().is_none(),
+            "the wrappers get no preload"
+        );
     }
 }
