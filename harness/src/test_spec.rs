@@ -520,9 +520,11 @@ mod tests {
             let campaign = crate::campaign::Campaign::load(&path).unwrap();
             for cell in campaign.cells {
                 cell.test.validate().unwrap();
-                // etcd.toml is etcd's; every other campaign the shipped node's.
+                // etcd.toml is etcd's, postgres.toml PostgreSQL's; every
+                // other campaign the shipped node's.
                 let system = match campaign.name.as_str() {
                     "etcd" => "etcd",
+                    "postgres" => "postgres",
                     _ => "target-node",
                 };
                 assert_eq!(cell.test.system_name(), system, "{}", cell.name);

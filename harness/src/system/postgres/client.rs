@@ -453,3 +453,38 @@ impl Client for PgClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_list_reads_back_as_its_elements_in_order() {
+        assert_eq!(parse_list("1,2,10"), vec![json!(1), json!(2), json!(10)]);
+        assert_eq!(parse_list(""), Vec::<Value>::new());
+        assert_eq!(parse_list("3,x"), vec![json!(3), json!("x")]);
+    }
+
+    #[test]
+    fn keys_must_be_integers() {
+        assert_eq!(row_key(&json!("12")).unwrap(), 12);
+        assert!(matches!(row_key(&json!("k1")), Err(OpError::Bad(_))));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_there_fails_every_op_definitely() {
+        let port = crate::system::process::free_ports(1).unwrap()[0];
+        let timeout = Duration::from_secs(1);
+        let mut client = PgClient::new(
+            port,
+            "n1",
+            PgIsolation::Serializable,
+            WorkloadKind::Append,
+            timeout,
+        );
+        let txn = Invocation::new("txn", json!([["append", "0", 1]]));
+        let done = client.invoke(&txn).await;
+        assert_eq!(done.op_type, checker::history::OpType::Fail, "{done:?}");
+        assert_eq!(done.node.as_deref(), Some("n1"));
+    }
+}

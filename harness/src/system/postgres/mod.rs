@@ -137,3 +137,53 @@ impl System for Postgres {
         Box::new(client.timed(spec.op_timeout))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml: &str) -> TestSpec {
+        TestSpec::from_toml(toml).unwrap()
+    }
+
+    #[test]
+    fn a_run_checks_the_model_its_isolation_level_promises_unless_told_otherwise() {
+        let rr = spec("system = \"postgres\"\nnodes = 1\npg-isolation = \"repeatable-read\"\n");
+        assert_eq!(
+            rr.with_checked_models().consistency_models,
+            ["snapshot-isolation"]
+        );
+        let told = spec(
+            "system = \"postgres\"\nnodes = 1\npg-isolation = \"repeatable-read\"\n\
+             consistency-models = [\"serializable\"]\n",
+        );
+        assert_eq!(
+            told.with_checked_models().consistency_models,
+            ["serializable"]
+        );
+        let default = spec("system = \"postgres\"\nnodes = 1\n");
+        assert_eq!(
+            default.with_checked_models().consistency_models,
+            ["serializable"]
+        );
+        let etcd = spec("system = \"etcd\"\n");
+        assert_eq!(
+            etcd.with_checked_models().consistency_models,
+            ["strict-serializable"]
+        );
+        assert_eq!(rr.name(), "register-postgres-repeatable-read-none");
+    }
+
+    #[test]
+    fn postgres_runs_one_server_and_no_partitions() {
+        let five = spec("system = \"postgres\"\nnodes = 5\n");
+        let err = five.validate().unwrap_err().to_string();
+        assert!(err.contains("--nodes 1"), "{err}");
+        let partition = spec("system = \"postgres\"\nnodes = 1\nnemesis = [\"partition\"]\n");
+        let err = partition.validate().unwrap_err().to_string();
+        assert!(err.contains("partition") && err.contains("kill"), "{err}");
+        spec("system = \"postgres\"\nnodes = 1\nnemesis = [\"kill\", \"pause\", \"clock\"]\n")
+            .validate()
+            .unwrap();
+    }
+}
