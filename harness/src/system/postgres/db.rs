@@ -5,7 +5,8 @@
 //! --auth=trust -E UTF8 --locale=C --no-sync`, and the server's unix
 //! socket. The server runs as `postgres -D data -c
 //! listen_addresses=127.0.0.1 -c port=P -c unix_socket_directories=RUN/nodes/n1`
-//! (and `max_connections=200`, `deadlock_timeout=100ms`),
+//! (and `max_connections=200`, `dynamic_shared_memory_type=sysv`,
+//! `deadlock_timeout=100ms`),
 //! both programs wrapped as [`super::launch`] says; their output is
 //! appended to `RUN/nodes/n1.log`.
 //!
@@ -16,8 +17,9 @@
 //! while a killed server is down, so no other process can take it in
 //! between; the postmaster binds it with `SO_REUSEADDR` beside what the
 //! hold left. The window between our release and its bind is a few
-//! milliseconds of `exec`; a server that lost it exits with "could not
-//! bind", which setup reports with the log.
+//! milliseconds of `exec`; a server that lost the port in it exits with
+//! "could not bind", and is started again on the same port, up to three
+//! times.
 //!
 //! # Kill and restart
 //! A kill SIGKILLs the postmaster and every backend (the whole PID
@@ -170,6 +172,8 @@ impl PostgresDb {
             ("port", port),
             ("unix_socket_directories", socket_dir),
             ("max_connections", "200".to_string()),
+            // In the server's own IPC namespace, gone with it (launch).
+            ("dynamic_shared_memory_type", "sysv".to_string()),
             // A deadlock is found (and one side fails with 40P01) well
             // inside an op timeout, rather than after the default 1 s.
             ("deadlock_timeout", "100ms".to_string()),
@@ -316,6 +320,39 @@ impl PostgresDb {
     }
 }
 
+/// How many times a postmaster that lost its port is started again.
+const BIND_RETRIES: usize = 3;
+
+impl PostgresDb {
+    /// Starts the postmaster and waits until it answers. One that exits
+    /// because another process bound its port in the moment it was free
+    /// (an outgoing connection's ephemeral port, say) is started again, on
+    /// the same port (clients know it), after holding it again.
+    fn spawn_and_wait(&mut self) -> Result<(), DbError> {
+        let mut tries = 0;
+        loop {
+            self.spawn()?;
+            let outcome = self.wait_ready();
+            let lost_port = matches!(outcome, Err(DbError::Exited { .. }))
+                && std::fs::read_to_string(self.log_file())
+                    .is_ok_and(|log| last_start_lost_port(&log));
+            tries += 1;
+            if !lost_port || tries > BIND_RETRIES {
+                return outcome;
+            }
+            self.processes.kill(NODE);
+            std::thread::sleep(PROBE_INTERVAL);
+            let _ = self.hold_again();
+        }
+    }
+}
+
+/// Whether a server log's last start failed for want of its port.
+fn last_start_lost_port(log: &str) -> bool {
+    let last_start = log.rfind("== faultline: starting").unwrap_or(0);
+    log[last_start..].contains("could not create any TCP/IP sockets")
+}
+
 impl Db for PostgresDb {
     fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
@@ -325,8 +362,7 @@ impl Db for PostgresDb {
     fn setup(&mut self) -> Result<(), DbError> {
         let outcome = self
             .initdb()
-            .and_then(|()| self.spawn())
-            .and_then(|()| self.wait_ready())
+            .and_then(|()| self.spawn_and_wait())
             .and_then(|()| self.create_tables());
         if outcome.is_err() {
             self.processes.stop_all();
@@ -378,8 +414,7 @@ impl Kill for PostgresDb {
         }
         self.processes.kill(NODE);
         self.hold_again()?;
-        self.spawn()?;
-        self.wait_ready()
+        self.spawn_and_wait()
     }
 }
 
@@ -425,6 +460,18 @@ mod tests {
             err.to_string().contains("apt-get install postgresql"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_a_last_start_that_could_not_bind_counts_as_a_lost_port() {
+        let lost = "== faultline: starting n1\nLOG: could not bind IPv4 address\n\
+                    FATAL:  could not create any TCP/IP sockets\n";
+        assert!(last_start_lost_port(lost));
+        let recovered = format!("{lost}== faultline: starting n1\nLOG: ready\n");
+        assert!(!last_start_lost_port(&recovered));
+        assert!(!last_start_lost_port(
+            "== faultline: starting n1\nFATAL: bad\n"
+        ));
     }
 
     #[test]

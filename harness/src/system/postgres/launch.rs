@@ -12,16 +12,20 @@
 //! Every program runs, inside the node's PID namespace
 //! ([`crate::containment`]), as
 //! `unshare --ipc --mount -- sh -c 'mount -t tmpfs ... /dev/shm && exec "$@"'
-//! sh setpriv [--reuid U --regid U --init-groups] --pdeathsig SIGKILL --
-//! [env LD_PRELOAD=libfaketime ...] PROGRAM ARGS` (not root: `--user
-//! --map-current-user` in front of `--ipc`):
-//! - its own IPC namespace, so its System V shared memory segment, left
-//!   behind by a SIGKILLed postmaster, vanishes with it;
-//! - its own `/dev/shm` (a tmpfs in its own mount namespace), so its POSIX
-//!   dynamic shared memory and libfaketime's shared memory objects, which
-//!   a SIGKILLed process leaves in `/dev/shm`, vanish with it too (and two
-//!   runs' postmasters, both pid 1 of their namespaces, never share a
-//!   libfaketime object name);
+//! sh setpriv --reuid U --regid U --init-groups --pdeathsig SIGKILL --
+//! [env LD_PRELOAD=libfaketime ...] PROGRAM ARGS`:
+//! - its own IPC namespace, so its System V shared memory (the main
+//!   segment, and its dynamic shared memory, `dynamic_shared_memory_type =
+//!   sysv`), left behind by a SIGKILLed postmaster, vanishes with it;
+//! - its own `/dev/shm` (a tmpfs in its own mount namespace), so
+//!   libfaketime's shared memory objects, which a SIGKILLed process leaves
+//!   in `/dev/shm`, vanish with it too (and two runs' postmasters, both
+//!   pid 1 of their namespaces, never share a libfaketime object name).
+//!   A harness that is not root runs `unshare --user --map-current-user
+//!   --ipc -- setpriv --pdeathsig SIGKILL -- ...` instead: `mount` needs
+//!   root in the user namespace and PostgreSQL refuses it, so there a
+//!   SIGKILLed run with clock faults can leave libfaketime's
+//!   `/dev/shm/faketime_*` behind;
 //! - `setpriv --pdeathsig SIGKILL` after the user change: a change of user
 //!   clears the parent-death signal that `unshare --kill-child` armed, and
 //!   the postmaster would outlive a SIGKILLed harness without it;
@@ -141,10 +145,13 @@ pub fn command(
     faketime: Option<&Faketime>,
 ) -> Command {
     let mut command = Command::new("unshare");
-    if user.is_none() {
-        command.args(["--user", "--map-current-user"]);
-    }
-    command.args(["--ipc", "--mount", "--", "sh", "-c", PRIVATE_SHM, "sh"]);
+    match user {
+        Some(_) => command.args(["--ipc", "--mount", "--", "sh", "-c", PRIVATE_SHM, "sh"]),
+        // Not root: mount(8) refuses a user that is not root in its user
+        // namespace, and PostgreSQL refuses one that is, so no private
+        // /dev/shm (see the module docs).
+        None => command.args(["--user", "--map-current-user", "--ipc", "--"]),
+    };
     command.arg("setpriv");
     if let Some(user) = user {
         let name = &user.name;
@@ -265,7 +272,7 @@ mod tests {
         let command = command(Path::new("/bin"), "postgres", &[], None, Some(&faketime));
         let line = words(&command).join(" ");
         assert!(
-            line.starts_with("unshare --user --map-current-user --ipc"),
+            line.starts_with("unshare --user --map-current-user --ipc -- setpriv"),
             "{line}"
         );
         assert!(
