@@ -103,7 +103,7 @@ pub struct RunArgs {
     /// The test's name (its directory in the store).
     #[arg(long)]
     pub name: Option<String>,
-    /// The system under test: target-node, etcd, redis, or custom (the --test
+    /// The system under test: target-node, etcd, redis, postgres, or custom (the --test
     /// file's `[db]` command templates); `faultline systems` lists them
     /// [default: target-node].
     #[arg(long)]
@@ -123,6 +123,9 @@ pub struct RunArgs {
     /// Redis's options.
     #[command(flatten)]
     pub redis: harness::system::RedisArgs,
+    /// PostgreSQL's options.
+    #[command(flatten)]
+    pub postgres: harness::system::PostgresArgs,
     /// Faults, a comma list: none, partition, kill, pause, clock, ... [default: none].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
@@ -153,7 +156,8 @@ pub struct RunArgs {
     /// history must satisfy, a comma list (read-uncommitted, read-committed,
     /// repeatable-read, snapshot-isolation, serializable,
     /// strong-session-serializable, strict-serializable)
-    /// [default: strict-serializable].
+    /// [default: what the system promises: strict-serializable; postgres:
+    /// its --pg-isolation level's model].
     #[arg(long, value_delimiter = ',')]
     pub consistency_models: Option<Vec<String>>,
     /// The seed (random when not given; printed and stored).

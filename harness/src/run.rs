@@ -66,6 +66,7 @@ pub struct RunOutcome {
 
 /// Runs `spec` once (its seed must be resolved) and stores everything.
 pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
+    let spec = &spec.with_checked_models();
     let seed = spec
         .seed
         .ok_or_else(|| RunError::Other("the seed must be resolved before a run".into()))?;

@@ -93,6 +93,7 @@ fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
     args.node.apply(&mut spec.node);
     args.etcd.apply(&mut spec.etcd);
     args.redis.apply(&mut spec.redis);
+    args.postgres.apply(&mut spec.postgres);
     if args.name.is_some() {
         spec.name = args.name;
     }

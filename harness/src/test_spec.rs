@@ -45,6 +45,9 @@ pub struct TestSpec {
     /// Redis's options (`redis-wait`, `redis-reads`, ...).
     #[serde(flatten)]
     pub redis: crate::system::RedisOptions,
+    /// PostgreSQL's options (`pg-isolation`).
+    #[serde(flatten)]
+    pub postgres: crate::system::PostgresOptions,
     /// Faults to inject (`none` for none).
     pub nemesis: Vec<String>,
     /// Time between fault actions.
@@ -66,7 +69,8 @@ pub struct TestSpec {
     #[serde(with = "duration_text")]
     pub op_timeout: Duration,
     /// The consistency models an append or rw-register history must
-    /// satisfy.
+    /// satisfy; none given: the models the system promises
+    /// ([`TestSpec::with_checked_models`]).
     pub consistency_models: Vec<String>,
     /// The seed; chosen at random and recorded when not given.
     pub seed: Option<u64>,
@@ -108,6 +112,7 @@ impl Default for TestSpec {
             node: TargetNodeOptions::default(),
             etcd: crate::system::EtcdOptions::default(),
             redis: crate::system::RedisOptions::default(),
+            postgres: crate::system::PostgresOptions::default(),
             nemesis: vec!["none".into()],
             nemesis_interval: Duration::from_secs(5),
             net: NetBackend::Proxy,
@@ -116,7 +121,7 @@ impl Default for TestSpec {
             time_limit: Duration::from_secs(30),
             keys: 10,
             op_timeout: Duration::from_secs(2),
-            consistency_models: vec!["strict-serializable".into()],
+            consistency_models: Vec::new(),
             seed: None,
             test_count: 1,
             store: PathBuf::from("store"),
@@ -194,13 +199,32 @@ impl TestSpec {
         }
     }
 
+    /// The test with its consistency models filled in, when it names none,
+    /// with the ones its system promises (strict serializability, or
+    /// PostgreSQL's isolation level's model), as a run checks and records
+    /// them.
+    pub fn with_checked_models(&self) -> TestSpec {
+        let mut spec = self.clone();
+        if spec.consistency_models.is_empty() {
+            spec.consistency_models = match crate::system::by_name(self.system_name()) {
+                Ok(system) => system.promised_models(self),
+                Err(_) => vec!["strict-serializable".into()],
+            };
+        }
+        spec
+    }
+
     /// The test's name: given, or made of its workload and modes.
     pub fn name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
+            let modes = match crate::system::by_name(self.system_name()) {
+                Ok(system) => system.name_part(self),
+                Err(_) => self.node.name_part(),
+            };
             format!(
                 "{}-{}-{}",
                 mode_name(self.workload),
-                self.node.name_part(),
+                modes,
                 self.nemesis.join("+")
             )
         })
@@ -241,7 +265,7 @@ impl TestSpec {
             return bad("op-timeout must be longer than 0".into());
         }
         let options = checker::txn::TxnOptions {
-            consistency_models: self.consistency_models.clone(),
+            consistency_models: self.with_checked_models().consistency_models,
             ..checker::txn::TxnOptions::default()
         };
         if let Err(e @ checker::txn::TxnError::UnknownModel(_)) =
@@ -509,10 +533,12 @@ mod tests {
             let campaign = crate::campaign::Campaign::load(&path).unwrap();
             for cell in campaign.cells {
                 cell.test.validate().unwrap();
-                // etcd.toml is etcd's; every other campaign the shipped node's.
+                // etcd.toml is etcd's, postgres.toml PostgreSQL's; every
+                // other campaign the shipped node's.
                 let system = match campaign.name.as_str() {
                     "etcd" => "etcd",
                     "redis" => "redis",
+                    "postgres" => "postgres",
                     _ => "target-node",
                 };
                 assert_eq!(cell.test.system_name(), system, "{}", cell.name);

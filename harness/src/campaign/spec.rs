@@ -632,7 +632,7 @@ mod tests {
             }
         }
         names.sort();
-        assert_eq!(names, ["ci", "demo", "etcd", "modes", "redis"]);
+        assert_eq!(names, ["ci", "demo", "etcd", "modes", "postgres", "redis"]);
     }
 
     #[test]

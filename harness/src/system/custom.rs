@@ -563,12 +563,18 @@ impl Db for ExternalDb {
 /// Wall clocks shifted through libfaketime timestamp files, one per node in
 /// `dir`: libfaketime reads the offset, in seconds, from the file.
 #[derive(Clone, Debug)]
-struct FaketimeClock {
+pub(crate) struct FaketimeClock {
     dir: PathBuf,
 }
 
 impl FaketimeClock {
-    fn file(&self, node: &str) -> PathBuf {
+    /// The clocks of nodes whose timestamp files are `dir/<node>.faketime`.
+    pub(crate) fn in_dir(dir: PathBuf) -> FaketimeClock {
+        FaketimeClock { dir }
+    }
+
+    /// `node`'s timestamp file.
+    pub(crate) fn file(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.faketime"))
     }
 

@@ -29,11 +29,14 @@
 //!   append), partitioned in per-node namespaces.
 //! - [`redis`]: Redis 7 with Sentinel from Debian (set, register, append),
 //!   each node and its Sentinel in a per-node namespace.
+//! - [`postgres`]: one PostgreSQL 15 server from Debian, over tokio-postgres
+//!   (append, rw-register, register) at a chosen isolation level.
 
 pub mod custom;
 pub mod db;
 pub mod etcd;
 pub mod net;
+pub mod postgres;
 pub(crate) mod process;
 pub mod redis;
 pub mod target_node;
@@ -49,16 +52,18 @@ use nemesis::Fault;
 
 pub use etcd::{EtcdArgs, EtcdOptions, EtcdReads};
 pub use redis::{RedisArgs, RedisOptions, RedisReads};
+pub use postgres::{PgIsolation, PostgresArgs, PostgresOptions};
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
 };
 
 /// Every system, in the order `faultline systems` lists them.
-pub const SYSTEMS: [&dyn System; 4] = [
+pub const SYSTEMS: [&dyn System; 5] = [
     &target_node::TargetNode,
     &custom::Custom,
     &etcd::Etcd,
     &redis::Redis,
+    &postgres::Postgres,
 ];
 
 /// The system a test runs on when it names none (and has no `[db]` table).
@@ -84,6 +89,17 @@ pub trait System: Send + Sync {
     /// Its own options: flags of `faultline run` and TOML keys of the same
     /// name.
     fn options(&self) -> &'static [SystemOption];
+
+    /// The modes in a test's default name (`register-MODES-none`).
+    fn name_part(&self, spec: &TestSpec) -> String {
+        spec.node.name_part()
+    }
+
+    /// The consistency models an append or rw-register run checks when the
+    /// test names none: what the system promises.
+    fn promised_models(&self, _spec: &TestSpec) -> Vec<String> {
+        vec!["strict-serializable".to_string()]
+    }
 
     /// Checks what the test asks of this system beyond the lists above
     /// (tables only it reads, say); `Err` is a usage error.

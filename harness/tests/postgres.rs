@@ -1,0 +1,254 @@
+//! PostgreSQL as a system under test (`--system postgres`), end to end.
+//! Each test is `#[ignore]`d (they start a real server): run them with
+//! `cargo test -p harness --test postgres -- --ignored`.
+//!
+//! - serializable list-append transactions under kill, pause and clock
+//!   faults: strict serializable (valid);
+//! - repeatable read (snapshot isolation) checked against serializability:
+//!   write skew (`G2-item`) found;
+//! - a harness SIGKILLed mid-run leaves no PostgreSQL process and no shared
+//!   memory in `/dev/shm` behind (its System V segment was in an IPC
+//!   namespace of its own, gone with it).
+//!
+//! Without `/usr/lib/postgresql/15/bin/postgres` every test skips, saying
+//! what to install; with `CI=true` a missing PostgreSQL is a failure. As
+//! root the server runs as the `postgres` user (Debian's package makes
+//! it), so the stores here are made reachable by it (mode 0755).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{faultline_in, spawn_in, stderr, stdout};
+
+/// Whether PostgreSQL 15 is installed; panics in CI when it is not.
+fn postgres_installed() -> bool {
+    let server = Path::new(harness::system::postgres::launch::BIN_DIR).join("postgres");
+    if server.is_file() {
+        return true;
+    }
+    let message = format!(
+        "PostgreSQL 15 is not installed ({} missing): apt-get install postgresql",
+        server.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("SKIP: {message}");
+    false
+}
+
+/// A temporary store the server's user can reach (see the module docs).
+fn reachable_store() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = dir.path().join("s");
+    (dir, store)
+}
+
+/// One append run at `isolation` checked against `models`, with `extra`
+/// flags; its exit code, its output and its history.
+fn append_run(
+    isolation: &str,
+    models: &str,
+    seed: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let (_dir, store) = reachable_store();
+    let mut args = vec![
+        "run",
+        "--system",
+        "postgres",
+        "--nodes",
+        "1",
+        "--name",
+        "pg",
+        "--workload",
+        "append",
+        "--pg-isolation",
+        isolation,
+        "--consistency-models",
+        models,
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(extra);
+    let out = faultline_in(&store, &args);
+    let run = support::latest_run(&store);
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap_or_default();
+    // The store goes with the test: keep the server's last words.
+    let log = std::fs::read_to_string(run.join("nodes/n1.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    let mut output = format!("{}\n{}", stdout(&out), stderr(&out));
+    if out.status.code() == Some(5) {
+        output.push_str("\nn1.log, last lines:\n");
+        output.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    (out.status.code(), output, history)
+}
+
+#[test]
+#[ignore]
+fn serializable_transactions_under_kill_pause_and_clock_are_strict_serializable() {
+    if !postgres_installed() {
+        return;
+    }
+    let faults = [
+        "--time-limit",
+        "12s",
+        "--concurrency",
+        "10",
+        "--keys",
+        "4",
+        "--nemesis",
+        "kill,pause,clock",
+        "--nemesis-interval",
+        "1s",
+    ];
+    let (code, out, history) = append_run("serializable", "strict-serializable", "3", &faults);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("checker list-append: valid"), "{out}");
+    // The schedule is the seed's, but how many actions fit in the run
+    // depends on how long each restart takes: a kill, with its crash
+    // recovery, must be among them, and another kind of fault too.
+    let applied = |fault: &str| {
+        history.contains(&format!(
+            "\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"{fault}\""
+        ))
+    };
+    assert!(applied("kill"), "seed 3 applies no kill");
+    assert!(applied("pause") || applied("clock"), "only kills applied");
+}
+
+/// Measured at 10 of 10 runs (campaigns/postgres.toml, README
+/// "PostgreSQL"); five tries make a miss, even at a detection rate of 0.8,
+/// 0.2^5 = 3.2e-4.
+#[test]
+#[ignore]
+fn repeatable_read_allows_write_skew() {
+    if !postgres_installed() {
+        return;
+    }
+    let sized = ["--time-limit", "8s", "--concurrency", "10", "--keys", "4"];
+    let mut outputs = Vec::new();
+    for seed in ["1", "2", "3", "4", "5"] {
+        let (code, out, _) = append_run("repeatable-read", "serializable", seed, &sized);
+        if code == Some(1) && out.contains("anomaly G2-item") {
+            return;
+        }
+        outputs.push(out);
+    }
+    panic!("no write skew in 5 runs:\n{}", outputs.join("\n---\n"));
+}
+
+/// The live processes of the PID namespace `pid` is in.
+fn namespace_members(pid: u32) -> Vec<u32> {
+    let ns = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(pid) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&theirs))
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'))
+        })
+        .collect()
+}
+
+/// The entries of `/dev/shm` PostgreSQL or libfaketime would leave.
+fn shared_memory_files() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("PostgreSQL.") || n.contains("faketime"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The pid of the postmaster whose data dir is under `store`.
+fn postmaster_of(store: &Path) -> Option<u32> {
+    support::processes::processes_mentioning(store)
+        .into_iter()
+        .find(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            exe.ends_with("postgres")
+        })
+}
+
+#[test]
+#[ignore]
+fn a_sigkilled_harness_leaves_no_postgres_process_or_shared_memory() {
+    if !postgres_installed() {
+        return;
+    }
+    let shm_before = shared_memory_files();
+    let (_dir, store) = reachable_store();
+    let args = [
+        "run",
+        "--system",
+        "postgres",
+        "--nodes",
+        "1",
+        "--name",
+        "pg",
+        "--workload",
+        "append",
+        "--time-limit",
+        "60s",
+        "--nemesis",
+        "clock",
+        "--nemesis-interval",
+        "1s",
+        "--seed",
+        "5",
+    ];
+    let mut harness = spawn_in(&store, &args, Stdio::null());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the run never recorded ops");
+        let history = std::fs::canonicalize(store.join("latest"))
+            .map(|run| run.join("history.jsonl"))
+            .ok()
+            .and_then(|path| std::fs::read_to_string(path).ok());
+        if history.is_some_and(|t| t.lines().count() >= 100) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let postmaster = postmaster_of(&store).expect("a postmaster runs for the store");
+    for ns in ["pid", "ipc", "mnt"] {
+        let of = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+        assert_ne!(
+            of(&postmaster.to_string()),
+            of("self"),
+            "a {ns} namespace of its own"
+        );
+    }
+    let members = namespace_members(postmaster);
+    assert!(members.len() > 2, "postmaster and backends: {members:?}");
+    harness.kill().unwrap(); // SIGKILL: no teardown code runs in the harness.
+    harness.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = members.clone();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        left = namespace_members(postmaster);
+    }
+    assert!(
+        left.is_empty(),
+        "PostgreSQL processes survived the harness: {left:?}"
+    );
+    let new_shm: Vec<String> = shared_memory_files()
+        .into_iter()
+        .filter(|f| !shm_before.contains(f))
+        .collect();
+    assert!(new_shm.is_empty(), "left in /dev/shm: {new_shm:?}");
+}
