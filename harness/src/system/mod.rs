@@ -51,8 +51,8 @@ use db::{Db, DbError, NodeInfo};
 use nemesis::Fault;
 
 pub use etcd::{EtcdArgs, EtcdOptions, EtcdReads};
-pub use redis::{RedisArgs, RedisOptions, RedisReads};
 pub use postgres::{PgIsolation, PostgresArgs, PostgresOptions};
+pub use redis::{RedisArgs, RedisOptions, RedisReads};
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
 };
