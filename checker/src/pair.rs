@@ -102,7 +102,8 @@ impl<P: Slot> Pairer<P> {
             return self.outstanding.insert(process, index);
         };
         if slot >= self.dense.len() {
-            self.dense.resize((slot + 1).next_power_of_two().max(16), NO_CALL);
+            self.dense
+                .resize((slot + 1).next_power_of_two().max(16), NO_CALL);
         }
         let before = std::mem::replace(&mut self.dense[slot], index);
         if before == NO_CALL {

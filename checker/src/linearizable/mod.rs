@@ -163,8 +163,8 @@ impl OpRef {
 /// `f` as a name that allocates nothing when it is one the models know.
 fn function_name(f: &str) -> Cow<'static, str> {
     const KNOWN: [&str; 12] = [
-        "read", "write", "cas", "acquire", "release", "add", "enqueue", "dequeue", "get",
-        "put", "append", "txn",
+        "read", "write", "cas", "acquire", "release", "add", "enqueue", "dequeue", "get", "put",
+        "append", "txn",
     ];
     match KNOWN.iter().find(|&&k| k == f) {
         Some(&k) => Cow::Borrowed(k),
