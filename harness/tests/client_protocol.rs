@@ -401,3 +401,36 @@ fn the_node_js_register_client_keeps_the_strong_mode_valid() {
     assert_eq!(ran.code, Some(0), "{}", ran.out);
     assert!(ran.history.iter().any(|o| o["type"] == "ok"));
 }
+
+#[test]
+#[ignore = "client protocol e2e: about 10 s; run with --ignored"]
+fn a_client_table_replaces_the_clients_of_a_built_in_system_too() {
+    if !python3() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs python3"
+        );
+        return;
+    }
+    // The built-in target-node system (no [db] table): its nodes, faults
+    // and checker, with the Python program as every worker's client.
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clients/python");
+    let test = dir.path().join("test.toml");
+    std::fs::write(
+        &test,
+        format!(
+            "system = \"target-node\"\nnodes = 3\nworkload = \"register\"\nnemesis = [\"partition\"]\n\
+             concurrency = 3\nrate = 100\n[client]\ncommand = \"python3 {{dir}}/client.py\"\n\
+             vars = {{ dir = \"{}\" }}\n",
+            example.display()
+        ),
+    )
+    .unwrap();
+    let ran = run(dir.path(), &test, &["--time-limit", "6s", "--seed", "7"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.history.iter().filter(|o| o["type"] == "ok").count() > 100);
+    let log = std::fs::read_to_string(ran.run.join("client.log")).unwrap();
+    assert!(log.contains("client.py"), "{log}");
+}
