@@ -434,3 +434,31 @@ fn a_client_table_replaces_the_clients_of_a_built_in_system_too() {
     let log = std::fs::read_to_string(ran.run.join("client.log")).unwrap();
     assert!(log.contains("client.py"), "{log}");
 }
+
+#[test]
+fn at_the_end_a_client_sees_its_stdin_closed_then_sigterm_if_it_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keeps to the protocol, then outstays the end of its stdin.
+    let sh = script(
+        dir.path(),
+        "c.sh",
+        r#"trap 'echo got-sigterm >&2; exit 0' TERM
+while read -r line; do
+  case "$line" in
+    *'"type":"init"'*) echo '{"type":"init_ok"}' ;;
+    *) id=${line#*\"id\":}; id=${id%%,*}
+       echo "{\"id\":$id,\"type\":\"fail\",\"error\":\"refused\"}" ;;
+  esac
+done
+echo stdin-closed >&2
+while true; do sleep 0.1; done
+"#,
+    );
+    let test = test_file(dir.path(), "sh {script}", &sh, "time-limit = \"1s\"");
+    let ran = run(dir.path(), &test, &[]);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    let log = std::fs::read_to_string(ran.run.join("client.log")).unwrap();
+    let closed = log.find("stdin-closed").expect("stdin closed at the end");
+    let term = log.find("got-sigterm").expect("SIGTERM after the grace");
+    assert!(closed < term, "{log}");
+}
