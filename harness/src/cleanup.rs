@@ -11,7 +11,9 @@
 //! in the harness's own process; `faultline cleanup` is for what that cannot
 //! cover: nodes of external systems that daemonize or outlive their parent,
 //! and kernel rules (the nft table `inet faultline` or the iptables chain
-//! `FAULTLINE`) left in the current network namespace.
+//! `FAULTLINE`) left in the current network namespace, and, for a run on
+//! remote hosts (`--hosts`), what it left on each host (its node groups,
+//! its own nft table, its directory), over ssh with the run's options.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,10 @@ pub struct RunState {
     pub nodes: BTreeMap<String, u32>,
     /// The network backend in use: `proxy`, or none.
     pub net: Option<String>,
+    /// With nodes on remote hosts: the hosts, how to reach them and the
+    /// run's name there, so cleanup can clean them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::remote::RemoteState>,
 }
 
 impl RunState {
@@ -115,11 +121,26 @@ pub fn cleanup(store: &Path) -> Report {
                     .push(format!("kill {node} (group {group}): {e}")),
             }
         }
+        if let Some(remote) = &state.remote {
+            clean_hosts(remote, &run_dir, &mut report);
+        }
         RunState::remove(&run_dir);
         report.runs.push(run_dir);
     }
     remove_kernel_rules(&mut report);
     report
+}
+
+/// Cleans the remote hosts of a killed run: its node groups killed, its
+/// own nft table deleted, its directory on each host removed.
+fn clean_hosts(remote: &crate::remote::RemoteState, run_dir: &Path, report: &mut Report) {
+    let log = run_dir.join("control.log");
+    for outcome in crate::remote::clean_killed_run(remote, &log) {
+        match outcome {
+            Ok(done) => report.rules.push(done),
+            Err(problem) => report.problems.push(problem),
+        }
+    }
 }
 
 fn state_files(store: &Path) -> Vec<PathBuf> {
@@ -239,6 +260,7 @@ mod tests {
             harness_pid: 1,
             nodes: [("n1".to_string(), 4_000_000)].into(),
             net: Some("proxy".into()),
+            remote: None,
         };
         state.write(&run).unwrap();
         let read: RunState =

@@ -15,6 +15,9 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process and matched at once: the size of `run`'s flags
+// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a recorded history (JSONL or Jepsen EDN) for linearizability.
@@ -126,6 +129,9 @@ pub struct RunArgs {
     /// PostgreSQL's options.
     #[command(flatten)]
     pub postgres: harness::system::PostgresArgs,
+    /// Remote hosts over OpenSSH, one node on each.
+    #[command(flatten)]
+    pub remote: harness::remote::RemoteArgs,
     /// Faults, a comma list: none, partition, kill, pause, clock, ... [default: none].
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,

@@ -21,6 +21,8 @@
 //! - `containment`: a PID namespace per node, so every descendant dies with its node and the run.
 //! - [`test_spec`]: the test: flags, TOML keys, `test.json`, durations.
 //! - [`placement`]: where a node runs and how a command reaches it (loopback, per-node namespaces).
+//! - [`remote`]: nodes on remote hosts (`--hosts`): the hosts' setup,
+//!   node sessions under a watchdog, partitions as the run's own nft table.
 //! - [`ssh`]: remote hosts over OpenSSH: one multiplexed master per host,
 //!   bounded and logged remote commands, uploads checked by hash.
 //! - [`run`]: the life of a test, from setup to stored results.
@@ -40,6 +42,7 @@ pub mod generator;
 pub mod interpreter;
 pub mod package;
 pub mod placement;
+pub mod remote;
 pub mod run;
 pub mod serve;
 pub mod ssh;

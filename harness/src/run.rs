@@ -124,13 +124,15 @@ pub async fn run_once(spec: &TestSpec) -> Result<RunOutcome, RunError> {
     bar.finish_and_clear();
 
     tear_down(&db, &run, recorder)?;
-    let results = match &retired {
+    let offsets = db.lock().map(|db| db.clock_offsets()).unwrap_or_default();
+    let mut results = match &retired {
         None => check(&run, work.as_ref(), test_json, seed, start_wall)?,
         Some(reason) => {
             eprintln!("faultline: the run ended early, every client worker retired: {reason}");
             retired_results(&run, reason, test_json, seed, start_wall)?
         }
     };
+    results.clock_offsets_ns = offsets;
     store(&run, &results)?;
     Ok(RunOutcome { run, results })
 }
@@ -155,6 +157,31 @@ async fn set_up(
     run: &RunDir,
     seed: u64,
 ) -> Result<Deployment, RunError> {
+    let remote = match spec.remote.is_remote() {
+        true => Some(
+            crate::remote::RemoteState::new(
+                crate::remote::run_name(run.path()),
+                &spec.remote,
+                spec.nodes,
+            )
+            .map_err(RunError::Other)?,
+        ),
+        false => None,
+    };
+    let written = |state: &RunState| {
+        state
+            .write(run.path())
+            .map_err(|e| RunError::Other(format!("writing the run's state file: {e}")))
+    };
+    if remote.is_some() {
+        // Before anything is put on the hosts: a harness killed during
+        // setup leaves them to `faultline cleanup` too.
+        written(&RunState {
+            harness_pid: std::process::id(),
+            remote: remote.clone(),
+            ..RunState::default()
+        })?;
+    }
     let deployment = set_up_db(system, spec, run, seed).await?;
     let state = RunState {
         harness_pid: std::process::id(),
@@ -163,10 +190,9 @@ async fn set_up(
             .net
             .as_ref()
             .map(|_| format!("{:?}", spec.net).to_lowercase()),
+        remote,
     };
-    state
-        .write(run.path())
-        .map_err(|e| RunError::Other(format!("writing the run's state file: {e}")))?;
+    written(&state)?;
     Ok(deployment)
 }
 

@@ -94,6 +94,7 @@ fn assemble(args: RunArgs) -> Result<TestSpec, Failure> {
     args.etcd.apply(&mut spec.etcd);
     args.redis.apply(&mut spec.redis);
     args.postgres.apply(&mut spec.postgres);
+    args.remote.apply(&mut spec.remote);
     if args.name.is_some() {
         spec.name = args.name;
     }

@@ -16,7 +16,8 @@
 //! - [`SshOptions`]: `--ssh-key`, `--ssh-user`, `--ssh-option`.
 //! - [`Control`]: one host's master; [`Control::run`] (a bounded command,
 //!   its output kept in the control log), [`Control::upload`] (by `scp`
-//!   over the master, skipped when the remote file's hash already matches).
+//!   over the master, skipped when the remote file's hash already matches),
+//!   [`Control::download`] (the way back).
 //! - [`quote`]: a word quoted for the remote shell.
 
 use std::fmt;
@@ -442,10 +443,21 @@ impl Control {
     /// SHA-256 is already there; `true` when it was sent. The file keeps
     /// its mode bits (an executable stays executable).
     pub fn upload(&self, local: &Path, remote: &str, limit: Duration) -> Result<bool, SshError> {
-        let want = sha256_file(local)?;
+        self.upload_hashed(local, &sha256_file(local)?, remote, limit)
+    }
+
+    /// [`Control::upload`] with the local file's SHA-256 (hex) already
+    /// known, as when one file goes to many hosts.
+    pub fn upload_hashed(
+        &self,
+        local: &Path,
+        want: &str,
+        remote: &str,
+        limit: Duration,
+    ) -> Result<bool, SshError> {
         let probe = format!("sha256sum {} 2>/dev/null || true", quote(remote));
         let have = self.run(&probe, limit)?.stdout;
-        if have.split_whitespace().next() == Some(want.as_str()) {
+        if have.split_whitespace().next() == Some(want) {
             self.note(&format!("{remote} already has sha256 {want}: not sent"));
             return Ok(false);
         }
@@ -461,10 +473,29 @@ impl Control {
         Ok(true)
     }
 
-    /// A line in the control log.
+    /// Copies `remote` (a file, or a directory with everything in it) from
+    /// the host to `local`, over the master.
+    pub fn download(&self, remote: &str, local: &Path, limit: Duration) -> Result<(), SshError> {
+        let mut scp = Command::new("scp");
+        scp.args(["-q", "-r", "-p", "-o", "ControlMaster=no", "-o"])
+            .arg(format!("ControlPath={}", self.socket.display()))
+            .args(self.options.common_args(&self.host, "-P"))
+            .arg(format!("{}:{remote}", scp_host(&self.host.host)))
+            .arg(local)
+            .stdin(Stdio::null());
+        let what = format!("scp {remote} -> {}", local.display());
+        self.bounded("scp", &what, scp, limit)?;
+        Ok(())
+    }
+
+    /// A line in the control log, after the wall-clock time (Unix
+    /// seconds) and the host.
     pub fn note(&self, line: &str) {
         if let Ok(mut log) = self.log.lock() {
-            let _ = writeln!(log, "[{}] {line}", self.host);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let _ = writeln!(log, "{:.3} [{}] {line}", now.as_secs_f64(), self.host);
         }
     }
 
@@ -538,7 +569,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
 }
 
 /// The hex SHA-256 of a local file.
-fn sha256_file(path: &Path) -> Result<String, SshError> {
+pub fn sha256_file(path: &Path) -> Result<String, SshError> {
     let local = |source| SshError::Local {
         path: path.to_path_buf(),
         source,

@@ -48,6 +48,9 @@ pub struct TestSpec {
     /// PostgreSQL's options (`pg-isolation`).
     #[serde(flatten)]
     pub postgres: crate::system::PostgresOptions,
+    /// Remote hosts, one per node (`hosts`, `ssh-key`, ...); none: here.
+    #[serde(flatten)]
+    pub remote: crate::remote::RemoteOptions,
     /// Faults to inject (`none` for none).
     pub nemesis: Vec<String>,
     /// Time between fault actions.
@@ -113,6 +116,7 @@ impl Default for TestSpec {
             etcd: crate::system::EtcdOptions::default(),
             redis: crate::system::RedisOptions::default(),
             postgres: crate::system::PostgresOptions::default(),
+            remote: crate::remote::RemoteOptions::default(),
             nemesis: vec!["none".into()],
             nemesis_interval: Duration::from_secs(5),
             net: NetBackend::Proxy,

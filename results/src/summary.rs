@@ -81,6 +81,11 @@ pub struct Results {
     /// The same instant in RFC 3339 (UTC, ns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
+    /// With nodes on remote hosts: each node's host clock minus the
+    /// controller's, in nanoseconds, measured at setup (the midpoint of a
+    /// round trip), so node logs can be aligned with the history.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clock_offsets_ns: BTreeMap<String, i64>,
 }
 
 impl Results {
@@ -107,6 +112,7 @@ impl Results {
             seed: None,
             start_unix_ns: None,
             start_time: None,
+            clock_offsets_ns: BTreeMap::new(),
         }
     }
 

@@ -94,6 +94,12 @@ pub trait Db: Send {
     fn pids(&self) -> Vec<(String, u32)> {
         Vec::new()
     }
+
+    /// Each node's host clock minus the controller's, in nanoseconds, when
+    /// the nodes run on remote hosts (measured at setup).
+    fn clock_offsets(&self) -> std::collections::BTreeMap<String, i64> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// Databases whose nodes can be killed (SIGKILL, or the system's own kill
@@ -251,6 +257,9 @@ pub enum DbError {
         /// The error.
         source: nix::Error,
     },
+    /// A remote host (`--hosts`) could not do what the node needed.
+    #[error("remote host: {0}")]
+    Remote(String),
     /// A kill/pause/resume command of an external system failed.
     #[error("{command:?} for {node} failed: {reason}")]
     Command {

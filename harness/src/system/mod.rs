@@ -200,7 +200,38 @@ pub fn check_support(system: &dyn System, spec: &TestSpec) -> Result<(), String>
             names.join(", ")
         ));
     }
+    if spec.remote.is_remote() {
+        check_remote(name, spec, &faults)?;
+    }
     system.check(spec)
+}
+
+/// What a run on remote hosts (`--hosts`) can do today: target-node, one
+/// node per host, partitions as rules on the hosts (not `--net netns`),
+/// no proxy faults.
+fn check_remote(name: &str, spec: &TestSpec, faults: &[Fault]) -> Result<(), String> {
+    if name != "target-node" {
+        return Err(format!(
+            "--hosts runs target-node only so far; system {name} runs here (drop --hosts)"
+        ));
+    }
+    spec.remote.parsed_hosts(spec.nodes)?;
+    if spec.net != NetBackend::Proxy {
+        return Err("--hosts makes partitions rules on each host; drop --net netns".into());
+    }
+    if spec.node.node_bin.is_some() {
+        return Err("--hosts runs this executable on the hosts; drop --node-bin".into());
+    }
+    if let Some(fault) = faults
+        .iter()
+        .find(|f| matches!(f, Fault::Slow | Fault::Flaky))
+    {
+        return Err(format!(
+            "fault {:?} needs the proxy between nodes, which cannot sit between remote hosts: unsupported with --hosts",
+            fault.name()
+        ));
+    }
+    Ok(())
 }
 
 /// The `--nemesis` names `system` accepts, `none` first.

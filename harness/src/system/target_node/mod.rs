@@ -19,6 +19,7 @@ pub mod api;
 pub mod client;
 pub mod db;
 pub mod options;
+pub mod remote;
 pub mod status;
 
 use serde_json::json;
@@ -84,6 +85,9 @@ impl System for TargetNode {
         seed: u64,
     ) -> BoxFuture<'a, Result<Deployment, SystemError>> {
         Box::pin(async move {
+            if spec.remote.is_remote() {
+                return deploy_remote(spec, run);
+            }
             let mut config = TargetNodeConfig::new(spec.nodes, run.path());
             config.modes = spec.node.modes();
             config.log_dir = Some(run.nodes_dir());
@@ -111,6 +115,27 @@ impl System for TargetNode {
     fn client(&self, spec: &TestSpec, worker: usize, nodes: &[NodeInfo]) -> Box<dyn Client> {
         client_for(spec.workload, &client_options(spec), worker, nodes)
     }
+}
+
+/// The nodes on the test's remote hosts, partitions as rules there.
+fn deploy_remote(spec: &TestSpec, run: &results::RunDir) -> Result<Deployment, SystemError> {
+    let name = crate::remote::run_name(run.path());
+    let state = crate::remote::RemoteState::new(name, &spec.remote, spec.nodes)
+        .map_err(|e| SystemError::Db(crate::system::db::DbError::Config(e)))?;
+    let log = run.path().join("control.log");
+    let hosts = tokio::task::block_in_place(|| {
+        crate::remote::RemoteHosts::connect(state, spec.remote.keep_remote, &log)
+    })
+    .map_err(|e| SystemError::Db(crate::system::db::DbError::Remote(e.to_string())))?;
+    let hosts = std::sync::Arc::new(hosts);
+    let db = remote::RemoteTargetNodeDb::new(hosts.clone(), spec.node.modes(), run.nodes_dir());
+    let net = needs_net(&spec.nemesis).then(|| {
+        Box::new(crate::remote::rules::HostRules::new(hosts)) as Box<dyn nemesis::net::Net>
+    });
+    Ok(Deployment {
+        db: Box::new(db),
+        net,
+    })
 }
 
 /// The client options a test gives target-node's client.
