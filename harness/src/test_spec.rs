@@ -382,6 +382,20 @@ pub(crate) mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_and_ssh_options_are_test_keys_and_left_out_when_local() {
+        let spec = TestSpec::from_toml(
+            "nodes = 2\nhosts = [\"root@10.0.0.2\", \"10.0.0.3:2222\"]\n\
+             ssh-key = \"/k/id\"\nssh-option = [\"StrictHostKeyChecking=no\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.remote.hosts.len(), 2);
+        assert_eq!(spec.remote.ssh().options, ["StrictHostKeyChecking=no"]);
+        spec.validate().unwrap();
+        let json = serde_json::to_string(&TestSpec::default()).unwrap();
+        assert!(!json.contains("hosts") && !json.contains("ssh"), "{json}");
+    }
     use crate::system::WriteConcern;
 
     #[test]

@@ -181,6 +181,39 @@ fn unknown_faults_and_bad_flags_are_usage_errors() {
 }
 
 #[test]
+fn remote_hosts_that_cannot_run_the_test_are_usage_errors_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["run", "--nodes", "3", "--hosts", "h1,h2"],
+            "2 host(s) but nodes is 3",
+        ),
+        (
+            vec!["run", "--nodes", "1", "--hosts", "h1", "--nemesis", "slow"],
+            "unsupported with --hosts",
+        ),
+        (
+            vec!["run", "--nodes", "1", "--hosts", "h1", "--system", "etcd"],
+            "--hosts runs target-node only",
+        ),
+        (vec!["run", "--nodes", "1", "--hosts", "@h1"], "empty user"),
+    ] {
+        let out = faultline()
+            .args(&args)
+            .arg("--store")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no run was started"
+    );
+}
+
+#[test]
 fn a_bad_test_file_is_bad_input_naming_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("test.toml");
