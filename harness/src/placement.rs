@@ -13,9 +13,11 @@
 //!   with its own address (`nemesis::net::nodes`), commands entered there
 //!   with `nsenter --net`; partitions are DROP rules between the node
 //!   addresses, so a system needs no source-address option.
-//! - Later, a remote host per node: the address is the host's, and a command
-//!   becomes `ssh HOST -- COMMAND` (quoted). The trait asks nothing a remote
-//!   host cannot answer: no pids, no paths of this machine.
+//! - `crate::remote::RemoteHosts`: a remote host per node (`--hosts`): the
+//!   address is the host's, and a command becomes `ssh HOST -- COMMAND`
+//!   (quoted) over the host's master. The trait asks nothing a remote host
+//!   cannot answer: no pids, no paths of this machine. (target-node's
+//!   nodes there are started as watched sessions, `crate::remote::session`.)
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -182,7 +182,14 @@ async fn set_up(
             ..RunState::default()
         })?;
     }
-    let deployment = set_up_db(system, spec, run, seed).await?;
+    let deployment = match set_up_db(system, spec, run, seed).await {
+        Ok(deployment) => deployment,
+        Err(e) => {
+            // What setup put on the hosts was undone as it failed.
+            RunState::remove(run.path());
+            return Err(e);
+        }
+    };
     let state = RunState {
         harness_pid: std::process::id(),
         nodes: deployment.db.pids().into_iter().collect(),
