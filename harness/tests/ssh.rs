@@ -494,3 +494,82 @@ fn a_sigkilled_harness_leaves_the_hosts_clean_after_faultline_cleanup() {
     let sockets = std::env::temp_dir().join(format!("fl-ssh-{run}"));
     assert!(!sockets.exists(), "{} left here", sockets.display());
 }
+
+/// The state of process `pid` (`R`, `S`, `T`, ...), `None` once it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+#[test]
+#[ignore = "ssh group: needs root, openssh-server and openssh-client"]
+fn a_node_session_takes_signals_to_its_group_and_dies_with_its_connection() {
+    use harness::placement::Placement;
+    use harness::remote::{session::Session, RemoteHosts, RemoteOptions, RemoteState};
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let hosts = hosts_or_skip!(2);
+    hosts.enter_controller();
+    let dir = tempfile::tempdir().unwrap();
+    let options = RemoteOptions {
+        hosts: hosts.addrs.iter().map(|a| format!("root@{a}")).collect(),
+        ssh_key: Some(hosts.key.clone()),
+        ssh_option: hosts.ssh_options(),
+        ..RemoteOptions::default()
+    };
+    let run = format!("session_{}", std::process::id());
+    let state = RemoteState::new(run.clone(), &options, 2).unwrap();
+    let remote = RemoteHosts::connect(state, false, &dir.path().join("control.log")).unwrap();
+    let exe = remote.prepare().unwrap();
+    assert!(exe.starts_with("/tmp/faultline/bin/faultline-"), "{exe}");
+
+    // The placement: a command reaches the node's host.
+    let mut ip = std::process::Command::new("ip");
+    ip.args(["-4", "-br", "addr", "show", "dev", "eth0"]);
+    let out = remote.command("n2", ip).unwrap().output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&hosts.addrs[1].to_string()), "{text}");
+    assert_eq!(
+        remote.address("n2").unwrap().to_string(),
+        hosts.addrs[1].to_string()
+    );
+
+    let argv: Vec<String> = ["sleep", "300"].map(String::from).to_vec();
+    let mut session = Session::start(&remote, "n1", &argv).unwrap();
+    let pid_file = format!("/tmp/faultline/{run}/n1/pid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pid: u32 = loop {
+        if let Some(pid) = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(remote.signal("n1", "STOP").unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(process_state(pid), Some('T'), "paused");
+    assert!(remote.signal("n1", "CONT").unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(process_state(pid), Some('S'), "resumed");
+    assert!(session.exit_status().is_none());
+
+    // The connection dies (its ssh SIGKILLed; the node paused, even): the
+    // watchdog kills the node's group on the host.
+    assert!(remote.signal("n1", "STOP").unwrap());
+    let ssh = nix::unistd::Pid::from_raw(session.ssh_pid() as i32);
+    nix::sys::signal::kill(ssh, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while process_state(pid).is_some_and(|s| s != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node outlived its session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(session.wait_exit(Duration::from_secs(5)));
+    drop(session);
+    remote.clean().unwrap();
+    assert!(!Path::new(&format!("/tmp/faultline/{run}")).exists());
+}

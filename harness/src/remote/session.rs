@@ -81,6 +81,11 @@ impl Session {
         })
     }
 
+    /// The pid of the local `ssh` that carries the session.
+    pub fn ssh_pid(&self) -> u32 {
+        self.ssh.id()
+    }
+
     /// How it ended, if the node has exited.
     pub fn exit_status(&mut self) -> Option<String> {
         self.ssh.try_wait().ok().flatten().map(|s| s.to_string())
