@@ -193,8 +193,8 @@ fn remote_hosts_that_cannot_run_the_test_are_usage_errors_naming_why() {
             "unsupported with --hosts",
         ),
         (
-            vec!["run", "--nodes", "1", "--hosts", "h1", "--system", "etcd"],
-            "--hosts runs target-node only",
+            vec!["run", "--nodes", "1", "--hosts", "h1", "--system", "redis"],
+            "--hosts runs target-node and etcd only",
         ),
         (vec!["run", "--nodes", "1", "--hosts", "@h1"], "empty user"),
     ] {

@@ -574,3 +574,60 @@ fn a_node_session_takes_signals_to_its_group_and_dies_with_its_connection() {
     remote.clean().unwrap();
     assert!(!Path::new(&format!("/tmp/faultline/{run}")).exists());
 }
+
+#[test]
+#[ignore = "ssh group: needs root, openssh-server and openssh-client"]
+fn etcd_on_three_hosts_with_linearizable_reads_stays_valid_under_partitions_kills_and_pauses() {
+    if !Path::new("/usr/bin/etcd").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs etcd-server"
+        );
+        eprintln!("skipped: /usr/bin/etcd not installed (apt-get install -y etcd-server)");
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let hosts = hosts_or_skip!(3);
+    hosts.enter_controller();
+    let (_dir, store) = support::temp_store();
+    let started = std::time::Instant::now();
+    let ran = run_on_hosts(
+        &hosts,
+        &store,
+        &[
+            "--system",
+            "etcd",
+            "--etcd-reads",
+            "linearizable",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "2s",
+            "--time-limit",
+            "10s",
+            "--rate",
+            "200",
+            "--concurrency",
+            "6",
+            "--seed",
+            "11",
+        ],
+    );
+    eprintln!("etcd run: {:?}, exit {:?}", started.elapsed(), ran.code);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.out.contains("verdict: valid"), "{}", ran.out);
+    let dir = support::latest_run(&store);
+    let applied = faults_applied(&dir);
+    assert!(applied.len() >= 2, "faults applied: {applied:?}");
+    for node in ["n1", "n2", "n3"] {
+        let log =
+            fs::read_to_string(dir.join("nodes").join(format!("{node}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("etcd"),
+            "{node}'s etcd log was not fetched back"
+        );
+    }
+    let left = wait_hosts_clean(&hosts, &ran.run, Duration::from_secs(5));
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+}

@@ -13,10 +13,13 @@
 //! - [`options`]: the test keys and flags (`hosts`, `ssh-key`, ...).
 //! - [`session`]: a node started on its host under a watchdog that kills
 //!   it when the controller's connection dies.
+//! - [`members`]: a cluster's nodes on their hosts: start, kill, signal,
+//!   and the end of a run (stop, fetch back, clean).
 //! - [`rules`]: partitions as nft rules in the run's own table.
 //! - [`RemoteHosts`]: one master per host, setup (upload, directories,
 //!   clock offsets), signals, fetches and cleanup; a [`Placement`].
 
+pub mod members;
 pub mod options;
 pub mod rules;
 pub mod session;
@@ -253,6 +256,30 @@ impl RemoteHosts {
         format!("faultline_{}", self.state.run)
     }
 
+    /// Setup on every host for a system installed there: each node's
+    /// directory made and the host's clock offset measured.
+    pub fn prepare_dirs(&self) -> Result<(), RemoteError> {
+        for (node, site) in &self.sites {
+            site.control.run(
+                &format!("mkdir -p {}", quote(&self.node_dir(node))),
+                COMMAND_LIMIT,
+            )?;
+            self.measure_clock(node, &site.control)?;
+        }
+        Ok(())
+    }
+
+    fn measure_clock(&self, node: &str, control: &Control) -> Result<(), RemoteError> {
+        let offset = clock_offset(control)?;
+        control.note(&format!(
+            "clock offset of {node}'s host: {offset} ns (host − controller)"
+        ));
+        if let Ok(mut offsets) = self.offsets.lock() {
+            offsets.insert(node.to_string(), offset);
+        }
+        Ok(())
+    }
+
     /// Setup on every host: this executable uploaded by hash, each node's
     /// directory made, and the host's clock offset measured. Returns the
     /// executable's remote path.
@@ -274,14 +301,7 @@ impl RemoteHosts {
             // never overwritten while a node runs it.
             site.control
                 .upload_hashed(&exe, &hash, &remote_exe, COPY_LIMIT)?;
-            let offset = clock_offset(&site.control)?;
-            site.control.note(&format!(
-                "clock offset of {node}'s host: {offset} ns (host − controller)"
-            ));
-            self.offsets
-                .lock()
-                .map(|mut o| o.insert(node.clone(), offset))
-                .ok();
+            self.measure_clock(node, &site.control)?;
         }
         *self.exe.lock().expect("not poisoned") = Some(remote_exe.clone());
         Ok(remote_exe)
@@ -367,6 +387,32 @@ impl Placement for RemoteHosts {
             .ok_or_else(|| PlacementError::UnknownNode(node.to_string()))?;
         Ok(site.control.command(&remote_line(&command)))
     }
+}
+
+/// The test's hosts connected for run `run` (a system's deploy step),
+/// logging to the run's `control.log`.
+pub fn connect_for(
+    spec: &crate::test_spec::TestSpec,
+    run: &results::RunDir,
+) -> Result<Arc<RemoteHosts>, crate::system::SystemError> {
+    let state = RemoteState::new(run_name(run.path()), &spec.remote, spec.nodes)
+        .map_err(|e| crate::system::SystemError::Db(crate::system::db::DbError::Config(e)))?;
+    let log = run.path().join("control.log");
+    let hosts =
+        tokio::task::block_in_place(|| RemoteHosts::connect(state, spec.remote.keep_remote, &log))
+            .map_err(|e| {
+                crate::system::SystemError::Db(crate::system::db::DbError::Remote(e.to_string()))
+            })?;
+    Ok(Arc::new(hosts))
+}
+
+/// The partitions between the hosts, when the test's faults need them.
+pub fn rules_for(
+    spec: &crate::test_spec::TestSpec,
+    hosts: Arc<RemoteHosts>,
+) -> Option<Box<dyn nemesis::net::Net>> {
+    crate::package::needs_net(&spec.nemesis)
+        .then(|| Box::new(rules::HostRules::new(hosts)) as Box<dyn nemesis::net::Net>)
 }
 
 /// `command` as one line for the remote shell, every word quoted.

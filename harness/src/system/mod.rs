@@ -35,6 +35,7 @@
 pub mod custom;
 pub mod db;
 pub mod etcd;
+pub(crate) mod members;
 pub mod net;
 pub mod postgres;
 pub(crate) mod process;
@@ -210,9 +211,9 @@ pub fn check_support(system: &dyn System, spec: &TestSpec) -> Result<(), String>
 /// node per host, partitions as rules on the hosts (not `--net netns`),
 /// no proxy faults.
 fn check_remote(name: &str, spec: &TestSpec, faults: &[Fault]) -> Result<(), String> {
-    if name != "target-node" {
+    if !["target-node", "etcd"].contains(&name) {
         return Err(format!(
-            "--hosts runs target-node only so far; system {name} runs here (drop --hosts)"
+            "--hosts runs target-node and etcd only so far; system {name} runs here (drop --hosts)"
         ));
     }
     spec.remote.parsed_hosts(spec.nodes)?;

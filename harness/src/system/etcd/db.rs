@@ -11,7 +11,9 @@
 //! partitions need, since etcd cannot choose the source address of its peer
 //! connections. A killed member restarts on the same data dir and flags
 //! (etcd ignores the initial-cluster flags once its data dir holds a
-//! member).
+//! member). On remote hosts ([`EtcdDb::on_hosts`], `--hosts`) each member
+//! runs on its host's address, ports 2379 and 2380, its data and log in
+//! `/tmp/faultline/<run>/nI/` there, fetched back at teardown.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -28,7 +30,8 @@ use crate::placement::Placement;
 use crate::system::db::{
     loopback_nodes, node_ids, Db, DbError, Kill, LogFiles, NodeInfo, Pause, Primary, Settled,
 };
-use crate::system::process::{free_ports, io_error, log_path, signal_node, Processes};
+use crate::system::members::Members;
+use crate::system::process::{free_ports, io_error, log_path, Processes};
 
 /// The etcd server binary Debian's `etcd-server` installs.
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
@@ -80,7 +83,7 @@ pub struct EtcdDb {
     config: EtcdConfig,
     nodes: Vec<NodeInfo>,
     peer_urls: Vec<String>,
-    processes: Processes,
+    processes: Members,
     /// Where the members run, when not on loopback.
     placement: Option<Box<dyn Placement>>,
     /// Members paused and not resumed since.
@@ -98,7 +101,7 @@ impl EtcdDb {
         }
         let (nodes, peer_urls) = place(config.nodes)?;
         Ok(EtcdDb {
-            processes: Processes::new(config.stop_grace)?,
+            processes: Members::Local(Processes::new(config.stop_grace)?),
             config,
             nodes,
             peer_urls,
@@ -133,9 +136,29 @@ impl EtcdDb {
         Ok(db)
     }
 
-    /// `node`'s data dir.
+    /// The members on remote hosts (`--hosts`), one per host, each on the
+    /// host's address with etcd's usual ports; `config.binary` must be
+    /// installed on every host.
+    pub fn on_hosts(
+        config: EtcdConfig,
+        hosts: std::sync::Arc<crate::remote::RemoteHosts>,
+    ) -> Result<EtcdDb, DbError> {
+        let grace = config.stop_grace;
+        let logs = config.run_dir.join("nodes");
+        let mut db = EtcdDb::in_namespaces(config, Box::new(HostAddresses(hosts.clone())))?;
+        db.placement = None;
+        db.processes = Members::Remote(crate::remote::members::RemoteMembers::new(
+            hosts, grace, logs,
+        ));
+        Ok(db)
+    }
+
+    /// `node`'s data dir (on its host, for remote members).
     pub fn data_dir(&self, node: &str) -> PathBuf {
-        self.config.run_dir.join("nodes").join(node).join("data")
+        match &self.processes {
+            Members::Remote(r) => PathBuf::from(format!("{}/data", r.hosts().node_dir(node))),
+            Members::Local(_) => self.config.run_dir.join("nodes").join(node).join("data"),
+        }
     }
 
     /// `node`'s log file.
@@ -181,7 +204,9 @@ impl EtcdDb {
 
     fn spawn(&mut self, node: &str) -> Result<(), DbError> {
         let data_dir = self.data_dir(node);
-        ensure_dir(&data_dir)?;
+        if !self.processes.is_remote() {
+            ensure_dir(&data_dir)?;
+        }
         let mut command = Command::new(&self.config.binary);
         command.args(self.member_args(node)?);
         if let Some(placement) = &self.placement {
@@ -231,7 +256,7 @@ impl EtcdDb {
 
     fn fail_if_exited(&mut self, ids: &[String]) -> Result<(), DbError> {
         for id in ids {
-            let exited = self.processes.get_mut(id).and_then(|p| p.exit_status());
+            let exited = self.processes.exit_status(id);
             if let Some(status) = exited {
                 return Err(DbError::Exited {
                     node: id.clone(),
@@ -277,10 +302,16 @@ impl Db for EtcdDb {
     /// fresh ports and fresh data dirs; in namespaces every member has its
     /// own address, so there is nothing to retry.
     fn setup(&mut self) -> Result<(), DbError> {
+        if let Members::Remote(r) = &self.processes {
+            r.hosts()
+                .prepare_dirs()
+                .map_err(|e| DbError::Remote(e.to_string()))?;
+        }
         let first = self.start_all_and_wait();
         let Err(error) = first else { return Ok(()) };
-        self.processes.stop_all();
-        if !matches!(error, DbError::Exited { .. }) || self.placement.is_some() {
+        let _ = self.processes.stop_all();
+        let placed = self.placement.is_some() || self.processes.is_remote();
+        if !matches!(error, DbError::Exited { .. }) || placed {
             return Err(error);
         }
         for node in &self.nodes {
@@ -290,14 +321,13 @@ impl Db for EtcdDb {
         (self.nodes, self.peer_urls) = place(self.config.nodes)?;
         let second = self.start_all_and_wait();
         if second.is_err() {
-            self.processes.stop_all();
+            let _ = self.processes.stop_all();
         }
         second
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {
-        self.processes.stop_all();
-        Ok(())
+        self.processes.stop_all()
     }
 
     fn as_kill(&mut self) -> Option<&mut dyn Kill> {
@@ -359,7 +389,7 @@ impl Kill for EtcdDb {
 impl Pause for EtcdDb {
     fn pause(&mut self, node: &str) -> Result<(), DbError> {
         self.index(node)?;
-        signal_node(&mut self.processes, node, Signal::SIGSTOP, true)?;
+        self.processes.signal(node, Signal::SIGSTOP, true)?;
         self.paused.insert(node.to_string());
         Ok(())
     }
@@ -367,7 +397,7 @@ impl Pause for EtcdDb {
     fn resume(&mut self, node: &str) -> Result<(), DbError> {
         self.index(node)?;
         self.paused.remove(node);
-        signal_node(&mut self.processes, node, Signal::SIGCONT, false)
+        self.processes.signal(node, Signal::SIGCONT, false)
     }
 }
 
@@ -404,7 +434,29 @@ impl LogFiles for EtcdDb {
 
 impl Drop for EtcdDb {
     fn drop(&mut self) {
-        self.processes.stop_all();
+        let _ = self.processes.stop_all();
+    }
+}
+
+/// The hosts' addresses as a placement, for [`EtcdDb::on_hosts`]'s
+/// member URLs (commands reach the hosts through the members' sessions).
+struct HostAddresses(std::sync::Arc<crate::remote::RemoteHosts>);
+
+impl Placement for HostAddresses {
+    fn name(&self) -> &'static str {
+        "remote hosts"
+    }
+
+    fn address(&self, node: &str) -> Result<std::net::IpAddr, crate::placement::PlacementError> {
+        self.0.address(node)
+    }
+
+    fn command(
+        &self,
+        node: &str,
+        command: Command,
+    ) -> Result<Command, crate::placement::PlacementError> {
+        self.0.command(node, command)
     }
 }
 

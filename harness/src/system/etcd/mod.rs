@@ -91,7 +91,7 @@ impl System for Etcd {
         if spec.db.is_some() {
             return Err("a [db] table of command templates is the custom system's".into());
         }
-        if needs_net(&spec.nemesis) && spec.net != NetBackend::Netns {
+        if needs_net(&spec.nemesis) && spec.net != NetBackend::Netns && !spec.remote.is_remote() {
             return Err(
                 "etcd's partitions need --net netns (each member in a network \
                         namespace of its own: etcd cannot choose its peer connections' source \
@@ -111,6 +111,14 @@ impl System for Etcd {
         Box::pin(async move {
             let token = format!("faultline-{seed:x}-{}", std::process::id());
             let config = EtcdConfig::new(spec.nodes, run.path(), token);
+            if spec.remote.is_remote() {
+                let hosts = crate::remote::connect_for(spec, run)?;
+                let db = EtcdDb::on_hosts(config, hosts.clone())?;
+                return Ok(Deployment {
+                    db: Box::new(db),
+                    net: crate::remote::rules_for(spec, hosts),
+                });
+            }
             if spec.net != NetBackend::Netns {
                 let db = EtcdDb::new(config)?;
                 return Ok(Deployment {

@@ -119,22 +119,11 @@ impl System for TargetNode {
 
 /// The nodes on the test's remote hosts, partitions as rules there.
 fn deploy_remote(spec: &TestSpec, run: &results::RunDir) -> Result<Deployment, SystemError> {
-    let name = crate::remote::run_name(run.path());
-    let state = crate::remote::RemoteState::new(name, &spec.remote, spec.nodes)
-        .map_err(|e| SystemError::Db(crate::system::db::DbError::Config(e)))?;
-    let log = run.path().join("control.log");
-    let hosts = tokio::task::block_in_place(|| {
-        crate::remote::RemoteHosts::connect(state, spec.remote.keep_remote, &log)
-    })
-    .map_err(|e| SystemError::Db(crate::system::db::DbError::Remote(e.to_string())))?;
-    let hosts = std::sync::Arc::new(hosts);
+    let hosts = crate::remote::connect_for(spec, run)?;
     let db = remote::RemoteTargetNodeDb::new(hosts.clone(), spec.node.modes(), run.nodes_dir());
-    let net = needs_net(&spec.nemesis).then(|| {
-        Box::new(crate::remote::rules::HostRules::new(hosts)) as Box<dyn nemesis::net::Net>
-    });
     Ok(Deployment {
         db: Box::new(db),
-        net,
+        net: crate::remote::rules_for(spec, hosts),
     })
 }
 

@@ -18,7 +18,7 @@ use target_node::mode::Modes;
 
 use super::api::NodeApi;
 use super::status;
-use crate::remote::session::Session;
+use crate::remote::members::RemoteMembers;
 use crate::remote::RemoteHosts;
 use crate::system::db::{
     probe_runtime, Clock, Crash, Db, DbError, Kill, LogFiles, NodeInfo, Pause, Primary, Settled,
@@ -36,12 +36,10 @@ pub struct RemoteTargetNodeDb {
     nodes: Vec<NodeInfo>,
     modes: Modes,
     exe: Option<String>,
-    sessions: BTreeMap<String, Session>,
+    members: RemoteMembers,
     api: NodeApi,
     log_dir: PathBuf,
     ready_timeout: Duration,
-    stop_grace: Duration,
-    torn_down: bool,
 }
 
 fn remote(e: impl std::fmt::Display) -> DbError {
@@ -62,15 +60,13 @@ impl RemoteTargetNodeDb {
             .collect();
         RemoteTargetNodeDb {
             api: NodeApi::new(&nodes),
+            members: RemoteMembers::new(hosts.clone(), Duration::from_secs(5), log_dir.clone()),
             hosts,
             nodes,
             modes,
             exe: None,
-            sessions: BTreeMap::new(),
             log_dir,
             ready_timeout: Duration::from_secs(30),
-            stop_grace: Duration::from_secs(5),
-            torn_down: false,
         }
     }
 
@@ -114,9 +110,9 @@ impl RemoteTargetNodeDb {
 
     fn spawn(&mut self, node: &str) -> Result<(), DbError> {
         let argv = self.argv(node)?;
-        let session = Session::start(&self.hosts, node, &argv).map_err(remote)?;
-        self.sessions.insert(node.to_string(), session);
-        Ok(())
+        let mut command = std::process::Command::new(&argv[0]);
+        command.args(&argv[1..]);
+        self.members.start(node, &command)
     }
 
     /// Waits until every node in `ids` answers (and, with `need_primary`,
@@ -132,7 +128,7 @@ impl RemoteTargetNodeDb {
         let runtime = probe_runtime()?;
         loop {
             for id in ids {
-                if let Some(status) = self.sessions.get_mut(id).and_then(|s| s.exit_status()) {
+                if let Some(status) = self.members.exit_status(id) {
                     return Err(DbError::Exited {
                         node: id.clone(),
                         status,
@@ -153,42 +149,6 @@ impl RemoteTargetNodeDb {
                 });
             }
             thread::sleep(PROBE_INTERVAL);
-        }
-    }
-
-    /// Stops every node, fetches logs and data, and cleans the hosts.
-    fn stop_and_clean(&mut self) -> Result<(), DbError> {
-        if self.torn_down {
-            return Ok(());
-        }
-        self.torn_down = true;
-        for (_, session) in std::mem::take(&mut self.sessions) {
-            session.stop(&self.hosts, self.stop_grace);
-        }
-        if self.exe.is_some() {
-            self.fetch_back();
-        }
-        self.hosts.clean().map_err(remote)
-    }
-
-    /// Each node's log and data dir, copied into the run dir (best effort:
-    /// what fails is noted in the control log).
-    fn fetch_back(&self) {
-        for node in self.nodes.iter().map(|n| n.id.clone()) {
-            let dir = self.hosts.node_dir(&node);
-            let log = self.log_dir.join(format!("{node}.log"));
-            let data = self.log_dir.join(&node);
-            let _ = std::fs::create_dir_all(&data);
-            for (from, to) in [
-                (format!("{dir}/node.log"), log),
-                (format!("{dir}/data"), data),
-            ] {
-                if let Err(e) = self.hosts.fetch(&node, &from, &to) {
-                    if let Ok(control) = self.hosts.control(&node) {
-                        control.note(&format!("fetching {from}: {e}"));
-                    }
-                }
-            }
         }
     }
 }
@@ -216,13 +176,13 @@ impl Db for RemoteTargetNodeDb {
             .try_for_each(|id| self.spawn(id))
             .and_then(|()| self.wait_until_answering(&ids, true));
         if started.is_err() {
-            let _ = self.stop_and_clean();
+            let _ = self.members.finish();
         }
         started
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {
-        self.stop_and_clean()
+        self.members.finish()
     }
 
     fn as_kill(&mut self) -> Option<&mut dyn Kill> {
@@ -260,21 +220,16 @@ impl Db for RemoteTargetNodeDb {
 
 impl Kill for RemoteTargetNodeDb {
     fn kill(&mut self, node: &str) -> Result<(), DbError> {
-        if let Some(mut session) = self.sessions.remove(node) {
-            session.kill(&self.hosts);
-        }
+        self.members.kill(node);
         Ok(())
     }
 
     fn start(&mut self, node: &str) -> Result<(), DbError> {
-        let alive = self
-            .sessions
-            .get_mut(node)
-            .is_some_and(|s| s.exit_status().is_none());
-        if alive {
+        if self.members.is_alive(node) {
             return Ok(());
         }
-        self.sessions.remove(node);
+        // It died on its own (say, an admin crash): end its session first.
+        self.members.kill(node);
         self.spawn(node)?;
         self.wait_until_answering(&[node.to_string()], false)
     }
@@ -282,15 +237,11 @@ impl Kill for RemoteTargetNodeDb {
 
 impl Pause for RemoteTargetNodeDb {
     fn pause(&mut self, node: &str) -> Result<(), DbError> {
-        match self.hosts.signal(node, "STOP").map_err(remote)? {
-            true => Ok(()),
-            false => Err(DbError::NotRunning(node.to_string())),
-        }
+        self.members.signal(node, "STOP", true)
     }
 
     fn resume(&mut self, node: &str) -> Result<(), DbError> {
-        self.hosts.signal(node, "CONT").map_err(remote)?;
-        Ok(())
+        self.members.signal(node, "CONT", false)
     }
 }
 
@@ -300,11 +251,5 @@ impl LogFiles for RemoteTargetNodeDb {
             .iter()
             .map(|n| (n.id.clone(), self.log_dir.join(format!("{}.log", n.id))))
             .collect()
-    }
-}
-
-impl Drop for RemoteTargetNodeDb {
-    fn drop(&mut self) {
-        let _ = self.stop_and_clean();
     }
 }
