@@ -144,6 +144,17 @@ pub fn command(
     user: Option<&ServerUser>,
     faketime: Option<&Faketime>,
 ) -> Command {
+    wrapped(&bin_dir.join(program), args, user, faketime)
+}
+
+/// Any program that runs PostgreSQL (`postgres` itself, or Patroni, which
+/// forks it) with `args`, wrapped as the module docs say.
+pub fn wrapped(
+    program: &Path,
+    args: &[String],
+    user: Option<&ServerUser>,
+    faketime: Option<&Faketime>,
+) -> Command {
     let mut command = Command::new("unshare");
     match user {
         Some(_) => command.args(["--ipc", "--mount", "--", "sh", "-c", PRIVATE_SHM, "sh"]),
@@ -171,7 +182,7 @@ pub fn command(
         // Skew the wall clock only; timeouts and timers keep real time.
         command.arg("FAKETIME_DONT_FAKE_MONOTONIC=1");
     }
-    command.arg(bin_dir.join(program)).args(args);
+    command.arg(program).args(args);
     command
 }
 
