@@ -173,7 +173,7 @@ pub async fn connect_to(
 ) -> Result<Connection, String> {
     let mut config = tokio_postgres::Config::new();
     config
-        .host(&addr.ip().to_string())
+        .host(addr.ip().to_string())
         .port(addr.port())
         .target_session_attrs(attrs)
         .user("postgres")

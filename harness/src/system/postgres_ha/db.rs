@@ -42,7 +42,7 @@ use crate::placement::Placement;
 use crate::system::db::{node_ids, Db, DbError, Kill, LogFiles, NodeInfo, Pause, Primary, Settled};
 use crate::system::etcd::{EtcdConfig, EtcdDb};
 use crate::system::postgres::client;
-use crate::system::postgres::launch::{self, ServerUser};
+use crate::system::postgres::launch::{self, Proc, ServerUser};
 use crate::system::process::{io_error, log_path, signal_node, Processes};
 
 /// Debian's `patroni`.
@@ -228,7 +228,8 @@ impl PatroniDb {
     fn spawn(&mut self, node: &str) -> Result<(), DbError> {
         let file = self.node_dir(node).join("patroni.yml");
         let args = [file.display().to_string()];
-        let command = launch::wrapped(&self.config.patroni, &args, self.user.as_ref(), None);
+        let user = self.user.as_ref();
+        let command = launch::wrapped(&self.config.patroni, &args, user, None, Proc::Own);
         let command: Command = self
             .placement
             .command(node, command)
@@ -274,19 +275,32 @@ impl PatroniDb {
         }
     }
 
-    /// `n1` leads a running primary with the tables made; `Err` says what
-    /// is not so yet.
+    /// `n1` leads a running primary; `Err` says what is not so yet.
     fn first_primary(&self) -> BoxFuture<'static, Result<(), String>> {
         let first = self.nodes[0].clone();
         Box::pin(async move {
             let rest = rest_addr(&first).ok_or("n1 has no address")?;
             match patroni::is_primary(rest, PROBE_TIMEOUT).await? {
-                true => {
-                    let pg = pg_addr(&first).ok_or("n1 has no address")?;
-                    client::create_tables_at(pg, PROBE_TIMEOUT * 5).await
-                }
+                true => Ok(()),
                 false => Err("n1 is not the running primary yet".into()),
             }
+        })
+    }
+
+    /// The cluster is healthy and the tables are made on its leader (only
+    /// then: in strict synchronous mode a primary without a standby takes
+    /// no commit); each try bounded.
+    fn healthy_with_tables(&self) -> BoxFuture<'static, Result<(), String>> {
+        let healthy = self.healthy();
+        let first = pg_addr(&self.nodes[0]);
+        Box::pin(async move {
+            healthy.await?;
+            let pg = first.ok_or("n1 has no address")?;
+            let limit = PROBE_TIMEOUT * 5;
+            let create = tokio::time::timeout(limit, client::create_tables_at(pg, limit));
+            create
+                .await
+                .map_err(|_| format!("creating the tables took over {limit:?}"))?
         })
     }
 
@@ -321,7 +335,9 @@ impl PatroniDb {
         for id in &ids[1..] {
             self.spawn(id)?;
         }
-        self.wait_until(&ids, "every standby to stream from n1", |db| db.healthy())
+        self.wait_until(&ids, "every standby to stream from n1", |db| {
+            db.healthy_with_tables()
+        })
     }
 
     fn stop_all(&mut self) {
@@ -336,8 +352,8 @@ impl Db for PatroniDb {
     }
 
     /// Starts the etcd cluster, then `n1`'s Patroni (which runs `initdb`),
-    /// makes the tables, then the other Patronis (each cloning `n1` with
-    /// `pg_basebackup`), and waits until every standby has caught up.
+    /// then the other Patronis (each cloning `n1` with `pg_basebackup`),
+    /// waits until every standby has caught up, and makes the tables.
     fn setup(&mut self) -> Result<(), DbError> {
         let outcome = self.start_all_and_wait();
         if outcome.is_err() {
