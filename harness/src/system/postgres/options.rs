@@ -59,6 +59,21 @@ pub enum PgSync {
     Off,
 }
 
+/// Which etcd API `postgres-ha`'s Patronis keep their state through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgDcs {
+    /// etcd's v2 API (Patroni's `etcd`, python-etcd; etcd with
+    /// `--enable-v2`): the leader renews its key with a compare-and-swap
+    /// on its own name.
+    #[default]
+    Etcd2,
+    /// etcd's v3 API (Patroni's `etcd3`, over the JSON gateway). In
+    /// Patroni 3.0.2 a leader whose key was taken while it was cut off can
+    /// write it back unconditionally (fixed in 3.0.3, patroni#2689).
+    Etcd3,
+}
+
 /// PostgreSQL's options in a test (keys of `--test` files and `test.json`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
@@ -67,6 +82,8 @@ pub struct PostgresOptions {
     pub pg_isolation: PgIsolation,
     /// `postgres-ha`: synchronous replication or not.
     pub pg_sync: PgSync,
+    /// `postgres-ha`: the etcd API Patroni uses.
+    pub pg_dcs: PgDcs,
 }
 
 /// PostgreSQL's flags of `faultline run`; each overrides its key.
@@ -80,6 +97,10 @@ pub struct PostgresArgs {
     /// (asynchronous) [default: off].
     #[arg(long, value_enum)]
     pub pg_sync: Option<PgSync>,
+    /// postgres-ha: the etcd API Patroni keeps its state through, etcd2 or
+    /// etcd3 [default: etcd2].
+    #[arg(long, value_enum)]
+    pub pg_dcs: Option<PgDcs>,
 }
 
 impl PostgresArgs {
@@ -90,6 +111,9 @@ impl PostgresArgs {
         }
         if let Some(sync) = self.pg_sync {
             options.pg_sync = sync;
+        }
+        if let Some(dcs) = self.pg_dcs {
+            options.pg_dcs = dcs;
         }
     }
 }
@@ -106,13 +130,19 @@ const ISOLATION: SystemOption = SystemOption {
 pub const OPTIONS: [SystemOption; 1] = [ISOLATION];
 
 /// `postgres-ha`'s options as `faultline systems` lists them.
-pub const HA_OPTIONS: [SystemOption; 2] = [
+pub const HA_OPTIONS: [SystemOption; 3] = [
     ISOLATION,
     SystemOption {
         key: "pg-sync",
         values: "on|off",
         default: "off",
         about: "Patroni's strict synchronous mode (on) or asynchronous replication (off)",
+    },
+    SystemOption {
+        key: "pg-dcs",
+        values: "etcd2|etcd3",
+        default: "etcd2",
+        about: "the etcd API Patroni keeps its leader key through",
     },
 ];
 
@@ -130,6 +160,10 @@ mod tests {
         assert_eq!(
             HA_OPTIONS[1].default,
             mode_name(PostgresOptions::default().pg_sync)
+        );
+        assert_eq!(
+            HA_OPTIONS[2].default,
+            mode_name(PostgresOptions::default().pg_dcs)
         );
     }
 

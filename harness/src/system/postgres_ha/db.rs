@@ -43,6 +43,7 @@ use crate::system::db::{node_ids, Db, DbError, Kill, LogFiles, NodeInfo, Pause, 
 use crate::system::etcd::{EtcdConfig, EtcdDb};
 use crate::system::postgres::client;
 use crate::system::postgres::launch::{self, Proc, ServerUser};
+use crate::system::postgres::options::PgDcs;
 use crate::system::process::{io_error, log_path, signal_node, Processes};
 
 /// Debian's `patroni`.
@@ -67,6 +68,8 @@ pub struct PatroniDbConfig {
     pub bin_dir: PathBuf,
     /// Strict synchronous mode.
     pub synchronous: bool,
+    /// The etcd API Patroni uses.
+    pub dcs: PgDcs,
     /// Patroni's timing.
     pub timing: Timing,
     /// The etcd cluster's `--initial-cluster-token`.
@@ -88,6 +91,7 @@ impl PatroniDbConfig {
             patroni: PathBuf::from(PATRONI_BIN),
             bin_dir: PathBuf::from(launch::BIN_DIR),
             synchronous: false,
+            dcs: PgDcs::default(),
             timing: Timing::default(),
             etcd_token,
             ready_timeout: Duration::from_secs(120),
@@ -150,11 +154,12 @@ impl PatroniDb {
                 port: PG_PORT,
             })
             .collect();
-        let dcs = EtcdConfig::new(
+        let mut dcs = EtcdConfig::new(
             config.nodes,
             config.run_dir.join("dcs"),
             config.etcd_token.clone(),
         );
+        dcs.enable_v2 = config.dcs == PgDcs::Etcd2;
         let etcd = EtcdDb::in_namespaces(dcs, Box::new(placement.clone()))?;
         let db = PatroniDb {
             user: ServerUser::pick()?,
@@ -206,6 +211,7 @@ impl PatroniDb {
             bin_dir: self.config.bin_dir.clone(),
             addresses: self.addresses.clone(),
             synchronous: self.config.synchronous,
+            dcs: self.config.dcs,
             timing: self.config.timing,
         }
     }

@@ -9,7 +9,10 @@
 //! Every node is a network namespace of its own (the seam's per-node
 //! namespaces, `--net netns` only) running an etcd member, and Patroni with
 //! the PostgreSQL it forks, on the node's address. Patroni keeps the leader
-//! key in etcd with the test's `ttl`; when the leader cannot renew it
+//! key in etcd (over its v2 API, `--pg-dcs etcd2`, etcd started with
+//! `--enable-v2`; or its v3 API, `--pg-dcs etcd3`, where Patroni 3.0.2
+//! may write a key another node took back unconditionally: patroni#2689)
+//! with the test's `ttl`; when the leader cannot renew it
 //! within `retry_timeout` it demotes its PostgreSQL, and when the key
 //! expires the standbys elect one of themselves (in synchronous mode only
 //! the synchronous standby may be promoted). faultline never fails over.
@@ -31,7 +34,8 @@
 //!
 //! The client is [`crate::system::postgres::PgClient`] with a
 //! [`Target::Primary`]; the options are `postgres`'s
-//! ([`crate::system::PostgresOptions`]: `pg-isolation`, `pg-sync`).
+//! ([`crate::system::PostgresOptions`]: `pg-isolation`, `pg-sync`,
+//! `pg-dcs`).
 
 pub mod db;
 pub mod patroni;
@@ -133,6 +137,7 @@ impl System for PostgresHa {
             let token = format!("faultline-pg-{seed:x}-{}", std::process::id());
             let mut config = PatroniDbConfig::new(spec.nodes, run.path(), token)?;
             config.synchronous = spec.postgres.pg_sync == PgSync::On;
+            config.dcs = spec.postgres.pg_dcs;
             let (placement, net) = node_namespaces(spec.nodes)?;
             let db = PatroniDb::new(config, placement)?;
             Ok(Deployment {

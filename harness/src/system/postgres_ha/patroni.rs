@@ -5,8 +5,9 @@
 //! [`PatroniConfig::file`] writes one node's `patroni.yml` as JSON (YAML's
 //! subset, which Patroni's `yaml.safe_load` reads): the cluster `faultline`
 //! under the DCS prefix `/faultline/`, etcd's v3 API on every node's
-//! member (`etcd3.hosts`; Patroni 3.0 speaks it through etcd's JSON
-//! gateway, no gRPC), the REST API and PostgreSQL on the node's own
+//! member, over etcd's v2 API (`etcd.hosts`, `--pg-dcs etcd2`) or its v3
+//! API (`etcd3.hosts`: Patroni 3.0 speaks it through etcd's JSON gateway,
+//! no gRPC), the REST API and PostgreSQL on the node's own
 //! address (ports [`REST_PORT`], [`PG_PORT`]), the data dir and the unix
 //! socket in the node's directory, trust authentication (everything is in
 //! the run's own namespaces), and the bootstrap's dynamic configuration:
@@ -26,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::system::postgres::options::PgDcs;
 
 /// PostgreSQL's port, on a node's own address.
 pub const PG_PORT: u16 = 5432;
@@ -69,6 +72,8 @@ pub struct PatroniConfig {
     pub addresses: Vec<IpAddr>,
     /// Strict synchronous mode (`--pg-sync on`).
     pub synchronous: bool,
+    /// The etcd API (`--pg-dcs`).
+    pub dcs: PgDcs,
     /// The HA loop's timing.
     pub timing: Timing,
 }
@@ -89,7 +94,7 @@ impl PatroniConfig {
             "namespace": "/faultline/",
             "name": name,
             "restapi": {"listen": at(REST_PORT), "connect_address": at(REST_PORT)},
-            "etcd3": {"hosts": hosts},
+            self.dcs_section(): {"hosts": hosts},
             "bootstrap": {
                 "dcs": self.dynamic(),
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
@@ -121,6 +126,14 @@ impl PatroniConfig {
             },
             "watchdog": {"mode": "off"},
         })
+    }
+
+    /// The section naming the store: `etcd` (v2) or `etcd3`.
+    fn dcs_section(&self) -> &'static str {
+        match self.dcs {
+            PgDcs::Etcd2 => "etcd",
+            PgDcs::Etcd3 => "etcd3",
+        }
     }
 
     /// The dynamic configuration Patroni writes to the DCS at bootstrap.
@@ -254,6 +267,7 @@ mod tests {
             bin_dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
             addresses: vec![[198, 18, 0, 11].into(), [198, 18, 0, 12].into()],
             synchronous,
+            dcs: PgDcs::Etcd3,
             timing: Timing::default(),
         }
     }
