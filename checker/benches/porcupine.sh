@@ -12,7 +12,13 @@
 # BASELINE_TREE (optional): a worktree of an older commit of this workspace;
 #   its checker is measured in the same runs (this script copies
 #   checker/examples/timecheck.rs into it; BASELINE_TARGET is its target
-#   dir, default /work/target-baseline).
+#   dir, default /work/target-baseline). It must not be this tree's target
+#   dir: Cargo names a workspace member's artifacts by its path relative to
+#   the workspace, so two worktrees share them there and the "baseline"
+#   silently is this tree's build.
+# BASELINE_BIN (optional, instead of BASELINE_TREE): a timecheck binary
+#   built earlier from the baseline commit (e.g. copied out of this target
+#   dir before the change); measured in the same runs.
 # OUT (default /tmp/faultline-porcupine): converted histories and rows.
 # CARGO_TARGET_DIR (default /work/target-bench).
 #
@@ -62,6 +68,10 @@ if [ -n "${BASELINE_TREE:-}" ]; then
     echo "baseline: $(git -C "$BASELINE_TREE" rev-parse --short HEAD)"
     baseline_bin="$OUT/timecheck-baseline"
     cp "$BASELINE_TARGET/release/examples/timecheck" "$baseline_bin"
+elif [ -n "${BASELINE_BIN:-}" ]; then
+    echo "baseline: $BASELINE_BIN"
+    baseline_bin="$OUT/timecheck-baseline"
+    cp "$BASELINE_BIN" "$baseline_bin"
 fi
 
 # Porcupine's test file for this run only; removed on any exit.
@@ -77,11 +87,11 @@ for run in $(seq "$RUNS"); do
         FAULTLINE_SIDE_RUN="$run" "$OUT/porcupine.test" \
         -test.run '^TestFaultlineSideBySide$' -test.count=1 >/dev/null)
     "$ours_bin" "$run" "$OUT/ours.tsv" "${files[@]}"
-    if [ -n "${BASELINE_TREE:-}" ]; then
+    if [ -n "${baseline_bin:-}" ]; then
         "$baseline_bin" "$run" "$OUT/baseline.tsv" "${files[@]}"
     fi
 done
 
 echo "== report (times in µs; ratio = Porcupine's time / ours)"
 python3 "$side" report "$OUT/porcupine.tsv" "$OUT/ours.tsv" \
-    ${BASELINE_TREE:+"$OUT/baseline.tsv"}
+    ${baseline_bin:+"$OUT/baseline.tsv"}

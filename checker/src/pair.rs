@@ -34,20 +34,61 @@ use crate::history::{Op, OpType, Process};
 /// invocation's history index, or its place in the caller's own list. `P`
 /// identifies a process: `u64` for client ids, [`Process`] to pair the
 /// nemesis too.
+///
+/// Processes with small ids (the usual case: Jepsen numbers its workers
+/// from 0, and a crashed worker's successor adds the concurrency) live in a
+/// table indexed by id, so the common step hashes nothing; others go to a
+/// hash map.
 #[derive(Clone, Debug)]
 pub struct Pairer<P> {
+    /// Per small id ([`Slot::slot`]): the outstanding invocation, or `NO_CALL`.
+    dense: Vec<usize>,
+    /// How many entries of `dense` hold an invocation.
+    dense_len: usize,
     outstanding: FxHashMap<P, usize>,
 }
 
-impl<P: Hash + Eq + Copy> Default for Pairer<P> {
+/// Marks an empty entry of [`Pairer`]'s table.
+const NO_CALL: usize = usize::MAX;
+
+/// Process ids below this are kept in [`Pairer`]'s table.
+const DENSE_IDS: usize = 1 << 12;
+
+/// A process identity that may have a small index of its own.
+pub trait Slot: Hash + Eq + Copy {
+    /// Its index in a table of processes, when small enough for one.
+    fn slot(self) -> Option<usize>;
+}
+
+impl Slot for u64 {
+    #[inline]
+    fn slot(self) -> Option<usize> {
+        (self < DENSE_IDS as u64).then_some(self as usize)
+    }
+}
+
+impl Slot for Process {
+    #[inline]
+    fn slot(self) -> Option<usize> {
+        match self {
+            Process::Client(id) if id + 1 < DENSE_IDS as u64 => Some(id as usize + 1),
+            Process::Client(_) => None,
+            Process::Nemesis => Some(0),
+        }
+    }
+}
+
+impl<P: Slot> Default for Pairer<P> {
     fn default() -> Self {
         Pairer {
+            dense: Vec::new(),
+            dense_len: 0,
             outstanding: FxHashMap::default(),
         }
     }
 }
 
-impl<P: Hash + Eq + Copy> Pairer<P> {
+impl<P: Slot> Pairer<P> {
     /// No invocation outstanding.
     pub fn new() -> Self {
         Self::default()
@@ -57,25 +98,50 @@ impl<P: Hash + Eq + Copy> Pairer<P> {
     /// invocation it had outstanding (which therefore never completes), if any.
     #[inline]
     pub fn invoke(&mut self, process: P, index: usize) -> Option<usize> {
-        self.outstanding.insert(process, index)
+        let Some(slot) = process.slot() else {
+            return self.outstanding.insert(process, index);
+        };
+        if slot >= self.dense.len() {
+            self.dense
+                .resize((slot + 1).next_power_of_two().max(16), NO_CALL);
+        }
+        let before = std::mem::replace(&mut self.dense[slot], index);
+        if before == NO_CALL {
+            self.dense_len += 1;
+            return None;
+        }
+        Some(before)
     }
 
     /// `process` completes; returns the invocation this completes, or `None`
     /// for a completion without one.
     #[inline]
     pub fn complete(&mut self, process: P) -> Option<usize> {
-        self.outstanding.remove(&process)
+        let Some(slot) = process.slot() else {
+            return self.outstanding.remove(&process);
+        };
+        let entry = self.dense.get_mut(slot)?;
+        let before = std::mem::replace(entry, NO_CALL);
+        if before == NO_CALL {
+            return None;
+        }
+        self.dense_len -= 1;
+        Some(before)
     }
 
     /// The invocation `process` has outstanding.
     #[inline]
     pub fn outstanding(&self, process: P) -> Option<usize> {
-        self.outstanding.get(&process).copied()
+        match process.slot() {
+            Some(slot) => self.dense.get(slot).copied().filter(|&i| i != NO_CALL),
+            None => self.outstanding.get(&process).copied(),
+        }
     }
 
     /// The invocations never completed, in ascending order.
     pub fn into_outstanding(self) -> Vec<usize> {
         let mut left: Vec<usize> = self.outstanding.into_values().collect();
+        left.extend(self.dense.into_iter().filter(|&i| i != NO_CALL));
         left.sort_unstable();
         left
     }
@@ -270,39 +336,67 @@ impl PairError {
 /// Pairs the client ops of `history` into calls, ordered by invocation.
 /// `fail` calls are dropped; calls never completed are indeterminate.
 pub fn pair(history: &[Op]) -> Result<Vec<Call<'_>>, PairError> {
-    let mut calls: Vec<Option<Call>> = Vec::with_capacity(history.len() / 2 + 1);
-    let mut pairer = Pairer::new();
-    // The slot in `calls` of each invocation, by history index.
-    let mut slot_of = vec![0u32; history.len()];
-    for index in 0..history.len() {
-        match pairer.strict(history, index)? {
-            Step::Nemesis => {}
-            Step::Invoked(process) => {
-                let op = &history[index];
-                slot_of[index] = calls.len() as u32;
-                calls.push(Some(Call {
+    let mut calls: Vec<Call> = Vec::with_capacity(history.len() / 2 + 1);
+    // The strict rules of [`Pairer::strict`], with each process's
+    // outstanding call kept as its place in `calls`.
+    let mut pairer: Pairer<u64> = Pairer::new();
+    let mut failed = 0usize;
+    for (index, op) in history.iter().enumerate() {
+        let Process::Client(process) = op.process else {
+            continue;
+        };
+        if op.op_type == OpType::Invoke {
+            if let Some(slot) = pairer.invoke(process, calls.len()) {
+                return Err(PairError::ConcurrentInvoke {
+                    index,
                     process,
-                    f: &op.f,
-                    key: op.key.as_deref(),
-                    value: &op.value,
-                    outcome: Outcome::Indeterminate,
-                    invoke_index: index,
-                    complete_index: None,
-                    invoke_time: op.time,
-                    complete_time: None,
-                }));
+                    f: op.f.clone(),
+                    outstanding: calls[slot].invoke_index,
+                });
             }
-            Step::Completed(invoke) => {
-                complete(&mut calls[slot_of[invoke] as usize], &history[index], index);
-            }
+            calls.push(Call {
+                process,
+                f: &op.f,
+                key: op.key.as_deref(),
+                value: &op.value,
+                outcome: Outcome::Indeterminate,
+                invoke_index: index,
+                complete_index: None,
+                invoke_time: op.time,
+                complete_time: None,
+            });
+            continue;
         }
+        let Some(slot) = pairer.complete(process) else {
+            return Err(PairError::CompletionWithoutInvoke {
+                index,
+                process,
+                f: op.f.clone(),
+            });
+        };
+        let call = &mut calls[slot];
+        if call.f != op.f {
+            return Err(PairError::MismatchedCompletion {
+                index,
+                process,
+                invoked: call.f.to_string(),
+                got: op.f.clone(),
+            });
+        }
+        failed += usize::from(complete(call, op, index));
     }
-    Ok(calls.into_iter().flatten().collect())
+    if failed > 0 {
+        calls.retain(|c| c.complete_index != Some(FAILED));
+    }
+    Ok(calls)
 }
 
-/// Completes the call in `slot` with `op` (already checked by [`Pairer::strict`]).
-fn complete<'a>(slot: &mut Option<Call<'a>>, op: &'a Op, index: usize) {
-    let call = slot.as_mut().expect("outstanding slots hold calls");
+/// The `complete_index` of a call that failed, until [`pair`] drops it.
+const FAILED: usize = usize::MAX;
+
+/// Completes `call` with `op` (already checked by [`Pairer::strict`]);
+/// returns whether it failed (then it is marked for dropping).
+fn complete<'a>(call: &mut Call<'a>, op: &'a Op, index: usize) -> bool {
     call.complete_index = Some(index);
     call.complete_time = op.time;
     match op.op_type {
@@ -312,10 +406,14 @@ fn complete<'a>(slot: &mut Option<Call<'a>>, op: &'a Op, index: usize) {
             if call.key.is_none() {
                 call.key = op.key.as_deref();
             }
+            false
         }
-        OpType::Fail => *slot = None,
+        OpType::Fail => {
+            call.complete_index = Some(FAILED);
+            true
+        }
         // An info completion tells us nothing about the value.
-        OpType::Info | OpType::Invoke => {}
+        OpType::Info | OpType::Invoke => false,
     }
 }
 

@@ -29,6 +29,11 @@
 //! completion. Afterwards: per-run numbers, medians, the median of the paired
 //! ratios B/A (overhead = 1 − ratio), and the checker's verdict on the
 //! recorded histories.
+//!
+//! `--client-command CMD` measures the client protocol instead: A is
+//! recorded with the built-in client, B with `CMD`, one program per worker
+//! (`harness/examples/instant_client.py` answers at once: the protocol's
+//! ceiling); the report adds the harness CPU the protocol adds per op.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -38,12 +43,14 @@ use anyhow::{bail, Context as _, Result};
 use checker::history::{parse_jsonl, OpType, Process};
 use checker::Validity;
 use clap::Parser;
+use harness::client::external::{ClientSpec, ExternalClients};
 use harness::client::{BoxFuture, Client, Completion};
 use harness::generator::{BoxGen, Context, Empty, Generator, Invocation, Next, TimeLimit};
 use harness::interpreter::{Interpreter, Progress};
-use harness::system::db::Db;
+use harness::system::db::{Db, NodeInfo};
 use harness::system::target_node::db::{NodeBinary, TargetNodeConfig, TargetNodeDb};
 use harness::system::target_node::{client_for, ClientOptions};
+use harness::test_spec::TestSpec;
 use harness::workload::{workload, Workload, WorkloadKind, WorkloadOptions};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -88,6 +95,13 @@ struct Args {
     /// once (A vs B per pair), and the recorder's cost per op.
     #[arg(long)]
     micro: bool,
+    /// A client program speaking the client protocol
+    /// (docs/client-protocol.md), e.g. `python3
+    /// examples/clients/python/client.py`. With it, both sides are recorded:
+    /// A with the built-in client (or, with `--micro`, one that answers at
+    /// once), B with this program, one process per worker.
+    #[arg(long)]
+    client_command: Option<String>,
 }
 
 /// Completions of one side of a run.
@@ -233,6 +247,10 @@ fn main() -> Result<()> {
     let time = Duration::from_secs_f64(args.seconds);
     let client_options = ClientOptions::default();
     let make = |w: usize| client_for(args.workload, &client_options, w, &nodes);
+    let external = external_clients(&args, &nodes, tmp.path())?;
+    let make_external = external
+        .as_ref()
+        .map(|e| move |w: usize| Box::new(e.client(w)) as Box<dyn Client>);
 
     if args.warmup > 0.0 {
         let warm = Duration::from_secs_f64(args.warmup);
@@ -255,9 +273,18 @@ fn main() -> Result<()> {
         let mut b = None;
         for side in if b_first { ["B", "A"] } else { ["A", "B"] } {
             let prefix = format!("r{run}{}-", side.to_lowercase());
-            if side == "A" {
+            if side == "A" && external.is_some() {
+                let history = tmp.path().join(format!("builtin{run}.jsonl"));
+                a = Some(runtime.block_on(recorded(
+                    &*work, &make, &args, time, seed, &prefix, &pids, &history,
+                ))?);
+            } else if side == "A" {
                 a = Some(runtime.block_on(bare(&*work, &make, &args, time, seed, &prefix, &pids)));
             } else {
+                let make: MakeClient<'_> = match &make_external {
+                    Some(external) => external,
+                    None => &make,
+                };
                 let dir = tmp.path().join(format!("run{run}"));
                 std::fs::create_dir_all(&dir)?;
                 let history = dir.join("history.jsonl");
@@ -334,6 +361,34 @@ fn main() -> Result<()> {
         bail!("a recorded history did not check valid");
     }
     Ok(())
+}
+
+/// The clients of `--client-command`, one program per worker over `nodes`,
+/// their stderr in `dir`'s client log; `None` without the flag.
+fn external_clients(
+    args: &Args,
+    nodes: &[NodeInfo],
+    dir: &Path,
+) -> Result<Option<ExternalClients>> {
+    let Some(command) = &args.client_command else {
+        return Ok(None);
+    };
+    let spec = TestSpec {
+        workload: args.workload,
+        concurrency: args.concurrency,
+        keys: args.keys,
+        client: Some(ClientSpec {
+            command: command.clone(),
+            vars: Default::default(),
+        }),
+        ..TestSpec::default()
+    };
+    let clients = ExternalClients::new(&spec, nodes, dir).map_err(anyhow::Error::msg)?;
+    println!(
+        "B's client: {command} (one process per worker, stderr in {})",
+        dir.display()
+    );
+    Ok(Some(clients))
 }
 
 /// The `faultline` binary for the nodes.
@@ -635,6 +690,10 @@ fn micro(args: &Args, dir: &Path) -> Result<()> {
         },
     );
     let make = |_: usize| Box::new(NullClient) as Box<dyn Client>;
+    let external = external_clients(args, &[], dir)?;
+    let make_external = external
+        .as_ref()
+        .map(|e| move |w: usize| Box::new(e.client(w)) as Box<dyn Client>);
     let time = Duration::from_secs_f64(args.seconds);
     let mut pairs = Vec::new();
     for run in 0..args.runs {
@@ -643,9 +702,25 @@ fn micro(args: &Args, dir: &Path) -> Result<()> {
         let mut a = None;
         let mut b = None;
         for side in if run % 2 == 0 { ["B", "A"] } else { ["A", "B"] } {
-            if side == "A" {
+            if side == "A" && external.is_some() {
+                let builtin = dir.join(format!("micro-builtin{run}.jsonl"));
+                a = Some(runtime.block_on(recorded(
+                    &*work,
+                    &make,
+                    args,
+                    time,
+                    seed,
+                    "m-",
+                    &[],
+                    &builtin,
+                ))?);
+            } else if side == "A" {
                 a = Some(runtime.block_on(bare(&*work, &make, args, time, seed, "m-", &[])));
             } else {
+                let make: MakeClient<'_> = match &make_external {
+                    Some(external) => external,
+                    None => &make,
+                };
                 b = Some(runtime.block_on(recorded(
                     &*work,
                     &make,
@@ -733,6 +808,20 @@ fn report(pairs: &[(Side, Side)], args: &Args) {
         median(&mut a_sw),
         median(&mut b_sw)
     );
+    if args.client_command.is_some() {
+        let mut added: Vec<f64> = pairs
+            .iter()
+            .map(|(a, b)| b.cpu_per_op() - a.cpu_per_op())
+            .collect();
+        let added = median(&mut added);
+        println!(
+            "client protocol: A = built-in client, B = {:?}; harness CPU the protocol adds per op \
+             (median of B - A): {added:.1} µs (target < 20 µs: {}); B/A ops/s {mr:.3}",
+            args.client_command.as_deref().unwrap_or_default(),
+            if added < 20.0 { "met" } else { "MISSED" }
+        );
+        return;
+    }
     println!(
         "verdict: recorded {mb:.0} ops/s (target >= 5000: {}); overhead {:.1}% (target < 10%: {}); \
          {} workers, {} nodes, {} s per side",

@@ -401,3 +401,64 @@ fn the_node_js_register_client_keeps_the_strong_mode_valid() {
     assert_eq!(ran.code, Some(0), "{}", ran.out);
     assert!(ran.history.iter().any(|o| o["type"] == "ok"));
 }
+
+#[test]
+#[ignore = "client protocol e2e: about 10 s; run with --ignored"]
+fn a_client_table_replaces_the_clients_of_a_built_in_system_too() {
+    if !python3() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs python3"
+        );
+        return;
+    }
+    // The built-in target-node system (no [db] table): its nodes, faults
+    // and checker, with the Python program as every worker's client.
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clients/python");
+    let test = dir.path().join("test.toml");
+    std::fs::write(
+        &test,
+        format!(
+            "system = \"target-node\"\nnodes = 3\nworkload = \"register\"\nnemesis = [\"partition\"]\n\
+             concurrency = 3\nrate = 100\n[client]\ncommand = \"python3 {{dir}}/client.py\"\n\
+             vars = {{ dir = \"{}\" }}\n",
+            example.display()
+        ),
+    )
+    .unwrap();
+    let ran = run(dir.path(), &test, &["--time-limit", "6s", "--seed", "7"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.history.iter().filter(|o| o["type"] == "ok").count() > 100);
+    let log = std::fs::read_to_string(ran.run.join("client.log")).unwrap();
+    assert!(log.contains("client.py"), "{log}");
+}
+
+#[test]
+fn at_the_end_a_client_sees_its_stdin_closed_then_sigterm_if_it_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keeps to the protocol, then outstays the end of its stdin.
+    let sh = script(
+        dir.path(),
+        "c.sh",
+        r#"trap 'echo got-sigterm >&2; exit 0' TERM
+while read -r line; do
+  case "$line" in
+    *'"type":"init"'*) echo '{"type":"init_ok"}' ;;
+    *) id=${line#*\"id\":}; id=${id%%,*}
+       echo "{\"id\":$id,\"type\":\"fail\",\"error\":\"refused\"}" ;;
+  esac
+done
+echo stdin-closed >&2
+while true; do sleep 0.1; done
+"#,
+    );
+    let test = test_file(dir.path(), "sh {script}", &sh, "time-limit = \"1s\"");
+    let ran = run(dir.path(), &test, &[]);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    let log = std::fs::read_to_string(ran.run.join("client.log")).unwrap();
+    let closed = log.find("stdin-closed").expect("stdin closed at the end");
+    let term = log.find("got-sigterm").expect("SIGTERM after the grace");
+    assert!(closed < term, "{log}");
+}

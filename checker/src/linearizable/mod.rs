@@ -24,6 +24,7 @@
 pub mod search;
 mod shrink;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -130,8 +131,9 @@ pub struct OpRef {
     /// `ok`, or `info` for indeterminate ops.
     #[serde(rename = "type")]
     pub op_type: &'static str,
-    /// The function.
-    pub f: String,
+    /// The function: borrowed for the common names, so explaining a long
+    /// prefix allocates no string per op.
+    pub f: Cow<'static, str>,
     /// The value.
     pub value: Value,
     /// Invocation time (ns), when recorded.
@@ -150,11 +152,23 @@ impl OpRef {
                 Outcome::Ok => "ok",
                 Outcome::Indeterminate => "info",
             },
-            f: call.f.to_string(),
+            f: function_name(call.f),
             value: call.value.clone(),
             time: call.invoke_time,
             complete_time: call.complete_time,
         }
+    }
+}
+
+/// `f` as a name that allocates nothing when it is one the models know.
+fn function_name(f: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 12] = [
+        "read", "write", "cas", "acquire", "release", "add", "enqueue", "dequeue", "get", "put",
+        "append", "txn",
+    ];
+    match KNOWN.iter().find(|&&k| k == f) {
+        Some(&k) => Cow::Borrowed(k),
+        None => Cow::Owned(f.to_string()),
     }
 }
 

@@ -57,6 +57,10 @@ struct Writer {
 pub(crate) struct KeyOrder {
     pub elems: Vec<i64>,
     pub writers: Vec<u32>,
+    /// Per element: its writer appended to the key again later in its txn
+    /// (false where `writers` is NONE). With `writers`, what G1b asks of a
+    /// read that is a prefix of the order, without a hash lookup.
+    intermediate: Vec<bool>,
     /// Whether some element was appended by a failed txn.
     pub any_failed: bool,
     /// Committed appends no read saw, as (element, writer): after every
@@ -117,7 +121,15 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
     let n = Namer { h };
     let txns = &h.txns;
     let nkeys = h.keys.len();
-    let mut writers: FxHashMap<(u32, i64), Writer> = FxHashMap::default();
+    // Sized for every append up front: it is the largest table here, and
+    // growing it rehashes every entry again.
+    let appends = txns
+        .iter()
+        .flat_map(|txn| h.mops(txn))
+        .filter(|m| matches!(m, Mop::Append { .. }))
+        .count();
+    let mut writers: FxHashMap<(u32, i64), Writer> =
+        FxHashMap::with_capacity_and_hasher(appends, Default::default());
     let mut longest: Vec<Option<ListRef>> = vec![None; nkeys];
     // Info txns with an append some read saw: they committed.
     let mut seen_info: rustc_hash::FxHashSet<u32> = rustc_hash::FxHashSet::default();
@@ -161,6 +173,9 @@ pub(crate) fn infer(h: &TxnHistory) -> Inferred {
             if seen.insert(e) {
                 order.elems.push(e);
                 let w = writers.get_mut(&(key as u32, e));
+                order
+                    .intermediate
+                    .push(w.as_ref().is_some_and(|w| !w.last_of_txn));
                 order.writers.push(w.map_or(NONE, |w| {
                     w.placed = true;
                     if w.info {
@@ -282,7 +297,21 @@ fn reads(
         for (e, w) in aborted {
             out.anomalies.push(aborted_read(n, &read, e, w));
         }
-        if let Some(anomaly) = intermediate_read(n, &read, writers) {
+        // For a prefix, the writer of its last element is the order's at
+        // that place (the same entry of `writers`), found without hashing.
+        let last_writer = match read.list.len() {
+            len if prefix && len > 0 => {
+                let order = &out.orders[key as usize];
+                let txn = order.writers[len - 1];
+                (txn != NONE).then(|| (txn, !order.intermediate[len - 1]))
+            }
+            _ => read
+                .list
+                .last()
+                .and_then(|&last| writers.get(&(key, last)))
+                .map(|w| (w.txn, w.last_of_txn)),
+        };
+        if let Some(anomaly) = intermediate_read(n, &read, last_writer) {
             out.anomalies.push(anomaly);
         }
         if prefix {
@@ -373,21 +402,19 @@ fn aborted_read(n: &Namer, r: &Read, e: i64, w: u32) -> TxnAnomaly {
 }
 
 /// G1b: the read ends in an append that its txn followed with another.
-fn intermediate_read(
-    n: &Namer,
-    r: &Read,
-    writers: &FxHashMap<(u32, i64), Writer>,
-) -> Option<TxnAnomaly> {
+/// `last_writer`: the txn that appended the read's last element and whether
+/// that was its last append to the key.
+fn intermediate_read(n: &Namer, r: &Read, last_writer: Option<(u32, bool)>) -> Option<TxnAnomaly> {
     let last = r.list.last()?;
-    let w = writers.get(&(r.key, *last))?;
-    if w.txn == r.t || w.last_of_txn || n.status(w.txn) == Status::Fail {
+    let (txn, last_of_txn) = last_writer?;
+    if txn == r.t || last_of_txn || n.status(txn) == Status::Fail {
         return None;
     }
     let text = format!(
         "{} read key {} as {}, ending in {}, an intermediate append of {} which appended to key {} again later",
-        n.t(r.t), n.k(r.key), shown(r.list), last, n.t(w.txn), n.k(r.key)
+        n.t(r.t), n.k(r.key), shown(r.list), last, n.t(txn), n.k(r.key)
     );
-    Some(anomaly(n, super::G1B, &[w.txn, r.t], r.key, text))
+    Some(anomaly(n, super::G1B, &[txn, r.t], r.key, text))
 }
 
 /// The wr edge from the writer of the read's last element, and the rw edge
