@@ -106,7 +106,7 @@ pub struct RunArgs {
     /// The test's name (its directory in the store).
     #[arg(long)]
     pub name: Option<String>,
-    /// The system under test: target-node, etcd, redis, postgres, or custom (the --test
+    /// The system under test: target-node, etcd, redis, postgres, postgres-ha, or custom (the --test
     /// file's `[db]` command templates); `faultline systems` lists them
     /// [default: target-node].
     #[arg(long)]

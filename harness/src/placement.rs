@@ -47,6 +47,22 @@ pub trait Placement: Send + Sync {
     fn command(&self, node: &str, command: Command) -> Result<Command, PlacementError>;
 }
 
+/// One placement shared by several parts of a system (a database and the
+/// store its HA manager keeps state in, on the same nodes).
+impl<P: Placement + ?Sized> Placement for std::sync::Arc<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn address(&self, node: &str) -> Result<IpAddr, PlacementError> {
+        (**self).address(node)
+    }
+
+    fn command(&self, node: &str, command: Command) -> Result<Command, PlacementError> {
+        (**self).command(node, command)
+    }
+}
+
 /// Every node on `127.0.0.1`, here; commands unchanged.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Loopback;

@@ -557,6 +557,7 @@ mod tests {
                     "etcd" => "etcd",
                     "redis" => "redis",
                     "postgres" => "postgres",
+                    "postgres-ha" => "postgres-ha",
                     _ => "target-node",
                 };
                 assert_eq!(cell.test.system_name(), system, "{}", cell.name);

@@ -632,7 +632,18 @@ mod tests {
             }
         }
         names.sort();
-        assert_eq!(names, ["ci", "demo", "etcd", "modes", "postgres", "redis"]);
+        assert_eq!(
+            names,
+            [
+                "ci",
+                "demo",
+                "etcd",
+                "modes",
+                "postgres",
+                "postgres-ha",
+                "redis"
+            ]
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@
 //!   each node and its Sentinel in a per-node namespace.
 //! - [`postgres`]: one PostgreSQL 15 server from Debian, over tokio-postgres
 //!   (append, rw-register, register) at a chosen isolation level.
+//! - [`postgres_ha`]: PostgreSQL 15 streaming replication with failover by
+//!   Patroni over etcd (set, append, rw-register, register), each node in a
+//!   per-node namespace.
 
 pub mod custom;
 pub mod db;
@@ -38,6 +41,7 @@ pub mod etcd;
 pub(crate) mod members;
 pub mod net;
 pub mod postgres;
+pub mod postgres_ha;
 pub(crate) mod process;
 pub mod redis;
 pub mod target_node;
@@ -52,19 +56,20 @@ use db::{Db, DbError, NodeInfo};
 use nemesis::Fault;
 
 pub use etcd::{EtcdArgs, EtcdOptions, EtcdReads};
-pub use postgres::{PgIsolation, PostgresArgs, PostgresOptions};
+pub use postgres::{PgIsolation, PgSync, PostgresArgs, PostgresOptions};
 pub use redis::{RedisArgs, RedisOptions, RedisReads};
 pub use target_node::{
     Election, Fsync, NodeArgs, Reads, TargetNodeArgs, TargetNodeOptions, Topology, WriteConcern,
 };
 
 /// Every system, in the order `faultline systems` lists them.
-pub const SYSTEMS: [&dyn System; 5] = [
+pub const SYSTEMS: [&dyn System; 6] = [
     &target_node::TargetNode,
     &custom::Custom,
     &etcd::Etcd,
     &redis::Redis,
     &postgres::Postgres,
+    &postgres_ha::PostgresHa,
 ];
 
 /// The system a test runs on when it names none (and has no `[db]` table).

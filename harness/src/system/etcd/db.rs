@@ -56,6 +56,9 @@ pub struct EtcdConfig {
     pub ready_timeout: Duration,
     /// How long a stop waits after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// Serve the v2 API beside v3 (`--enable-v2`), for clients that speak
+    /// only v2 (Patroni's `etcd` store).
+    pub enable_v2: bool,
 }
 
 impl EtcdConfig {
@@ -69,6 +72,7 @@ impl EtcdConfig {
             token,
             ready_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
+            enable_v2: false,
         }
     }
 }
@@ -189,10 +193,14 @@ impl EtcdDb {
             ("--initial-cluster-state", "new".into()),
             ("--initial-cluster-token", self.config.token.clone()),
         ];
-        Ok(pairs
+        let mut args: Vec<String> = pairs
             .into_iter()
             .flat_map(|(k, v)| [k.to_string(), v])
-            .collect())
+            .collect();
+        if self.config.enable_v2 {
+            args.push("--enable-v2=true".into());
+        }
+        Ok(args)
     }
 
     fn index(&self, node: &str) -> Result<usize, DbError> {

@@ -35,13 +35,29 @@
 //! - anything that only reads (a `read`, a read-only transaction): `fail`
 //!   whatever went wrong, a read changes nothing.
 //!
+//! - set: `set_elements (e bigint primary key)`, an add an `INSERT` (one
+//!   autocommit statement, so the `COMMIT` rule), a read `SELECT e FROM
+//!   set_elements ORDER BY e`.
+//!
+//! # Where connections go
+//! To one server ([`Target::Local`]), or ([`Target::Primary`], streaming
+//! replication) to whichever node takes writes: the nodes are tried in
+//! order (the worker's own first), each with libpq's
+//! `target_session_attrs=read-write` (tokio-postgres asks the server
+//! `SHOW transaction_read_only` and moves on when it is a hot standby), and
+//! the first that takes writes is kept until the connection breaks or a
+//! call is cut off — as libpq multi-host clients do: a primary cut off
+//! from its peers goes on taking this client's writes while it answers.
+//!
 //! A call cut off by the timeout wrapper leaves the connection mid-way; the
 //! next call sees it unfinished and opens a new one (dropping the old one
 //! aborts whatever it had not committed).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio_postgres::config::TargetSessionAttrs;
 use tokio_postgres::{Client as Connection, NoTls, Statement};
 
 use super::options::PgIsolation;
@@ -53,7 +69,8 @@ use crate::workload::{is_read_only, WorkloadKind};
 pub const SCHEMA: &str = "\
     CREATE TABLE IF NOT EXISTS list_append (k int PRIMARY KEY, v text NOT NULL);\n\
     CREATE TABLE IF NOT EXISTS rw_register (k int PRIMARY KEY, v bigint NOT NULL);\n\
-    CREATE TABLE IF NOT EXISTS register (k int PRIMARY KEY, v bigint NOT NULL);";
+    CREATE TABLE IF NOT EXISTS register (k int PRIMARY KEY, v bigint NOT NULL);\n\
+    CREATE TABLE IF NOT EXISTS set_elements (e bigint PRIMARY KEY);";
 
 /// The statements of every workload, prepared on each connection.
 struct Statements {
@@ -64,9 +81,11 @@ struct Statements {
     write_register: Statement,
     cas_register: Statement,
     read_register: Statement,
+    add_element: Statement,
+    read_set: Statement,
 }
 
-const SQL: [&str; 7] = [
+const SQL: [&str; 9] = [
     "INSERT INTO list_append AS t (k, v) VALUES ($1, $2) \
      ON CONFLICT (k) DO UPDATE SET v = t.v || ',' || excluded.v",
     "SELECT v FROM list_append WHERE k = $1",
@@ -77,18 +96,45 @@ const SQL: [&str; 7] = [
      ON CONFLICT (k) DO UPDATE SET v = excluded.v",
     "UPDATE register SET v = $3 WHERE k = $1 AND v = $2",
     "SELECT v FROM register WHERE k = $1",
+    "INSERT INTO set_elements (e) VALUES ($1)",
+    "SELECT e FROM set_elements ORDER BY e",
 ];
 
 /// An open connection and its prepared statements.
 struct Session {
     connection: Connection,
     statements: Statements,
+    /// The node it is connected to.
+    node: String,
+}
+
+/// Where a client's connections go (see the module docs).
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The one server, node `node` on 127.0.0.1:`port`.
+    Local {
+        /// Its node id.
+        node: String,
+        /// Its port.
+        port: u16,
+    },
+    /// Whichever of these nodes (id, address) takes writes, tried in order.
+    Primary(Vec<(String, SocketAddr)>),
+}
+
+impl Target {
+    /// The node named when no connection is open.
+    fn first_node(&self) -> String {
+        match self {
+            Target::Local { node, .. } => node.clone(),
+            Target::Primary(nodes) => nodes.first().map(|n| n.0.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// One worker's client.
 pub struct PgClient {
-    port: u16,
-    node: String,
+    target: Target,
     isolation: PgIsolation,
     workload: WorkloadKind,
     connect_timeout: Duration,
@@ -110,10 +156,26 @@ enum Stage {
 /// (TCP and the startup exchange) within `timeout`; the connection's task
 /// runs on the current runtime.
 pub async fn connect(port: u16, timeout: Duration) -> Result<Connection, String> {
+    connect_to(
+        ([127, 0, 0, 1], port).into(),
+        TargetSessionAttrs::Any,
+        timeout,
+    )
+    .await
+}
+
+/// Connects to the server at `addr` as `postgres`, accepting it only if it
+/// has `attrs` (read-write: not a hot standby), within `timeout`.
+pub async fn connect_to(
+    addr: SocketAddr,
+    attrs: TargetSessionAttrs,
+    timeout: Duration,
+) -> Result<Connection, String> {
     let mut config = tokio_postgres::Config::new();
     config
-        .host("127.0.0.1")
-        .port(port)
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .target_session_attrs(attrs)
         .user("postgres")
         .dbname("postgres")
         .application_name("faultline")
@@ -144,7 +206,12 @@ pub async fn probe(port: u16, timeout: Duration) -> Result<(), String> {
 
 /// Creates the workloads' tables ([`SCHEMA`]).
 pub async fn create_tables(port: u16, timeout: Duration) -> Result<(), String> {
-    let client = connect(port, timeout).await?;
+    create_tables_at(([127, 0, 0, 1], port).into(), timeout).await
+}
+
+/// Creates the workloads' tables ([`SCHEMA`]) on the server at `addr`.
+pub async fn create_tables_at(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    let client = connect_to(addr, TargetSessionAttrs::ReadWrite, timeout).await?;
     client.batch_execute(SCHEMA).await.map_err(|e| describe(&e))
 }
 
@@ -159,9 +226,23 @@ impl PgClient {
         workload: WorkloadKind,
         timeout: Duration,
     ) -> PgClient {
-        PgClient {
-            port,
+        let target = Target::Local {
             node: node.to_string(),
+            port,
+        };
+        PgClient::to(target, isolation, workload, timeout)
+    }
+
+    /// A client whose connections go to `target`, otherwise as
+    /// [`PgClient::new`].
+    pub fn to(
+        target: Target,
+        isolation: PgIsolation,
+        workload: WorkloadKind,
+        timeout: Duration,
+    ) -> PgClient {
+        PgClient {
+            target,
             isolation,
             workload,
             connect_timeout: timeout,
@@ -192,8 +273,28 @@ impl PgClient {
         Ok(())
     }
 
+    /// A connection where [`Target`] says, and the node it is to.
+    async fn connection(&self) -> Result<(Connection, String), String> {
+        let nodes = match &self.target {
+            Target::Local { node, port } => {
+                let connection = connect(*port, self.connect_timeout).await?;
+                return Ok((connection, node.clone()));
+            }
+            Target::Primary(nodes) => nodes,
+        };
+        let mut why = Vec::new();
+        for (node, addr) in nodes {
+            let attempt = connect_to(*addr, TargetSessionAttrs::ReadWrite, self.connect_timeout);
+            match attempt.await {
+                Ok(connection) => return Ok((connection, node.clone())),
+                Err(e) => why.push(format!("{node}: {e}")),
+            }
+        }
+        Err(format!("no node takes writes: {}", why.join("; ")))
+    }
+
     async fn open(&self) -> Result<Session, String> {
-        let connection = connect(self.port, self.connect_timeout).await?;
+        let (connection, node) = self.connection().await?;
         let level = self.isolation.sql();
         let set = format!("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}");
         connection
@@ -204,8 +305,8 @@ impl PgClient {
         for sql in SQL {
             prepared.push(connection.prepare(sql).await.map_err(|e| describe(&e))?);
         }
-        let [append, read_list, write_rw, read_rw, write_register, cas_register, read_register] =
-            <[Statement; 7]>::try_from(prepared).expect("one statement per SQL text");
+        let [append, read_list, write_rw, read_rw, write_register, cas_register, read_register, add_element, read_set] =
+            <[Statement; 9]>::try_from(prepared).expect("one statement per SQL text");
         let statements = Statements {
             append,
             read_list,
@@ -214,22 +315,31 @@ impl PgClient {
             write_register,
             cas_register,
             read_register,
+            add_element,
+            read_set,
         };
         Ok(Session {
             connection,
             statements,
+            node,
         })
     }
 
-    async fn perform(&mut self, op: &Invocation) -> Completion {
+    /// The op's completion and the node it ran on.
+    async fn perform(&mut self, op: &Invocation) -> (Completion, String) {
         let value = op.value.clone();
         let read_only = is_read_only(op);
+        let first = self.target.first_node();
         if let Err(e) = self.ensure_session().await {
-            return Completion::fail(value, format!("not connected: {e}"));
+            return (
+                Completion::fail(value, format!("not connected: {e}")),
+                first,
+            );
         }
         let Some(session) = self.session.as_ref() else {
-            return Completion::fail(value, "not connected");
+            return (Completion::fail(value, "not connected"), first);
         };
+        let node = session.node.clone();
         // Cleared only when the call runs to its end (see the module docs).
         self.unfinished = true;
         let outcome = match op.f.as_str() {
@@ -237,16 +347,18 @@ impl PgClient {
                 let micro_ops = value.as_array().cloned().unwrap_or_default();
                 txn(session, self.workload, &micro_ops).await
             }
+            f if self.workload == WorkloadKind::Set => set_op(session, f, &value).await,
             f => {
                 let key = op.key.as_deref().unwrap_or_default();
                 register_op(session, f, key, &value).await
             }
         };
         self.unfinished = false;
-        match outcome {
+        let completion = match outcome {
             Ok(done) => done,
             Err(e) => e.completion(value, read_only),
-        }
+        };
+        (completion, node)
     }
 }
 
@@ -408,6 +520,27 @@ pub fn parse_list(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A set op: an add (one autocommit `INSERT`) or a read of every element.
+async fn set_op(session: &Session, f: &str, value: &Value) -> Result<Completion, OpError> {
+    let connection = &session.connection;
+    let s = &session.statements;
+    let commit = |e| OpError::Sql(Stage::Commit, e);
+    match f {
+        "add" => {
+            let element = int_value(value)?;
+            let add = connection.execute(&s.add_element, &[&element]).await;
+            add.map_err(commit)?;
+            Ok(Completion::ok(value.clone()))
+        }
+        "read" => {
+            let rows = connection.query(&s.read_set, &[]).await.map_err(commit)?;
+            let elements = rows.iter().map(|row| json!(row.get::<_, i64>(0)));
+            Ok(Completion::ok(Value::Array(elements.collect())))
+        }
+        other => Err(OpError::Bad(format!("unknown op {other}"))),
+    }
+}
+
 /// A register op: one autocommit statement.
 async fn register_op(
     session: &Session,
@@ -448,8 +581,8 @@ async fn register_op(
 impl Client for PgClient {
     fn invoke<'a>(&'a mut self, op: &'a Invocation) -> BoxFuture<'a, Completion> {
         Box::pin(async move {
-            let node = self.node.clone();
-            self.perform(op).await.from_node(node)
+            let (completion, node) = self.perform(op).await;
+            completion.from_node(node)
         })
     }
 }

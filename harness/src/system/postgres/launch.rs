@@ -49,6 +49,10 @@ pub const CREATED_USER: &str = "faultline-pg";
 const PRIVATE_SHM: &str =
     "mount -t tmpfs -o mode=1777,size=256m faultline-shm /dev/shm && exec \"$@\"";
 
+/// [`PRIVATE_SHM`], and a `/proc` of the node's own PID namespace.
+const PRIVATE_SHM_AND_PROC: &str = "mount -t tmpfs -o mode=1777,size=256m faultline-shm /dev/shm \
+     && mount -t proc faultline-proc /proc && exec \"$@\"";
+
 /// The unprivileged user PostgreSQL runs as (when the harness is root).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerUser {
@@ -144,9 +148,38 @@ pub fn command(
     user: Option<&ServerUser>,
     faketime: Option<&Faketime>,
 ) -> Command {
+    wrapped(&bin_dir.join(program), args, user, faketime, Proc::Host)
+}
+
+/// Which `/proc` a wrapped program sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proc {
+    /// The host's (the node's pids are namespace-local, `/proc`'s are
+    /// not: enough for a program that never looks a pid up there).
+    Host,
+    /// One mounted for the node's PID namespace (root only, in the
+    /// wrapper's mount namespace): Patroni finds its postmaster by the pid
+    /// in `postmaster.pid` through `/proc`, and with the host's it would
+    /// look at some other process.
+    Own,
+}
+
+/// Any program that runs PostgreSQL (`postgres` itself, or Patroni, which
+/// forks it) with `args`, wrapped as the module docs say.
+pub fn wrapped(
+    program: &Path,
+    args: &[String],
+    user: Option<&ServerUser>,
+    faketime: Option<&Faketime>,
+    proc: Proc,
+) -> Command {
     let mut command = Command::new("unshare");
+    let script = match proc {
+        Proc::Host => PRIVATE_SHM,
+        Proc::Own => PRIVATE_SHM_AND_PROC,
+    };
     match user {
-        Some(_) => command.args(["--ipc", "--mount", "--", "sh", "-c", PRIVATE_SHM, "sh"]),
+        Some(_) => command.args(["--ipc", "--mount", "--", "sh", "-c", script, "sh"]),
         // Not root: mount(8) refuses a user that is not root in its user
         // namespace, and PostgreSQL refuses one that is, so no private
         // /dev/shm (see the module docs).
@@ -171,7 +204,7 @@ pub fn command(
         // Skew the wall clock only; timeouts and timers keep real time.
         command.arg("FAKETIME_DONT_FAKE_MONOTONIC=1");
     }
-    command.arg(bin_dir.join(program)).args(args);
+    command.arg(program).args(args);
     command
 }
 

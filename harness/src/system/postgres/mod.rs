@@ -34,7 +34,7 @@ pub mod options;
 
 pub use client::PgClient;
 pub use db::{PostgresConfig, PostgresDb};
-pub use options::{PgIsolation, PostgresArgs, PostgresOptions};
+pub use options::{PgIsolation, PgSync, PostgresArgs, PostgresOptions};
 
 use super::{Deployment, System, SystemError, SystemOption};
 use crate::client::{BoxFuture, Client};
@@ -89,6 +89,12 @@ impl System for Postgres {
     fn check(&self, spec: &TestSpec) -> Result<(), String> {
         if spec.db.is_some() {
             return Err("a [db] table of command templates is the custom system's".into());
+        }
+        if spec.postgres.pg_sync == PgSync::On {
+            return Err(
+                "--pg-sync is for replication: --system postgres-ha (postgres is one server)"
+                    .into(),
+            );
         }
         if spec.nodes != 1 {
             return Err(format!(

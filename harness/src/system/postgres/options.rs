@@ -44,12 +44,46 @@ impl PgIsolation {
     }
 }
 
+/// How `postgres-ha`'s primary replicates to its standbys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSync {
+    /// Patroni's `synchronous_mode: true` with `synchronous_mode_strict:
+    /// true`: a commit waits until one standby (the one Patroni names in
+    /// `synchronous_standby_names`) has flushed it, and only that standby
+    /// may be promoted; with none reachable, commits wait.
+    On,
+    /// Asynchronous streaming replication (Patroni's and PostgreSQL's
+    /// default): a commit returns once the primary has flushed it.
+    #[default]
+    Off,
+}
+
+/// Which etcd API `postgres-ha`'s Patronis keep their state through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgDcs {
+    /// etcd's v2 API (Patroni's `etcd`, python-etcd; etcd with
+    /// `--enable-v2`): the leader renews its key with a compare-and-swap
+    /// on its own name.
+    #[default]
+    Etcd2,
+    /// etcd's v3 API (Patroni's `etcd3`, over the JSON gateway). In
+    /// Patroni 3.0.2 a leader whose key was taken while it was cut off can
+    /// write it back unconditionally (fixed in 3.0.3, patroni#2689).
+    Etcd3,
+}
+
 /// PostgreSQL's options in a test (keys of `--test` files and `test.json`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct PostgresOptions {
     /// The isolation level of every transaction.
     pub pg_isolation: PgIsolation,
+    /// `postgres-ha`: synchronous replication or not.
+    pub pg_sync: PgSync,
+    /// `postgres-ha`: the etcd API Patroni uses.
+    pub pg_dcs: PgDcs,
 }
 
 /// PostgreSQL's flags of `faultline run`; each overrides its key.
@@ -59,6 +93,14 @@ pub struct PostgresArgs {
     /// [default: serializable].
     #[arg(long, value_enum)]
     pub pg_isolation: Option<PgIsolation>,
+    /// postgres-ha: on (Patroni's strict synchronous mode) or off
+    /// (asynchronous) [default: off].
+    #[arg(long, value_enum)]
+    pub pg_sync: Option<PgSync>,
+    /// postgres-ha: the etcd API Patroni keeps its state through, etcd2 or
+    /// etcd3 [default: etcd2].
+    #[arg(long, value_enum)]
+    pub pg_dcs: Option<PgDcs>,
 }
 
 impl PostgresArgs {
@@ -67,16 +109,42 @@ impl PostgresArgs {
         if let Some(isolation) = self.pg_isolation {
             options.pg_isolation = isolation;
         }
+        if let Some(sync) = self.pg_sync {
+            options.pg_sync = sync;
+        }
+        if let Some(dcs) = self.pg_dcs {
+            options.pg_dcs = dcs;
+        }
     }
 }
 
-/// The options as `faultline systems` lists them.
-pub const OPTIONS: [SystemOption; 1] = [SystemOption {
+/// `--pg-isolation`, as `faultline systems` lists it.
+const ISOLATION: SystemOption = SystemOption {
     key: "pg-isolation",
     values: "read-committed|repeatable-read|serializable",
     default: "serializable",
     about: "every transaction's isolation level; checked against the model it promises",
-}];
+};
+
+/// `postgres`'s options as `faultline systems` lists them.
+pub const OPTIONS: [SystemOption; 1] = [ISOLATION];
+
+/// `postgres-ha`'s options as `faultline systems` lists them.
+pub const HA_OPTIONS: [SystemOption; 3] = [
+    ISOLATION,
+    SystemOption {
+        key: "pg-sync",
+        values: "on|off",
+        default: "off",
+        about: "Patroni's strict synchronous mode (on) or asynchronous replication (off)",
+    },
+    SystemOption {
+        key: "pg-dcs",
+        values: "etcd2|etcd3",
+        default: "etcd2",
+        about: "the etcd API Patroni keeps its leader key through",
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -88,6 +156,14 @@ mod tests {
         assert_eq!(
             OPTIONS[0].default,
             mode_name(PostgresOptions::default().pg_isolation)
+        );
+        assert_eq!(
+            HA_OPTIONS[1].default,
+            mode_name(PostgresOptions::default().pg_sync)
+        );
+        assert_eq!(
+            HA_OPTIONS[2].default,
+            mode_name(PostgresOptions::default().pg_dcs)
         );
     }
 
