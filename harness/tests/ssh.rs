@@ -452,7 +452,18 @@ fn a_sigkilled_harness_leaves_the_hosts_clean_after_faultline_cleanup() {
         state.contains("10.77.0.2") && state.contains("StrictHostKeyChecking=no"),
         "state.json names the hosts and the ssh options: {state}"
     );
-    let before: Vec<String> = (0..3).flat_map(|i| left_on_host(&hosts, i, &run)).collect();
+    // The nemesis records its invocation before the rules are in: wait
+    // for the run's table to be on a host.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let before: Vec<String> = (0..3).flat_map(|i| left_on_host(&hosts, i, &run)).collect();
+        let ready = before.iter().any(|l| l.contains("faultline_"))
+            && before.iter().any(|l| l.contains("node"));
+        if ready || std::time::Instant::now() > deadline {
+            break before;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         before.iter().any(|l| l.contains("faultline_"))
             && before.iter().any(|l| l.contains("node")),
